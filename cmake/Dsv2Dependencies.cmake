@@ -30,7 +30,10 @@ target_include_directories(dsv2_cli11 SYSTEM INTERFACE ${DSV2_CLI11_INCLUDE})
 
 # spdlog + fmt. Debian ships a compiled spdlog over an external fmt; where no package is installed
 # (the GPU machine) both are used header-only from the carried folder.
-find_package(spdlog QUIET)
+# A carried folder wins: the GPU machine may have a different spdlog/fmt build than the headers we carry.
+if(NOT (DSV2_EXTRA_INCLUDE_DIR AND EXISTS ${DSV2_EXTRA_INCLUDE_DIR}/spdlog))
+  find_package(spdlog QUIET)
+endif()
 if(spdlog_FOUND)
   add_library(dsv2_spdlog INTERFACE)
   target_link_libraries(dsv2_spdlog INTERFACE spdlog::spdlog)
