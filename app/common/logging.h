@@ -9,8 +9,8 @@ namespace dsv2::app {
 
 struct LoggingOptions {
     std::string appName = "dsv2";
-    bool toFile = false;     // rotating file under logDirectory()
-    bool verbose = false;    // debug level instead of info
+    bool toFile = false;        // rotating file under logDirectory()
+    bool verbose = false;       // debug level instead of info
     bool quietConsole = false;  // console shows warnings and errors only (CLI default)
 };
 

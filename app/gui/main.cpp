@@ -72,8 +72,10 @@ int main(int argc, char** argv) {
         const QString path = parser.value(screenshotOption);
         QTimer::singleShot(500, &window, [&window, path] {
             const bool saved = window.grab().save(path, "PNG");
-            if (saved) spdlog::info("screenshot saved to {}", path.toStdString());
-            else spdlog::error("could not save a screenshot to {}", path.toStdString());
+            if (saved)
+                spdlog::info("screenshot saved to {}", path.toStdString());
+            else
+                spdlog::error("could not save a screenshot to {}", path.toStdString());
             QApplication::exit(saved ? 0 : 1);
         });
     }

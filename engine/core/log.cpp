@@ -42,8 +42,7 @@ void log(LogLevel level, std::string_view message) {
     if (sink) {
         sink->log(level, message);
     } else if (level >= LogLevel::Warn) {
-        std::fprintf(stderr, "dsv2 %s: %.*s\n", levelName(level), static_cast<int>(message.size()),
-                     message.data());
+        std::fprintf(stderr, "dsv2 %s: %.*s\n", levelName(level), static_cast<int>(message.size()), message.data());
     }
 }
 

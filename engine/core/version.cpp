@@ -27,11 +27,9 @@ BuildInfo buildInfo() {
 std::string versionReport(const std::string& programName) {
     const BuildInfo info = buildInfo();
     std::ostringstream out;
-    out << programName << ' ' << info.version << " (commit " << info.gitCommit << ", " << info.buildType
-        << " build)\n";
+    out << programName << ' ' << info.version << " (commit " << info.gitCommit << ", " << info.buildType << " build)\n";
     out << "CUDA support: "
-        << (info.cudaCompiled ? "compiled in (CUDA " + info.cudaVersion + ")" : std::string("not compiled in"))
-        << '\n';
+        << (info.cudaCompiled ? "compiled in (CUDA " + info.cudaVersion + ")" : std::string("not compiled in")) << '\n';
     auto gpus = listGpus();
     if (!gpus.isOk()) {
         out << "GPUs: none usable: " << gpus.status().message() << '\n';
@@ -40,8 +38,8 @@ std::string versionReport(const std::string& programName) {
     } else {
         for (const GpuInfo& gpu : *gpus) {
             char line[256];
-            std::snprintf(line, sizeof line, "GPU %d: %s (compute %d.%d, %d SMs, %.1f GiB, %.1f GiB free)\n",
-                          gpu.index, gpu.name.c_str(), gpu.computeMajor, gpu.computeMinor, gpu.multiprocessors,
+            std::snprintf(line, sizeof line, "GPU %d: %s (compute %d.%d, %d SMs, %.1f GiB, %.1f GiB free)\n", gpu.index,
+                          gpu.name.c_str(), gpu.computeMajor, gpu.computeMinor, gpu.multiprocessors,
                           static_cast<double>(gpu.totalMemoryBytes) / (1ull << 30),
                           static_cast<double>(gpu.freeMemoryBytes) / (1ull << 30));
             out << line;

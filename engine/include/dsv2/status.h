@@ -11,16 +11,16 @@ namespace dsv2 {
 
 enum class StatusCode {
     Ok = 0,
-    InvalidArgument,  // the caller passed something unusable (bad token id, bad parameter)
-    NotFound,         // a file, tensor or key that should exist does not
-    InvalidData,      // a file exists but its content is malformed (bad JSON, lying header)
-    Unsupported,      // valid but not handled yet (an fp8 checkpoint, a Jinja construct)
-    OutOfRange,       // a limit was hit (context length, memory plan)
-    ResourceExhausted,// out of memory, disk, ...
-    Cancelled,        // the caller asked us to stop
-    Unavailable,      // no GPU, no driver, ...
-    IoError,          // the OS said no
-    Internal,         // a bug or a failed CUDA/cuBLAS call
+    InvalidArgument,    // the caller passed something unusable (bad token id, bad parameter)
+    NotFound,           // a file, tensor or key that should exist does not
+    InvalidData,        // a file exists but its content is malformed (bad JSON, lying header)
+    Unsupported,        // valid but not handled yet (an fp8 checkpoint, a Jinja construct)
+    OutOfRange,         // a limit was hit (context length, memory plan)
+    ResourceExhausted,  // out of memory, disk, ...
+    Cancelled,          // the caller asked us to stop
+    Unavailable,        // no GPU, no driver, ...
+    IoError,            // the OS said no
+    Internal,           // a bug or a failed CUDA/cuBLAS call
 };
 
 const char* statusCodeName(StatusCode code);
@@ -76,17 +76,16 @@ private:
 }  // namespace dsv2
 
 // Return early from a function returning Status or Result<T> when `expr` is not ok.
-#define DSV2_RETURN_IF_ERROR(expr)                                      \
-    do {                                                                \
-        ::dsv2::Status dsv2_status_ = (expr);                           \
-        if (!dsv2_status_.isOk()) return dsv2_status_;                  \
+#define DSV2_RETURN_IF_ERROR(expr)                     \
+    do {                                               \
+        ::dsv2::Status dsv2_status_ = (expr);          \
+        if (!dsv2_status_.isOk()) return dsv2_status_; \
     } while (0)
 
 #define DSV2_CONCAT_INNER_(a, b) a##b
 #define DSV2_CONCAT_(a, b) DSV2_CONCAT_INNER_(a, b)
 // DSV2_ASSIGN_OR_RETURN(auto x, makeX()); -> x is the value, or the function returns the Status.
-#define DSV2_ASSIGN_OR_RETURN(lhs, expr) \
-    DSV2_ASSIGN_OR_RETURN_IMPL_(DSV2_CONCAT_(dsv2_result_, __LINE__), lhs, expr)
+#define DSV2_ASSIGN_OR_RETURN(lhs, expr) DSV2_ASSIGN_OR_RETURN_IMPL_(DSV2_CONCAT_(dsv2_result_, __LINE__), lhs, expr)
 #define DSV2_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
     auto tmp = (expr);                              \
     if (!tmp.isOk()) return tmp.status();           \

@@ -19,7 +19,7 @@ BuildInfo buildInfo();
 
 struct GpuInfo {
     int index = 0;
-    std::string name;            // "NVIDIA H200"
+    std::string name;  // "NVIDIA H200"
     int computeMajor = 0;
     int computeMinor = 0;
     size_t totalMemoryBytes = 0;
