@@ -1,6 +1,7 @@
 // dsv2-chat: the desktop app.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QScreen>
 #include <QTimer>
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     QApplication::setOrganizationName(QStringLiteral("dsv2-chat"));
     QApplication::setApplicationVersion(QString::fromStdString(dsv2::buildInfo().version));
     QApplication::setDesktopFileName(QStringLiteral("dsv2-chat"));
+    QApplication::setWindowIcon(QIcon(QStringLiteral(":/icons/dsv2-chat.svg")));
 
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral("Chat locally with DeepSeek-V2-family models."));
