@@ -35,7 +35,7 @@ struct ModelConfig {
     int64_t moeIntermediateSize = 0;  // width of one routed expert
     int64_t numHiddenLayers = 0;
     int64_t numAttentionHeads = 0;
-    int64_t numKeyValueHeads = 0;     // informational; MLA has one latent "head"
+    int64_t numKeyValueHeads = 0;  // informational; MLA has one latent "head"
 
     std::optional<int64_t> qLoraRank;  // null on V2-Lite (plain q_proj)
     int64_t kvLoraRank = 0;            // 512

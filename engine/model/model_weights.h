@@ -10,18 +10,18 @@
 
 namespace dsv2 {
 
-struct MlpWeights {          // down(silu(gate(x)) * up(x))
-    TensorView gateProj;     // [inter, hidden]
-    TensorView upProj;       // [inter, hidden]
-    TensorView downProj;     // [hidden, inter]
+struct MlpWeights {       // down(silu(gate(x)) * up(x))
+    TensorView gateProj;  // [inter, hidden]
+    TensorView upProj;    // [inter, hidden]
+    TensorView downProj;  // [hidden, inter]
 };
 
 struct AttentionWeights {
     // Either qProj (V2-Lite) or qAProj + qALayernorm + qBProj (V2, q_lora_rank set).
-    TensorView qProj;        // [H·(nope+rope), hidden]
-    TensorView qAProj;       // [q_lora, hidden]
-    TensorView qALayernorm;  // [q_lora]
-    TensorView qBProj;       // [H·(nope+rope), q_lora]
+    TensorView qProj;           // [H·(nope+rope), hidden]
+    TensorView qAProj;          // [q_lora, hidden]
+    TensorView qALayernorm;     // [q_lora]
+    TensorView qBProj;          // [H·(nope+rope), q_lora]
     TensorView kvAProjWithMqa;  // [kv_lora + rope, hidden]: output is [c_kv | k_pe]
     TensorView kvALayernorm;    // [kv_lora]
     TensorView kvBProj;         // [H·(nope + v), kv_lora]: rows per head are [k_nope | v]
@@ -46,8 +46,8 @@ struct LayerWeights {
 struct ModelWeights {
     TensorView embedTokens;  // [vocab, hidden]
     std::vector<LayerWeights> layers;
-    TensorView norm;         // [hidden]
-    TensorView lmHead;       // [vocab, hidden]
+    TensorView norm;    // [hidden]
+    TensorView lmHead;  // [vocab, hidden]
 };
 
 }  // namespace dsv2

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,13 +17,25 @@ enum class DType : uint8_t {
     F16,
     F32,
     // Recognised in headers so that the error can say what they are, not yet computable:
-    F64, F8_E4M3, F8_E5M2, F8_E8M0, I8, U8, I16, U16, I32, U32, I64, U64, BOOL,
+    F64,
+    F8_E4M3,
+    F8_E5M2,
+    F8_E8M0,
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    BOOL,
     Unknown,
 };
 
-const char* dtypeName(DType dtype);     // "BF16", as written in safetensors headers
-size_t dtypeSize(DType dtype);          // bytes per element (0 for Unknown)
-bool dtypeComputable(DType dtype);      // BF16, F16, F32: what the engine can read
+const char* dtypeName(DType dtype);          // "BF16", as written in safetensors headers
+size_t dtypeSize(DType dtype);               // bytes per element (0 for Unknown)
+bool dtypeComputable(DType dtype);           // BF16, F16, F32: what the engine can read
 DType dtypeFromName(std::string_view name);  // "BF16" -> BF16; anything else -> Unknown
 
 struct TensorView {
@@ -42,6 +55,9 @@ struct TensorView {
     bool valid() const { return data != nullptr; }
     std::string shapeString() const;  // "[2048, 102400]"
 };
+
+// Tensors by hub name ("model.layers.0.self_attn.q_proj.weight"), sorted so that listings are stable.
+using TensorMap = std::map<std::string, TensorView>;
 
 // Widening helpers used by the CPU backend: the weights stay bf16/f16 in the mapping and are
 // converted on the fly, a row at a time.
