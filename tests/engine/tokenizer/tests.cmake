@@ -1,0 +1,5 @@
+# Tokenizer and chat-template suites (doctest; they run on the GPU machine too).
+dsv2_add_doctest(NAME tokenizer_test SOURCES
+  tokenizer/tokenizer_test.cpp
+  tokenizer/utf8_test.cpp
+)
