@@ -1,0 +1,45 @@
+#pragma once
+// Picks the next token from a row of logits: greedy (temperature 0) or sampling with HF's chain of
+// filters (repetition penalty, temperature, top-k, top-p, min-p), from a seeded generator so that
+// the same seed and logits give the same tokens on every backend and platform.
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "dsv2/generate.h"
+
+namespace dsv2 {
+
+class Sampler {
+public:
+    // `candidates`: only ids [0, candidates) may be picked (the tokenizer's size; checkpoints pad
+    // the vocabulary with rows no text maps to).
+    Sampler(const GenerateParams& params, int64_t candidates);
+
+    // `context` is every token the model has seen (for the repetition penalty).
+    int32_t sample(std::span<const float> logits, std::span<const int32_t> context);
+
+    uint64_t seed() const { return m_seed; }
+
+private:
+    GenerateParams m_params;
+    int64_t m_candidates;
+    uint64_t m_seed;
+    std::mt19937_64 m_rng;
+    std::vector<float> m_work;
+    std::vector<int32_t> m_order;
+};
+
+// The building blocks, separately testable.
+// HF's repetition penalty: for each distinct id in context, logit > 0 → logit / penalty, else · penalty.
+void applyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> context, double penalty);
+// Index of the largest value (the lowest index among equals).
+int32_t argmax(std::span<const float> values);
+// log-softmax of logits (n) into out (n), in double where it matters.
+void logSoftmax(const float* logits, int64_t n, float* out);
+// A uniform double in [0, 1) from 53 random bits (the same on every standard library).
+double uniform01(std::mt19937_64& rng);
+
+}  // namespace dsv2
