@@ -5,4 +5,10 @@ target_sources(dsv2_engine PRIVATE
   tokenizer/pre_tokenizer.cpp
   tokenizer/bpe_model.cpp
   tokenizer/tokenizer.cpp
+  tokenizer/jinja_value.cpp
+  tokenizer/jinja_lexer.cpp
+  tokenizer/jinja_parser.cpp
+  tokenizer/jinja_builtins.cpp
+  tokenizer/jinja_template.cpp
+  tokenizer/chat_template.cpp
 )
