@@ -1,0 +1,51 @@
+#pragma once
+// Small device helpers shared by the kernels: warp/block reductions and bf16 conversions.
+// Device-only (.cu files); no spdlog/fmt here.
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace dsv2::cuda {
+
+using bf16 = __nv_bfloat16;
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarpSize = 32;
+
+__host__ __device__ constexpr int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+__device__ __forceinline__ float warpSum(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warpMax(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, offset));
+    return v;
+}
+
+// Sum over the whole block; every thread gets the result. `scratch` holds >= 32 floats.
+// Contains __syncthreads(): every thread of the block must call it.
+__device__ __forceinline__ float blockSum(float v, float* scratch) {
+    const int lane = threadIdx.x % kWarpSize;
+    const int warp = threadIdx.x / kWarpSize;
+    const int nWarps = (blockDim.x + kWarpSize - 1) / kWarpSize;
+    v = warpSum(v);
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float total = lane < nWarps ? scratch[lane] : 0.0f;
+    return warpSum(total);
+}
+
+__device__ __forceinline__ float toFloat(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ bf16 toBf16(float v) { return __float2bfloat16_rn(v); }
+
+// silu(x) = x · sigmoid(x), in fp32.
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+
+}  // namespace dsv2::cuda

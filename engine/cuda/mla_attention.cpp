@@ -1,0 +1,156 @@
+#include "cuda/mla_attention.h"
+
+#include <string>
+
+#include "cuda/cublas_gemm.h"
+#include "cuda/mla_decode.h"
+#include "cuda/mla_prefill.h"
+
+namespace dsv2::cuda {
+
+int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
+    const int64_t qh = maxQ * g.n_heads;
+    return qh * g.kv_lora * (4 + 2) + qh * maxSplits * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
+           maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) * 2;
+}
+
+Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
+    MlaScratch s;
+    s.m_maxQ = maxQ;
+    s.m_maxSplits = maxSplits;
+    s.m_maxCtx = maxExpandedCtx;
+    const auto qh = static_cast<size_t>(maxQ * g.n_heads);
+    DSV2_ASSIGN_OR_RETURN(s.qLat, DeviceBuffer<float>::allocate(qh * g.kv_lora));
+    DSV2_ASSIGN_OR_RETURN(s.oLat, DeviceBuffer<__nv_bfloat16>::allocate(qh * g.kv_lora));
+    DSV2_ASSIGN_OR_RETURN(s.partialO, DeviceBuffer<float>::allocate(qh * maxSplits * g.kv_lora));
+    DSV2_ASSIGN_OR_RETURN(s.partialMl, DeviceBuffer<float>::allocate(qh * maxSplits * 2));
+    DSV2_ASSIGN_OR_RETURN(s.latent, DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
+    DSV2_ASSIGN_OR_RETURN(s.kv, DeviceBuffer<__nv_bfloat16>::allocate(
+                                    static_cast<size_t>(maxExpandedCtx * g.n_heads * g.kvbRowsPerHead())));
+    return s;
+}
+
+Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const MlaCall& call, MlaScratch& scratch,
+                            cudaStream_t stream) {
+    if (call.n_q == 0) return Status::ok();
+    const int64_t ctx = call.q_pos0 + call.n_q;
+    if (ctx > scratch.maxExpandedCtx())
+        return Status(StatusCode::Internal, "mla expanded: context " + std::to_string(ctx) +
+                                                " exceeds the scratch planned for " +
+                                                std::to_string(scratch.maxExpandedCtx()));
+    const int entry = g.entry();
+    const int kvRow = g.n_heads * g.kvbRowsPerHead();
+
+    LatentCacheGatherParams gather;
+    gather.cache = call.cache;
+    gather.n_tokens = ctx;
+    gather.dst = scratch.latent.data();  // [ctx, entry]
+    gather.dst_stride = entry;
+    DSV2_RETURN_IF_ERROR(launchLatentCacheGather(gather, stream));
+
+    // kv [ctx, H·(nope+v)] = c_kv [ctx, kv_lora] · kv_bᵀ
+    DSV2_RETURN_IF_ERROR(linear(blas, scratch.latent.data(), entry, call.kv_b, scratch.kv.data(), GemmType::BF16, kvRow,
+                                ctx, kvRow, g.kv_lora, stream));
+
+    MlaPrefillParams p;
+    p.n_q = call.n_q;
+    p.n_kv = static_cast<int>(ctx);
+    p.q_pos0 = call.q_pos0;
+    p.n_heads = g.n_heads;
+    p.d_nope = g.d_nope;
+    p.d_rope = g.d_rope;
+    p.d_v = g.d_v;
+    p.q = call.q;
+    p.q_token_stride = static_cast<int64_t>(g.n_heads) * g.dqk();
+    p.q_head_stride = g.dqk();
+    p.kv = scratch.kv.data();
+    p.kv_token_stride = kvRow;
+    p.kv_head_stride = g.kvbRowsPerHead();
+    p.k_pe = scratch.latent.data() + g.kv_lora;
+    p.k_pe_token_stride = entry;
+    p.out = call.out;
+    p.out_token_stride = static_cast<int64_t>(g.n_heads) * g.d_v;
+    p.out_head_stride = g.d_v;
+    p.softmax_scale = g.softmax_scale;
+    return launchMlaPrefill(p, stream);
+}
+
+Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const MlaCall& call, MlaScratch& scratch,
+                            int n_sms, cudaStream_t stream, int64_t split_len_override) {
+    if (call.n_q == 0) return Status::ok();
+    if (call.n_q > scratch.maxQ())
+        return Status(StatusCode::Internal, "mla absorbed: " + std::to_string(call.n_q) +
+                                                " query tokens exceed the scratch planned for " +
+                                                std::to_string(scratch.maxQ()));
+    const int64_t ctx = call.q_pos0 + call.n_q;
+    const int64_t kvbHead = static_cast<int64_t>(g.kvbRowsPerHead()) * g.kv_lora;  // elements per head block of kv_b
+
+    // q_lat[t, h, :] = q_nope[t, h, :] · W_UK[h], W_UK[h] = kv_b rows [h·(nope+v), +nope) : [nope, kv_lora]
+    GemmParams qLat;
+    qLat.m = call.n_q;
+    qLat.n = g.kv_lora;
+    qLat.k = g.d_nope;
+    qLat.a = call.q;
+    qLat.lda = static_cast<int64_t>(g.n_heads) * g.dqk();
+    qLat.stride_a = g.dqk();
+    qLat.b = call.kv_b;
+    qLat.ldb = g.kv_lora;
+    qLat.stride_b = kvbHead;
+    qLat.c = scratch.qLat.data();
+    qLat.c_type = GemmType::F32;
+    qLat.ldc = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+    qLat.stride_c = g.kv_lora;
+    qLat.batch = g.n_heads;
+    DSV2_RETURN_IF_ERROR(gemm(blas, qLat, stream));
+
+    MlaDecodePlan plan = planMlaDecode(ctx, call.n_q, g.n_heads, n_sms, scratch.maxSplits());
+    if (split_len_override > 0) {
+        plan.split_len = split_len_override;
+        plan.n_splits = static_cast<int>((ctx + split_len_override - 1) / split_len_override);
+        if (plan.n_splits > scratch.maxSplits())
+            return Status(StatusCode::InvalidArgument, "mla absorbed: forced split length gives too many splits");
+    }
+    MlaDecodeParams p;
+    p.n_q = call.n_q;
+    p.n_heads = g.n_heads;
+    p.d_latent = g.kv_lora;
+    p.d_rope = g.d_rope;
+    p.q_pos0 = call.q_pos0;
+    p.q_lat = scratch.qLat.data();
+    p.q_lat_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+    p.q_lat_head_stride = g.kv_lora;
+    p.q_pe = call.q + g.d_nope;
+    p.q_pe_token_stride = static_cast<int64_t>(g.n_heads) * g.dqk();
+    p.q_pe_head_stride = g.dqk();
+    p.cache = call.cache;
+    p.n_splits = plan.n_splits;
+    p.split_len = plan.split_len;
+    p.partial_o = scratch.partialO.data();
+    p.partial_ml = scratch.partialMl.data();
+    p.out = scratch.oLat.data();
+    p.out_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+    p.out_head_stride = g.kv_lora;
+    p.softmax_scale = g.softmax_scale;
+    DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream));
+
+    // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]
+    GemmParams v;
+    v.m = call.n_q;
+    v.n = g.d_v;
+    v.k = g.kv_lora;
+    v.a = scratch.oLat.data();
+    v.lda = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+    v.stride_a = g.kv_lora;
+    v.b = call.kv_b + static_cast<int64_t>(g.d_nope) * g.kv_lora;
+    v.ldb = g.kv_lora;
+    v.trans_b = true;
+    v.stride_b = kvbHead;
+    v.c = call.out;
+    v.c_type = GemmType::BF16;
+    v.ldc = static_cast<int64_t>(g.n_heads) * g.d_v;
+    v.stride_c = g.d_v;
+    v.batch = g.n_heads;
+    return gemm(blas, v, stream);
+}
+
+}  // namespace dsv2::cuda

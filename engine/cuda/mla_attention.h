@@ -1,0 +1,76 @@
+#pragma once
+// MLA attention of one layer over the paged latent cache, in the two forms the CPU reference has
+// (engine/cpu/mla_attention.h), composed from the kernels and cuBLAS:
+//  - expanded (prefill): gather c_kv|k_pe of positions [0, q_pos0 + n_q), kv = c_kv · kv_bᵀ
+//    (cuBLAS), flash attention (mla_prefill.cu);
+//  - absorbed (decode): q_lat = q_nope · W_UK (batched cuBLAS), attention over the cache
+//    (mla_decode.cu), v = o_lat · W_UVᵀ (batched cuBLAS).
+// The new tokens' cache entries must be written before either runs.
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/device_buffer.h"
+#include "cuda/latent_cache_ops.h"
+#include "dsv2/status.h"
+
+namespace dsv2::cuda {
+
+struct MlaGeometry {
+    int n_heads = 0;
+    int d_nope = 0;   // qk_nope_head_dim
+    int d_rope = 0;   // qk_rope_head_dim
+    int d_v = 0;      // v_head_dim
+    int kv_lora = 0;  // kv_lora_rank
+    float softmax_scale = 0.0f;
+
+    int dqk() const { return d_nope + d_rope; }
+    int entry() const { return kv_lora + d_rope; }
+    int kvbRowsPerHead() const { return d_nope + d_v; }
+};
+
+// Device scratch for one layer's attention at a time (reused by every layer).
+class MlaScratch {
+public:
+    // maxQ: most query tokens per call; maxSplits: decode context splits; maxExpandedCtx: longest
+    // context the expanded form runs over (0: the expanded form is not used).
+    static Result<MlaScratch> allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx);
+    static int64_t bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx);
+
+    int64_t maxQ() const { return m_maxQ; }
+    int maxSplits() const { return m_maxSplits; }
+    int64_t maxExpandedCtx() const { return m_maxCtx; }
+
+    DeviceBuffer<float> qLat;          // [maxQ, H, kv_lora]
+    DeviceBuffer<__nv_bfloat16> oLat;  // [maxQ, H, kv_lora]
+    DeviceBuffer<float> partialO;      // [maxQ, H, maxSplits, kv_lora]
+    DeviceBuffer<float> partialMl;     // [maxQ, H, maxSplits, 2]
+    DeviceBuffer<__nv_bfloat16> latent;  // [maxCtx, entry]
+    DeviceBuffer<__nv_bfloat16> kv;      // [maxCtx, H, d_nope + d_v]
+
+private:
+    int64_t m_maxQ = 0;
+    int m_maxSplits = 0;
+    int64_t m_maxCtx = 0;
+};
+
+struct MlaCall {
+    const __nv_bfloat16* q = nullptr;     // [n_q, H, dqk] contiguous, [q_nope | q_pe], RoPE applied
+    int n_q = 0;
+    int64_t q_pos0 = 0;                   // position of q[0]
+    PagedCacheRef cache;                  // this layer, entries of [0, q_pos0 + n_q) written
+    const __nv_bfloat16* kv_b = nullptr;  // kv_b_proj [H·(d_nope + d_v), kv_lora]
+    __nv_bfloat16* out = nullptr;         // [n_q, H, d_v] contiguous
+};
+
+Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const MlaCall& call, MlaScratch& scratch,
+                            cudaStream_t stream);
+
+// n_sms sizes the context split; split_len_override > 0 forces a split length (tests).
+Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const MlaCall& call, MlaScratch& scratch,
+                            int n_sms, cudaStream_t stream, int64_t split_len_override = 0);
+
+}  // namespace dsv2::cuda

@@ -1,0 +1,43 @@
+#pragma once
+// MLA prefill in the expanded (MHA) form, flash-style: per (32-query tile, head) one block streams
+// the keys in tiles of 32 with an online softmax, so no [tokens × tokens] score matrix exists.
+// bf16 inputs, fp32 scores/softmax/accumulators, bf16 output. Causal with an offset, so a long
+// prompt is processed in chunks: the chunk's queries (positions q_pos0 ..) against keys [0, n_kv).
+//
+//   score(i, j) = scale · ([q_nope | q_pe]_i · [k_nope | k_pe]_j),  j <= q_pos0 + i
+//   out_i       = Σ_j softmax_j(score) · v_j
+// k_nope and v come from kv_b_proj (rows per head [k_nope | v]); k_pe is one head shared by all.
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "dsv2/status.h"
+
+namespace dsv2::cuda {
+
+struct MlaPrefillParams {
+    int n_q = 0;          // query tokens in this chunk
+    int n_kv = 0;         // keys at positions [0, n_kv)
+    int64_t q_pos0 = 0;   // position of query 0; query i attends keys j <= q_pos0 + i
+    int n_heads = 0;
+    int d_nope = 0;       // qk_nope_head_dim (even)
+    int d_rope = 0;       // qk_rope_head_dim (even); d_nope + d_rope <= 256
+    int d_v = 0;          // v_head_dim (even, <= 128)
+
+    const __nv_bfloat16* q = nullptr;   // [n_q, H, d_nope + d_rope]: [q_nope | q_pe] (after RoPE)
+    int64_t q_token_stride = 0, q_head_stride = 0;
+    const __nv_bfloat16* kv = nullptr;  // [n_kv, H, d_nope + d_v]: [k_nope | v]
+    int64_t kv_token_stride = 0, kv_head_stride = 0;
+    const __nv_bfloat16* k_pe = nullptr;  // [n_kv, d_rope] (after RoPE), shared by all heads
+    int64_t k_pe_token_stride = 0;
+    __nv_bfloat16* out = nullptr;       // [n_q, H, d_v]
+    int64_t out_token_stride = 0, out_head_stride = 0;
+
+    float softmax_scale = 0.0f;         // ModelConfig::softmaxScale() (includes YaRN m²)
+};
+
+Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream);
+
+}  // namespace dsv2::cuda

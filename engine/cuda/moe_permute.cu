@@ -1,0 +1,119 @@
+#include "cuda/moe_permute.h"
+
+#include "cuda/cuda_check.h"
+#include "cuda/device_utils.cuh"
+
+namespace dsv2::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / kWarpSize;
+
+// grid: n_experts blocks. Block e counts the entries routed to e (O(experts · entries) reads, all
+// from L2: 64 experts × 49K entries for an 8K-token chunk of Lite is nothing next to the GEMMs).
+__global__ void moeCountKernel(MoePermuteParams p) {
+    const int e = blockIdx.x;
+    const int n = p.n_tokens * p.top_k;
+    int count = 0;
+    for (int c0 = 0; c0 < n; c0 += kThreads) {
+        const int i = c0 + threadIdx.x;
+        count += __syncthreads_count(i < n && p.topk_ids[i] == e);
+    }
+    if (threadIdx.x == 0) p.expert_counts[e] = count;
+}
+
+// grid: n_experts blocks. Block e writes its rows in entry order (a block-wide stable compaction).
+__global__ void moeScatterKernel(MoePermuteParams p) {
+    __shared__ int warpCounts[kWarps];
+    const int e = blockIdx.x;
+    const int lane = threadIdx.x % kWarpSize;
+    const int warp = threadIdx.x / kWarpSize;
+    int base = 0;
+    for (int i = 0; i < e; ++i) base += p.expert_counts[i];
+    if (threadIdx.x == 0) {
+        p.expert_offsets[e] = base;
+        if (e == p.n_experts - 1) p.expert_offsets[p.n_experts] = base + p.expert_counts[e];
+    }
+    const int n = p.n_tokens * p.top_k;
+    for (int c0 = 0; c0 < n; c0 += kThreads) {
+        const int i = c0 + threadIdx.x;
+        const bool flag = i < n && p.topk_ids[i] == e;
+        const unsigned ballot = __ballot_sync(kFullMask, flag);
+        if (lane == 0) warpCounts[warp] = __popc(ballot);
+        __syncthreads();
+        int warpOffset = 0, chunkTotal = 0;
+        for (int w = 0; w < kWarps; ++w) {
+            if (w < warp) warpOffset += warpCounts[w];
+            chunkTotal += warpCounts[w];
+        }
+        if (flag) {
+            const int row = base + warpOffset + __popc(ballot & ((1u << lane) - 1u));
+            p.perm_src[row] = i;
+            p.entry_row[i] = row;
+        }
+        base += chunkTotal;
+        __syncthreads();  // warpCounts is rewritten by the next chunk
+    }
+}
+
+// grid: n_rows blocks; one block copies one row.
+__global__ void moeGatherKernel(MoeGatherParams p) {
+    const int row = blockIdx.x;
+    const int token = p.perm_src[row] / p.top_k;
+    const bf16* src = p.x + static_cast<int64_t>(token) * p.x_stride;
+    bf16* dst = p.out + static_cast<int64_t>(row) * p.out_stride;
+    for (int c = threadIdx.x; c < p.n_cols; c += blockDim.x) dst[c] = src[c];
+}
+
+// grid: n_tokens blocks. Each thread reads shared[t][c] before writing out[t][c]: aliasing is safe.
+__global__ void moeCombineKernel(MoeCombineParams p) {
+    const int t = blockIdx.x;
+    const int32_t* rows = p.entry_row + static_cast<int64_t>(t) * p.top_k;
+    const float* w = p.topk_weights + static_cast<int64_t>(t) * p.top_k;
+    float* out = p.out + static_cast<int64_t>(t) * p.out_stride;
+    const float* shared = p.shared ? p.shared + static_cast<int64_t>(t) * p.shared_stride : nullptr;
+    for (int c = threadIdx.x; c < p.n_cols; c += blockDim.x) {
+        float v = shared ? shared[c] : 0.0f;
+        for (int s = 0; s < p.top_k; ++s) v += w[s] * p.expert_out[static_cast<int64_t>(rows[s]) * p.expert_out_stride + c];
+        out[c] = v;
+    }
+}
+
+}  // namespace
+
+Status launchMoePermute(const MoePermuteParams& p, cudaStream_t stream) {
+    if (p.n_experts <= 0 || p.top_k <= 0 || p.n_tokens < 0 || !p.expert_counts || !p.expert_offsets)
+        return Status(StatusCode::InvalidArgument, "launchMoePermute: bad parameters");
+    if (p.n_tokens > 0 && (!p.topk_ids || !p.perm_src || !p.entry_row))
+        return Status(StatusCode::InvalidArgument, "launchMoePermute: missing pointer");
+    if (static_cast<int64_t>(p.n_tokens) * p.top_k > INT32_MAX)
+        return Status(StatusCode::InvalidArgument, "launchMoePermute: too many entries");
+    moeCountKernel<<<p.n_experts, kThreads, 0, stream>>>(p);
+    DSV2_CUDA_CHECK_LAUNCH();
+    moeScatterKernel<<<p.n_experts, kThreads, 0, stream>>>(p);
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+Status launchMoeGather(const MoeGatherParams& p, cudaStream_t stream) {
+    if (p.n_rows == 0) return Status::ok();
+    if (p.n_rows < 0 || p.n_cols <= 0 || p.top_k <= 0 || !p.perm_src || !p.x || !p.out || p.x_stride < p.n_cols ||
+        p.out_stride < p.n_cols)
+        return Status(StatusCode::InvalidArgument, "launchMoeGather: bad parameters");
+    moeGatherKernel<<<p.n_rows, 256, 0, stream>>>(p);
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+Status launchMoeCombine(const MoeCombineParams& p, cudaStream_t stream) {
+    if (p.n_tokens == 0) return Status::ok();
+    if (p.n_tokens < 0 || p.top_k <= 0 || p.n_cols <= 0 || !p.expert_out || !p.entry_row || !p.topk_weights ||
+        !p.out || p.expert_out_stride < p.n_cols || p.out_stride < p.n_cols ||
+        (p.shared && p.shared_stride < p.n_cols))
+        return Status(StatusCode::InvalidArgument, "launchMoeCombine: bad parameters");
+    moeCombineKernel<<<p.n_tokens, 256, 0, stream>>>(p);
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+}  // namespace dsv2::cuda

@@ -1,0 +1,19 @@
+# CUDA backend sources (included from engine/CMakeLists.txt when DSV2_CUDA is on).
+# One kernel family per .cu file; host-only pieces (cuBLAS wrapper, cache bookkeeping) are .cpp.
+target_sources(dsv2_engine PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/block_allocator.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/paged_latent_cache.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cublas_gemm.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/mla_attention.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/moe_layer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/convert.cu
+  ${CMAKE_CURRENT_LIST_DIR}/embedding.cu
+  ${CMAKE_CURRENT_LIST_DIR}/rmsnorm.cu
+  ${CMAKE_CURRENT_LIST_DIR}/rope.cu
+  ${CMAKE_CURRENT_LIST_DIR}/latent_cache_ops.cu
+  ${CMAKE_CURRENT_LIST_DIR}/mla_prefill.cu
+  ${CMAKE_CURRENT_LIST_DIR}/mla_decode.cu
+  ${CMAKE_CURRENT_LIST_DIR}/moe_router.cu
+  ${CMAKE_CURRENT_LIST_DIR}/moe_permute.cu
+  ${CMAKE_CURRENT_LIST_DIR}/swiglu.cu
+)

@@ -1,0 +1,341 @@
+// GPU kernels of the dense path against the CPU reference (engine/cpu) or plain loops, on fresh
+// random inputs of awkward sizes: embedding gather, RMSNorm (+ residual add), YaRN RoPE, SwiGLU,
+// dtype conversion and the cuBLAS wrapper.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "compare.h"
+#include "cpu/cpu_ops.h"
+#include "cpu/rope.h"
+#include "cuda/convert.h"
+#include "cuda/cublas_gemm.h"
+#include "cuda/embedding.h"
+#include "cuda/rmsnorm.h"
+#include "cuda/rope.h"
+#include "cuda/swiglu.h"
+#include "cuda_test_util.h"
+#include "gpu_skip.h"
+#include "model/model_config.h"
+
+using namespace dsv2;
+using namespace dsv2::test;
+
+namespace {
+
+struct GpuGuard {
+    GpuGuard() { requireGpuOrSkip("cuda_kernels_test"); }
+};
+const GpuGuard kGuard;  // every case below needs the GPU: skip the whole suite without one
+
+}  // namespace
+
+TEST_CASE("embedding gather widens the token's row, NaN for an id out of range") {
+    auto rng = makeRng("embedding");
+    for (const auto& [vocab, hidden, nTok] : std::vector<std::tuple<int, int, int>>{{1000, 72, 1}, {1000, 2048, 7}, {513, 33, 65}}) {
+        CAPTURE(hidden);
+        CAPTURE(nTok);
+        const auto table = randomBf16(rng, static_cast<size_t>(vocab) * hidden);
+        std::vector<int32_t> tokens(static_cast<size_t>(nTok));
+        std::uniform_int_distribution<int32_t> pick(0, vocab - 1);
+        for (auto& t : tokens) t = pick(rng);
+        tokens.back() = vocab;  // out of range
+        const int64_t stride = hidden + 3;
+        auto dTable = uploadBf16(table);
+        auto dTokens = upload(tokens);
+        auto dOut = deviceZeros<float>(static_cast<size_t>(nTok * stride));
+        cuda::EmbeddingParams p;
+        p.n_tokens = nTok;
+        p.n_embd = hidden;
+        p.n_vocab = vocab;
+        p.tokens = dTokens.data();
+        p.table = dTable.data();
+        p.out = dOut.data();
+        p.out_stride = stride;
+        REQUIRE_OK(cuda::launchEmbedding(p, nullptr));
+        const auto out = download(dOut);
+        for (int t = 0; t + 1 < nTok; ++t)
+            for (int i = 0; i < hidden; ++i)
+                REQUIRE(out[t * stride + i] == table[static_cast<size_t>(tokens[t]) * hidden + i]);
+        for (int i = 0; i < hidden; ++i) CHECK(std::isnan(out[(nTok - 1) * stride + i]));
+        CHECK(out[stride - 1] == 0.0f);  // padding untouched
+    }
+}
+
+TEST_CASE("rmsnorm fused with the residual add matches cpu::rmsNorm") {
+    auto rng = makeRng("rmsnorm-residual");
+    for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{1, 64}, {3, 2048}, {65, 100}, {7, 5120}, {2, 31}}) {
+        CAPTURE(rows);
+        CAPTURE(cols);
+        const int64_t rs = cols + 5, ds = cols + 1, os = cols + 2;
+        auto residual = randomFloat(rng, static_cast<size_t>(rows * rs), 3.0f);
+        const auto delta = randomFloat(rng, static_cast<size_t>(rows * ds), 1.0f);
+        auto weight = randomBf16(rng, static_cast<size_t>(cols), 0.5f);
+        for (auto& w : weight) w = roundBf16(w + 1.0f);
+        auto dRes = upload(residual);
+        auto dDelta = upload(delta);
+        auto dW = uploadBf16(weight);
+        auto dOut = deviceZeros<bf16>(static_cast<size_t>(rows * os));
+        cuda::RmsNormParams p;
+        p.n_rows = rows;
+        p.n_cols = cols;
+        p.residual = dRes.data();
+        p.residual_stride = rs;
+        p.delta = dDelta.data();
+        p.delta_stride = ds;
+        p.weight = dW.data();
+        p.out = dOut.data();
+        p.out_stride = os;
+        p.eps = 1e-6f;
+        REQUIRE_OK(cuda::launchRmsNorm(p, nullptr));
+        const auto gotRes = download(dRes);
+        const auto gotOut = downloadBf16(dOut);
+        std::vector<float> wantRes(static_cast<size_t>(rows * cols)), wantOut(static_cast<size_t>(rows * cols)),
+            gotResC(wantRes.size()), gotOutC(wantOut.size());
+        for (int r = 0; r < rows; ++r) {
+            for (int i = 0; i < cols; ++i) {
+                wantRes[r * cols + i] = residual[r * rs + i] + delta[r * ds + i];
+                gotResC[r * cols + i] = gotRes[r * rs + i];
+                gotOutC[r * cols + i] = gotOut[r * os + i];
+            }
+            cpu::rmsNorm(wantRes.data() + r * cols, weight.data(), cols, 1e-6f, wantOut.data() + r * cols);
+        }
+        CHECK_TENSORS("residual", gotResC, wantRes, (std::vector<int64_t>{rows, cols}), (Tolerance{1e-6, 1e-6, 0.99999}));
+        CHECK_TENSORS("normed", gotOutC, wantOut, (std::vector<int64_t>{rows, cols}), (Tolerance{1e-2, 8e-3, 0.9999}));
+    }
+}
+
+TEST_CASE("rmsnorm in place on a strided bf16 slice (kv_a_layernorm) leaves the rest alone") {
+    auto rng = makeRng("rmsnorm-plain");
+    for (const auto& [rows, cols, stride] : std::vector<std::tuple<int, int, int>>{{1, 512, 576}, {65, 512, 576}, {5, 32, 40}}) {
+        CAPTURE(rows);
+        const auto x = randomBf16(rng, static_cast<size_t>(rows * stride), 2.0f);
+        const auto weight = randomBf16(rng, static_cast<size_t>(cols), 1.0f);
+        auto dX = uploadBf16(x);
+        auto dW = uploadBf16(weight);
+        cuda::RmsNormParams p;
+        p.n_rows = rows;
+        p.n_cols = cols;
+        p.x = dX.data();
+        p.x_stride = stride;
+        p.weight = dW.data();
+        p.out = dX.data();
+        p.out_stride = stride;
+        p.eps = 1e-6f;
+        REQUIRE_OK(cuda::launchRmsNorm(p, nullptr));
+        const auto got = downloadBf16(dX);
+        std::vector<float> want(static_cast<size_t>(rows * cols)), gotC(want.size());
+        for (int r = 0; r < rows; ++r) {
+            cpu::rmsNorm(x.data() + r * stride, weight.data(), cols, 1e-6f, want.data() + r * cols);
+            for (int i = 0; i < cols; ++i) gotC[r * cols + i] = got[r * stride + i];
+            for (int i = cols; i < stride; ++i) REQUIRE(got[r * stride + i] == x[r * stride + i]);
+        }
+        CHECK_TENSORS("kv_a_layernorm", gotC, want, (std::vector<int64_t>{rows, cols}), (Tolerance{2e-2, 8e-3, 0.9999}));
+    }
+}
+
+TEST_CASE("YaRN rope matches cpu::applyRope at short and long positions") {
+    auto rng = makeRng("rope");
+    ModelConfig config;
+    config.ropeTheta = 10000.0;
+    config.ropeScaling.yarn = true;
+    config.ropeScaling.factor = 40.0;
+    config.ropeScaling.mscale = 0.707;
+    config.ropeScaling.mscaleAllDim = 0.707;
+    config.ropeScaling.originalMaxPositionEmbeddings = 4096;
+    for (const auto& [heads, ropeDim, qDim] : std::vector<std::tuple<int, int, int>>{{16, 64, 192}, {1, 64, 576}, {4, 8, 24}, {3, 2, 2}}) {
+        CAPTURE(heads);
+        CAPTURE(ropeDim);
+        config.qkRopeHeadDim = ropeDim;
+        const auto invFreq = cpu::ropeInvFreq(config);
+        const std::vector<int32_t> positions{0, 1, 2, 63, 64, 4095, 4096, 4097, 32767, 163839, 7};
+        const int n = static_cast<int>(positions.size());
+        const int64_t headStride = qDim, tokenStride = static_cast<int64_t>(heads) * qDim;
+        const int64_t offset = qDim - ropeDim;  // the rope part sits at the end of each head
+        const auto x = randomBf16(rng, static_cast<size_t>(n * tokenStride));
+        auto dX = uploadBf16(x);
+        auto dPos = upload(positions);
+        auto dInv = upload(invFreq);
+        cuda::RopeParams p;
+        p.n_tokens = n;
+        p.n_heads = heads;
+        p.rope_dim = ropeDim;
+        p.x = dX.data() + offset;
+        p.token_stride = tokenStride;
+        p.head_stride = headStride;
+        p.positions = dPos.data();
+        p.inv_freq = dInv.data();
+        p.amplitude = 1.0f;
+        REQUIRE_OK(cuda::launchRope(p, nullptr));
+        const auto got = downloadBf16(dX);
+        auto want = x;
+        for (int t = 0; t < n; ++t)
+            for (int h = 0; h < heads; ++h)
+                cpu::applyRope(want.data() + t * tokenStride + h * headStride + offset, ropeDim, positions[t],
+                               invFreq.data(), 1.0f);
+        CHECK_TENSORS("rope", got, want, (std::vector<int64_t>{n, heads, qDim}), (Tolerance{1.5e-2, 8e-3, 0.9999}));
+    }
+}
+
+TEST_CASE("swiglu: silu(gate) * up per row") {
+    auto rng = makeRng("swiglu");
+    for (const auto& [rows, inter] : std::vector<std::pair<int, int>>{{1, 1408}, {65, 32}, {3, 10944}, {129, 33}}) {
+        CAPTURE(rows);
+        CAPTURE(inter);
+        const int64_t inStride = 2 * inter + 4, outStride = inter + 1;
+        const auto gu = randomBf16(rng, static_cast<size_t>(rows * inStride), 2.0f);
+        auto dIn = uploadBf16(gu);
+        auto dOut = deviceZeros<bf16>(static_cast<size_t>(rows * outStride));
+        cuda::SwigluParams p;
+        p.n_rows = rows;
+        p.n_inter = inter;
+        p.gate_up = dIn.data();
+        p.in_stride = inStride;
+        p.out = dOut.data();
+        p.out_stride = outStride;
+        REQUIRE_OK(cuda::launchSwiglu(p, nullptr));
+        const auto got = downloadBf16(dOut);
+        std::vector<float> want(static_cast<size_t>(rows * inter)), gotC(want.size());
+        for (int r = 0; r < rows; ++r)
+            for (int i = 0; i < inter; ++i) {
+                want[r * inter + i] = cpu::silu(gu[r * inStride + i]) * gu[r * inStride + inter + i];
+                gotC[r * inter + i] = got[r * outStride + i];
+            }
+        CHECK_TENSORS("swiglu", gotC, want, (std::vector<int64_t>{rows, inter}), (Tolerance{1e-3, 8e-3, 0.9999}));
+    }
+}
+
+TEST_CASE("convert f32 and f16 to bf16 on the device") {
+    auto rng = makeRng("convert");
+    const auto values = randomFloat(rng, 1001, 10.0f);
+    auto dSrc = upload(values);
+    auto dDst = deviceZeros<bf16>(values.size());
+    cuda::ConvertParams p;
+    p.n = static_cast<int64_t>(values.size());
+    p.src_type = cuda::SourceType::F32;
+    p.src = dSrc.data();
+    p.dst = dDst.data();
+    REQUIRE_OK(cuda::launchConvertToBf16(p, nullptr));
+    auto got = downloadBf16(dDst);
+    for (size_t i = 0; i < values.size(); ++i) REQUIRE(got[i] == roundBf16(values[i]));  // round to nearest even
+
+    std::vector<uint16_t> halfBits(values.size());
+    for (size_t i = 0; i < values.size(); ++i) halfBits[i] = floatToF16(values[i]);
+    auto dHalf = upload(halfBits);
+    p.src_type = cuda::SourceType::F16;
+    p.src = dHalf.data();
+    REQUIRE_OK(cuda::launchConvertToBf16(p, nullptr));
+    got = downloadBf16(dDst);
+    for (size_t i = 0; i < values.size(); ++i) REQUIRE(got[i] == roundBf16(f16ToFloat(halfBits[i])));
+}
+
+namespace {
+
+// y[m][n] = Σ_k a[m][k] · w[n][k] in double.
+std::vector<float> referenceLinear(const std::vector<float>& a, int64_t lda, const std::vector<float>& w, int64_t m,
+                                   int64_t n, int64_t k) {
+    std::vector<float> y(static_cast<size_t>(m * n));
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double s = 0.0;
+            for (int64_t q = 0; q < k; ++q) s += static_cast<double>(a[i * lda + q]) * w[j * k + q];
+            y[i * n + j] = static_cast<float>(s);
+        }
+    return y;
+}
+
+}  // namespace
+
+TEST_CASE("cuBLAS linear: bf16 in, fp32 accumulate, fp32 or bf16 out, awkward sizes") {
+    auto rng = makeRng("linear");
+    auto handle = cuda::CublasHandle::create();
+    REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
+    for (const auto& [m, n, k] : std::vector<std::tuple<int, int, int>>{{1, 7, 64}, {3, 129, 200}, {65, 576, 2048}, {64, 1, 8}, {130, 102, 512}}) {
+        CAPTURE(m);
+        CAPTURE(n);
+        CAPTURE(k);
+        const int64_t lda = k + 8;  // activations inside a wider buffer
+        const auto a = randomBf16(rng, static_cast<size_t>(m * lda));
+        const auto w = randomBf16(rng, static_cast<size_t>(n * k), 0.05f);
+        auto dA = uploadBf16(a);
+        auto dW = uploadBf16(w);
+        const auto want = referenceLinear(a, lda, w, m, n, k);
+        const std::vector<int64_t> shape{m, n};
+
+        auto dY = deviceZeros<float>(static_cast<size_t>(m * n));
+        REQUIRE_OK(cuda::linear(handle->get(), dA.data(), lda, dW.data(), dY.data(), cuda::GemmType::F32, n, m, n, k,
+                                nullptr));
+        CHECK_TENSORS("linear f32", download(dY), want, shape, (Tolerance{1e-4, 1e-4, 0.99999}));
+
+        // beta = 1 accumulates onto what is there.
+        REQUIRE_OK(cuda::linear(handle->get(), dA.data(), lda, dW.data(), dY.data(), cuda::GemmType::F32, n, m, n, k,
+                                nullptr, 1.0f));
+        auto twice = want;
+        for (auto& v : twice) v *= 2.0f;
+        CHECK_TENSORS("linear beta=1", download(dY), twice, shape, (Tolerance{2e-4, 1e-4, 0.99999}));
+
+        auto dYb = deviceZeros<bf16>(static_cast<size_t>(m * n));
+        REQUIRE_OK(cuda::linear(handle->get(), dA.data(), lda, dW.data(), dYb.data(), cuda::GemmType::BF16, n, m, n, k,
+                                nullptr));
+        CHECK_TENSORS("linear bf16", downloadBf16(dYb), want, shape, (Tolerance{1e-3, 8e-3, 0.9999}));
+    }
+}
+
+TEST_CASE("cuBLAS strided batch without transposes (the absorbed q_nope·W_UK shape)") {
+    auto rng = makeRng("gemm-batched");
+    auto handle = cuda::CublasHandle::create();
+    REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
+    // Per head h: C_h[T, L] = A_h[T, D] · B_h[D, L], A_h inside rows of width H·(D+extra).
+    const int H = 3, T = 5, D = 16, L = 40, extra = 8;
+    const int64_t aRow = H * (D + extra);
+    const auto a = randomBf16(rng, static_cast<size_t>(T * aRow));
+    const int64_t bStride = (D + 24) * L;  // B_h rows are inside a bigger per-head block
+    const auto b = randomBf16(rng, static_cast<size_t>(H * bStride));
+    auto dA = uploadBf16(a);
+    auto dB = uploadBf16(b);
+    auto dC = deviceZeros<float>(static_cast<size_t>(T * H * L));
+    cuda::GemmParams p;
+    p.m = T;
+    p.n = L;
+    p.k = D;
+    p.a = dA.data();
+    p.lda = aRow;
+    p.stride_a = D + extra;
+    p.b = dB.data();
+    p.ldb = L;
+    p.stride_b = bStride;
+    p.c = dC.data();
+    p.c_type = cuda::GemmType::F32;
+    p.ldc = static_cast<int64_t>(H) * L;
+    p.stride_c = L;
+    p.batch = H;
+    REQUIRE_OK(cuda::gemm(handle->get(), p, nullptr));
+    std::vector<float> want(static_cast<size_t>(T * H * L));
+    for (int h = 0; h < H; ++h)
+        for (int t = 0; t < T; ++t)
+            for (int c = 0; c < L; ++c) {
+                double s = 0.0;
+                for (int d = 0; d < D; ++d)
+                    s += static_cast<double>(a[t * aRow + h * (D + extra) + d]) * b[h * bStride + d * L + c];
+                want[(t * H + h) * L + c] = static_cast<float>(s);
+            }
+    CHECK_TENSORS("batched", download(dC), want, (std::vector<int64_t>{T, H, L}), (Tolerance{1e-4, 1e-4, 0.99999}));
+}
+
+TEST_CASE("launchers reject bad parameters with a Status instead of launching") {
+    cuda::RmsNormParams norm;
+    norm.n_rows = 2;
+    norm.n_cols = 8;
+    CHECK(cuda::launchRmsNorm(norm, nullptr).code() == StatusCode::InvalidArgument);
+    cuda::RopeParams rope;
+    rope.n_tokens = 1;
+    rope.n_heads = 1;
+    rope.rope_dim = 7;
+    CHECK(cuda::launchRope(rope, nullptr).code() == StatusCode::InvalidArgument);
+    cuda::GemmParams g;
+    g.m = 2;
+    g.n = 2;
+    g.k = 2;
+    CHECK_FALSE(cuda::gemm(nullptr, g, nullptr).isOk());
+}

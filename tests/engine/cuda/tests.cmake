@@ -1,0 +1,10 @@
+# CUDA backend suites (included from tests/engine/CMakeLists.txt when DSV2_CUDA is on).
+# The kernel suites carry the `gpu` label and skip (exit 77) without a GPU; the block allocator is
+# host-only bookkeeping and runs everywhere.
+set(_dsv2_cuda_tests ${CMAKE_CURRENT_LIST_DIR})
+
+dsv2_add_doctest(NAME cuda_block_allocator_test SOURCES ${_dsv2_cuda_tests}/block_allocator_test.cpp)
+
+foreach(_suite cuda_kernels_test cuda_mla_test cuda_moe_test cuda_cache_test)
+  dsv2_add_doctest(NAME ${_suite} SOURCES ${_dsv2_cuda_tests}/${_suite}.cpp LIBS CUDA::cudart LABELS gpu TIMEOUT 600)
+endforeach()
