@@ -8,15 +8,20 @@
 #include "model/safetensors_checkpoint.h"
 #include "model/weight_binding.h"
 
-// The tokenizer lives in engine/tokenizer/ (written in parallel); until its sources are part of the
-// build, a folder opens without one and tokenizer() must not be called (see sources.cmake).
+// The tokenizer and chat template live in engine/tokenizer/ (written in parallel); until their
+// sources are part of the build, a folder opens without them (see sources.cmake).
 #if DSV2_HAVE_TOKENIZER
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #else
 namespace dsv2 {
-class Tokenizer {};  // placeholders so that the unique_ptrs can be destroyed
-class ChatTemplate {};
+class Tokenizer {};  // placeholder so that the unique_ptr can be destroyed
+}  // namespace dsv2
+#endif
+#if DSV2_HAVE_CHAT_TEMPLATE
+#include "tokenizer/chat_template.h"
+#else
+namespace dsv2 {
+class ChatTemplate {};  // placeholder so that the unique_ptr can be destroyed
 }  // namespace dsv2
 #endif
 
@@ -72,14 +77,16 @@ Result<std::unique_ptr<ModelFolder>> ModelFolder::open(const fs::path& dir) {
     if (!fs::is_regular_file(tokenizerPath, ec))
         return Status(StatusCode::NotFound, tokenizerPath.string() + ": not found (download tokenizer.json with the model)");
     auto tokenizer = Tokenizer::fromFile(tokenizerPath);
-    if (!tokenizer) return tokenizer.status().withContext(tokenizerPath.string());
+    if (!tokenizer) return tokenizer.status();  // its messages name the file
     folder->m_tokenizer = std::move(tokenizer).value();
     if (folder->m_tokenizer->size() > folder->m_config.vocabSize)
         return Status(StatusCode::InvalidData,
                       tokenizerPath.string() + ": " + std::to_string(folder->m_tokenizer->size()) +
                           " tokens, more than config.json's vocab_size " + std::to_string(folder->m_config.vocabSize) +
                           " (tokenizer and weights do not belong together)");
+#endif
 
+#if DSV2_HAVE_CHAT_TEMPLATE
     const fs::path tokenizerConfigPath = dir / "tokenizer_config.json";
     if (fs::is_regular_file(tokenizerConfigPath, ec)) {
         auto chatTemplate = ChatTemplate::fromTokenizerConfig(tokenizerConfigPath);

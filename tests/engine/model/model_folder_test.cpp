@@ -373,3 +373,65 @@ TEST_CASE("optional files may be absent") {
     REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
     CHECK_FALSE((*folder)->generationDefaults().temperature.has_value());
 }
+
+#if DSV2_HAVE_TOKENIZER
+#include "tokenizer/tokenizer.h"
+
+TEST_CASE("the folder's tokenizer is loaded, and a missing or broken one is named") {
+    auto folder = ModelFolder::open(tinyLiteDir());
+    REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
+    CHECK((*folder)->tokenizer().size() == 512);
+    CHECK((*folder)->tokenizer().size() <= (*folder)->config().vocabSize);
+
+    TinyCopy copy;
+    SUBCASE("missing tokenizer.json") {
+        fs::remove(copy.dir / "tokenizer.json");
+        const Status s = openStatus(copy.dir);
+        REQUIRE_FALSE(s.isOk());
+        CHECK(s.code() == StatusCode::NotFound);
+        CHECK(mentions(s, "tokenizer.json"));
+    }
+    SUBCASE("broken tokenizer.json") {
+        const std::string text = readText(copy.dir / "tokenizer.json");
+        writeText(copy.dir / "tokenizer.json", text.substr(0, text.size() / 3));
+        const Status s = openStatus(copy.dir);
+        REQUIRE_FALSE(s.isOk());
+        CHECK(mentions(s, "tokenizer.json"));
+    }
+    SUBCASE("a tokenizer larger than the embedding") {
+        json config = json::parse(readText(copy.dir / "config.json"));
+        config["vocab_size"] = 256;
+        config["bos_token_id"] = 0;
+        config["eos_token_id"] = 1;
+        writeText(copy.dir / "config.json", config.dump());
+        auto c = EditableCheckpoint::load(copy.weights());
+        // Keep the weights consistent with vocab 256 so that only the tokenizer check can fail.
+        c.header["model.embed_tokens.weight"]["shape"] = {256, 64};
+        c.header["model.embed_tokens.weight"]["data_offsets"][1] =
+            uint64_t{c.header["model.embed_tokens.weight"]["data_offsets"][0]} + 256 * 64 * 2;
+        c.header["lm_head.weight"]["shape"] = {256, 64};
+        c.header["lm_head.weight"]["data_offsets"][1] = uint64_t{c.header["lm_head.weight"]["data_offsets"][0]} + 256 * 64 * 2;
+        c.save(copy.weights());
+        const Status s = openStatus(copy.dir);
+        REQUIRE_FALSE(s.isOk());
+        CHECK(mentions(s, "vocab_size 256"));
+    }
+}
+#endif
+
+#if DSV2_HAVE_CHAT_TEMPLATE
+#include "tokenizer/chat_template.h"
+
+TEST_CASE("the folder's chat template is loaded; without tokenizer_config.json there is none") {
+    auto folder = ModelFolder::open(tinyLiteDir());
+    REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
+    REQUIRE((*folder)->chatTemplate() != nullptr);
+    CHECK((*folder)->chatTemplate()->source().find("Assistant:") != std::string::npos);
+
+    TinyCopy copy;
+    fs::remove(copy.dir / "tokenizer_config.json");
+    auto bare = ModelFolder::open(copy.dir);
+    REQUIRE_MESSAGE(bare.isOk(), bare.status().toString());
+    CHECK((*bare)->chatTemplate() == nullptr);
+}
+#endif
