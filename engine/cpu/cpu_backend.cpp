@@ -21,6 +21,10 @@ namespace {
 
 using cpu::ThreadPool;
 
+// q_a_layernorm and kv_a_layernorm are built without passing rms_norm_eps in both DeepSeek's and
+// HF's modeling code, so they keep RMSNorm's default epsilon whatever config.json says.
+constexpr float kLatentNormEps = 1e-6f;
+
 struct LayerNorms {
     std::vector<float> input;     // (hidden)
     std::vector<float> post;      // (hidden)
@@ -190,7 +194,6 @@ void CpuBackend::attention(int64_t layer, const float* h, int64_t T, int64_t sta
     const ModelConfig& c = m_config;
     const AttentionWeights& a = m_weights.layers[static_cast<size_t>(layer)].attn;
     const LayerNorms& norms = m_norms[static_cast<size_t>(layer)];
-    const auto eps = static_cast<float>(c.rmsNormEps);
     const int64_t H = c.numAttentionHeads;
     const int64_t qDim = c.qHeadDim();
     const int64_t latentDim = c.latentCacheDim();
@@ -201,7 +204,7 @@ void CpuBackend::attention(int64_t layer, const float* h, int64_t T, int64_t sta
         const int64_t r = *c.qLoraRank;
         std::vector<float> qA(static_cast<size_t>(T * r));  // (T, q_lora)
         cpu::linear(a.qAProj, h, T, qA.data(), &m_pool);
-        for (int64_t t = 0; t < T; ++t) cpu::rmsNorm(qA.data() + t * r, norms.qA.data(), r, eps, qA.data() + t * r);
+        for (int64_t t = 0; t < T; ++t) cpu::rmsNorm(qA.data() + t * r, norms.qA.data(), r, kLatentNormEps, qA.data() + t * r);
         cpu::linear(a.qBProj, qA.data(), T, q.data(), &m_pool);
     } else {
         cpu::linear(a.qProj, h, T, q.data(), &m_pool);
@@ -212,7 +215,7 @@ void CpuBackend::attention(int64_t layer, const float* h, int64_t T, int64_t sta
     cpu::linear(a.kvAProjWithMqa, h, T, newRows, &m_pool);
     for (int64_t t = 0; t < T; ++t) {
         float* row = newRows + t * latentDim;
-        cpu::rmsNorm(row, norms.kvA.data(), c.kvLoraRank, eps, row);                                     // c_kv
+        cpu::rmsNorm(row, norms.kvA.data(), c.kvLoraRank, kLatentNormEps, row);                                   // c_kv
         cpu::applyRope(row + c.kvLoraRank, c.qkRopeHeadDim, start + t, m_invFreq.data(), m_ropeAmplitude);  // k_pe
         for (int64_t hd = 0; hd < H; ++hd)
             cpu::applyRope(q.data() + (t * H + hd) * qDim + c.qkNopeHeadDim, c.qkRopeHeadDim, start + t,

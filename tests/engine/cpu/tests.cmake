@@ -9,3 +9,6 @@ dsv2_add_doctest(NAME engine_cpu_ops_test SOURCES
 dsv2_add_doctest(NAME engine_generation_test SOURCES
   cpu/sampler_test.cpp
 )
+dsv2_add_doctest(NAME engine_generate_test SOURCES
+  cpu/engine_generate_test.cpp
+)
