@@ -20,9 +20,7 @@
 #include "model/model_stats.h"
 #include "model/safetensors_checkpoint.h"
 #include "model/weight_binding.h"
-#if DSV2_HAVE_CHAT_TEMPLATE  // temporary seam while engine/tokenizer/ lands (see engine/model/sources.cmake)
 #include "tokenizer/chat_template.h"
-#endif
 #include "tokenizer/tokenizer.h"
 
 namespace dsv2::cli {
@@ -117,7 +115,6 @@ Inspection inspect(const fs::path& dir) {
             r.problems.push_back(tokenizer.status().toString());
         }
     }
-#if DSV2_HAVE_CHAT_TEMPLATE
     if (fs::is_regular_file(dir / "tokenizer_config.json", ec)) {
         auto chatTemplate = ChatTemplate::fromTokenizerConfig(dir / "tokenizer_config.json");
         r.hasChatTemplate = chatTemplate.isOk();
@@ -126,7 +123,6 @@ Inspection inspect(const fs::path& dir) {
     } else {
         r.hasChatTemplate = false;
     }
-#endif
     if (fs::is_regular_file(dir / "generation_config.json", ec)) {
         auto generation = parseGenerationConfig(readText(dir / "generation_config.json"),
                                                 (dir / "generation_config.json").string());
@@ -228,7 +224,7 @@ Json toJson(const Inspection& r) {
                         {"bound", r.weightsBound}};
     }
     j["tokenizer"] = {{"size", r.tokenizerSize ? Json(*r.tokenizerSize) : Json(nullptr)},
-                      {"chat_template", r.hasChatTemplate ? Json(*r.hasChatTemplate) : Json(nullptr)}};
+                      {"chat_template", r.hasChatTemplate.value_or(false)}};
     if (r.generation) {
         Json g = Json::object();
         if (r.generation->temperature) g["temperature"] = *r.generation->temperature;
@@ -303,7 +299,7 @@ void printText(const Inspection& r, std::ostream& out) {
     if (r.tokenizerSize) out << "tokenizer      " << *r.tokenizerSize << " tokens";
     else out << "tokenizer      not loaded";
     out << "; chat template "
-        << (!r.hasChatTemplate ? "not checked (built without chat templates)" : *r.hasChatTemplate ? "yes" : "no") << '\n';
+        << (r.hasChatTemplate.value_or(false) ? "yes" : "no") << '\n';
     if (r.generation) {
         out << "generation    ";
         const auto& g = *r.generation;

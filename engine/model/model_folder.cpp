@@ -1,29 +1,13 @@
 #include "model/model_folder.h"
 
-#include <cassert>
 #include <fstream>
 #include <sstream>
 
 #include "dsv2/log.h"
 #include "model/safetensors_checkpoint.h"
 #include "model/weight_binding.h"
-
-// The tokenizer and chat template live in engine/tokenizer/ (written in parallel); until their
-// sources are part of the build, a folder opens without them (see sources.cmake).
-#if DSV2_HAVE_TOKENIZER
-#include "tokenizer/tokenizer.h"
-#else
-namespace dsv2 {
-class Tokenizer {};  // placeholder so that the unique_ptr can be destroyed
-}  // namespace dsv2
-#endif
-#if DSV2_HAVE_CHAT_TEMPLATE
 #include "tokenizer/chat_template.h"
-#else
-namespace dsv2 {
-class ChatTemplate {};  // placeholder so that the unique_ptr can be destroyed
-}  // namespace dsv2
-#endif
+#include "tokenizer/tokenizer.h"
 
 namespace dsv2 {
 namespace fs = std::filesystem;
@@ -51,7 +35,6 @@ std::string ModelFolder::name() const {
 }
 
 const Tokenizer& ModelFolder::tokenizer() const {
-    assert(m_tokenizer && "ModelFolder built without tokenizer support");
     return *m_tokenizer;
 }
 
@@ -72,7 +55,6 @@ Result<std::unique_ptr<ModelFolder>> ModelFolder::open(const fs::path& dir) {
     DSV2_ASSIGN_OR_RETURN(folder->m_weights,
                           bindModelWeights(folder->m_config, folder->m_checkpoint->tensors(), dir.string()));
 
-#if DSV2_HAVE_TOKENIZER
     const fs::path tokenizerPath = dir / "tokenizer.json";
     if (!fs::is_regular_file(tokenizerPath, ec))
         return Status(StatusCode::NotFound, tokenizerPath.string() + ": not found (download tokenizer.json with the model)");
@@ -84,9 +66,7 @@ Result<std::unique_ptr<ModelFolder>> ModelFolder::open(const fs::path& dir) {
                       tokenizerPath.string() + ": " + std::to_string(folder->m_tokenizer->size()) +
                           " tokens, more than config.json's vocab_size " + std::to_string(folder->m_config.vocabSize) +
                           " (tokenizer and weights do not belong together)");
-#endif
 
-#if DSV2_HAVE_CHAT_TEMPLATE
     const fs::path tokenizerConfigPath = dir / "tokenizer_config.json";
     if (fs::is_regular_file(tokenizerConfigPath, ec)) {
         auto chatTemplate = ChatTemplate::fromTokenizerConfig(tokenizerConfigPath);
@@ -101,7 +81,6 @@ Result<std::unique_ptr<ModelFolder>> ModelFolder::open(const fs::path& dir) {
             return chatTemplate.status();
         }
     }
-#endif
 
     const fs::path generationPath = dir / "generation_config.json";
     if (fs::is_regular_file(generationPath, ec)) {

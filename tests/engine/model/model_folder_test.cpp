@@ -7,6 +7,8 @@
 #include "model/safetensors_header.h"
 #include "safetensors_builder.h"
 #include "test_data.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace dsv2;
 using namespace dsv2::test;
@@ -374,9 +376,6 @@ TEST_CASE("optional files may be absent") {
     CHECK_FALSE((*folder)->generationDefaults().temperature.has_value());
 }
 
-#if DSV2_HAVE_TOKENIZER
-#include "tokenizer/tokenizer.h"
-
 TEST_CASE("the folder's tokenizer is loaded, and a missing or broken one is named") {
     auto folder = ModelFolder::open(tinyLiteDir());
     REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
@@ -417,10 +416,6 @@ TEST_CASE("the folder's tokenizer is loaded, and a missing or broken one is name
         CHECK(mentions(s, "vocab_size 256"));
     }
 }
-#endif
-
-#if DSV2_HAVE_CHAT_TEMPLATE
-#include "tokenizer/chat_template.h"
 
 TEST_CASE("the folder's chat template is loaded; without tokenizer_config.json there is none") {
     auto folder = ModelFolder::open(tinyLiteDir());
@@ -429,9 +424,22 @@ TEST_CASE("the folder's chat template is loaded; without tokenizer_config.json t
     CHECK((*folder)->chatTemplate()->source().find("Assistant:") != std::string::npos);
 
     TinyCopy copy;
-    fs::remove(copy.dir / "tokenizer_config.json");
-    auto bare = ModelFolder::open(copy.dir);
-    REQUIRE_MESSAGE(bare.isOk(), bare.status().toString());
-    CHECK((*bare)->chatTemplate() == nullptr);
+    SUBCASE("no tokenizer_config.json") {
+        fs::remove(copy.dir / "tokenizer_config.json");
+        auto bare = ModelFolder::open(copy.dir);
+        REQUIRE_MESSAGE(bare.isOk(), bare.status().toString());
+        CHECK((*bare)->chatTemplate() == nullptr);
+    }
+    SUBCASE("tokenizer_config.json without a chat_template") {
+        writeText(copy.dir / "tokenizer_config.json", R"({"bos_token": "a", "eos_token": "b"})");
+        auto bare = ModelFolder::open(copy.dir);
+        REQUIRE_MESSAGE(bare.isOk(), bare.status().toString());
+        CHECK((*bare)->chatTemplate() == nullptr);
+    }
+    SUBCASE("bad JSON in tokenizer_config.json") {
+        writeText(copy.dir / "tokenizer_config.json", R"({"chat_template": "{{ bos_token }})");
+        const Status s = openStatus(copy.dir);
+        REQUIRE_FALSE(s.isOk());
+        CHECK(mentions(s, "tokenizer_config.json"));
+    }
 }
-#endif
