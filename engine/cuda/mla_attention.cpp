@@ -1,5 +1,6 @@
 #include "cuda/mla_attention.h"
 
+#include <algorithm>
 #include <string>
 
 #include "cuda/cublas_gemm.h"
@@ -8,9 +9,15 @@
 
 namespace dsv2::cuda {
 
+namespace {
+
+int64_t partialRowsFor(int64_t maxQ, int maxSplits) { return std::max(maxQ, std::min<int64_t>(maxQ, 64) * maxSplits); }
+
+}  // namespace
+
 int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
     const int64_t qh = maxQ * g.n_heads;
-    return qh * g.kv_lora * (4 + 2) + qh * maxSplits * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
+    return qh * g.kv_lora * (4 + 2) + partialRowsFor(maxQ, maxSplits) * g.n_heads * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
            maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) * 2;
 }
 
@@ -19,11 +26,13 @@ Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int 
     s.m_maxQ = maxQ;
     s.m_maxSplits = maxSplits;
     s.m_maxCtx = maxExpandedCtx;
+    s.m_partialRows = partialRowsFor(maxQ, maxSplits);
     const auto qh = static_cast<size_t>(maxQ * g.n_heads);
+    const auto ph = static_cast<size_t>(s.m_partialRows * g.n_heads);
     DSV2_ASSIGN_OR_RETURN(s.qLat, DeviceBuffer<float>::allocate(qh * g.kv_lora));
     DSV2_ASSIGN_OR_RETURN(s.oLat, DeviceBuffer<__nv_bfloat16>::allocate(qh * g.kv_lora));
-    DSV2_ASSIGN_OR_RETURN(s.partialO, DeviceBuffer<float>::allocate(qh * maxSplits * g.kv_lora));
-    DSV2_ASSIGN_OR_RETURN(s.partialMl, DeviceBuffer<float>::allocate(qh * maxSplits * 2));
+    DSV2_ASSIGN_OR_RETURN(s.partialO, DeviceBuffer<float>::allocate(ph * g.kv_lora));
+    DSV2_ASSIGN_OR_RETURN(s.partialMl, DeviceBuffer<float>::allocate(ph * 2));
     DSV2_ASSIGN_OR_RETURN(s.latent, DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
     DSV2_ASSIGN_OR_RETURN(s.kv, DeviceBuffer<__nv_bfloat16>::allocate(
                                     static_cast<size_t>(maxExpandedCtx * g.n_heads * g.kvbRowsPerHead())));
@@ -103,11 +112,13 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     qLat.batch = g.n_heads;
     DSV2_RETURN_IF_ERROR(gemm(blas, qLat, stream));
 
-    MlaDecodePlan plan = planMlaDecode(ctx, call.n_q, g.n_heads, n_sms, scratch.maxSplits());
+    // Splits the partial-softmax workspace can hold for this many queries.
+    const int maxSplits = static_cast<int>(std::min<int64_t>(scratch.maxSplits(), scratch.partialRows() / call.n_q));
+    MlaDecodePlan plan = planMlaDecode(ctx, call.n_q, g.n_heads, n_sms, maxSplits);
     if (split_len_override > 0) {
         plan.split_len = split_len_override;
         plan.n_splits = static_cast<int>((ctx + split_len_override - 1) / split_len_override);
-        if (plan.n_splits > scratch.maxSplits())
+        if (plan.n_splits > maxSplits)
             return Status(StatusCode::InvalidArgument, "mla absorbed: forced split length gives too many splits");
     }
     MlaDecodeParams p;

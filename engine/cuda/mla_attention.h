@@ -35,8 +35,9 @@ struct MlaGeometry {
 // Device scratch for one layer's attention at a time (reused by every layer).
 class MlaScratch {
 public:
-    // maxQ: most query tokens per call; maxSplits: decode context splits; maxExpandedCtx: longest
-    // context the expanded form runs over (0: the expanded form is not used).
+    // maxQ: most query tokens per call; maxSplits: decode context splits (the partial-softmax
+    // workspace holds maxSplits splits for up to 64 queries, fewer splits for more queries);
+    // maxExpandedCtx: longest context the expanded form runs over (0: expanded form unused).
     static Result<MlaScratch> allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx);
     static int64_t bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx);
 
@@ -46,8 +47,9 @@ public:
 
     DeviceBuffer<float> qLat;          // [maxQ, H, kv_lora]
     DeviceBuffer<__nv_bfloat16> oLat;  // [maxQ, H, kv_lora]
-    DeviceBuffer<float> partialO;      // [maxQ, H, maxSplits, kv_lora]
-    DeviceBuffer<float> partialMl;     // [maxQ, H, maxSplits, 2]
+    DeviceBuffer<float> partialO;      // [partialRows, H, kv_lora]: (query, split) rows
+    DeviceBuffer<float> partialMl;     // [partialRows, H, 2]
+    int64_t partialRows() const { return m_partialRows; }
     DeviceBuffer<__nv_bfloat16> latent;  // [maxCtx, entry]
     DeviceBuffer<__nv_bfloat16> kv;      // [maxCtx, H, d_nope + d_v]
 
@@ -55,6 +57,7 @@ private:
     int64_t m_maxQ = 0;
     int m_maxSplits = 0;
     int64_t m_maxCtx = 0;
+    int64_t m_partialRows = 0;
 };
 
 struct MlaCall {

@@ -11,27 +11,27 @@
 namespace dsv2::cuda {
 namespace {
 
-int64_t rowsFor(const MoeGeometry& g, int64_t maxTokens) { return maxTokens * std::max(g.top_k, 1); }
-int64_t widthFor(const MoeGeometry& g, int maxInter) { return std::max(maxInter, g.expert_inter); }
+// Elements of the act buffer: dense/shared rows (T · maxInter) or routed rows (T · top_k · expert_inter).
+int64_t actElements(const MoeGeometry& g, int64_t maxTokens, int maxInter) {
+    return std::max(maxTokens * maxInter, maxTokens * g.top_k * static_cast<int64_t>(g.expert_inter));
+}
 
 }  // namespace
 
 int64_t FfnScratch::bytesFor(const MoeGeometry& g, int64_t maxTokens, int maxInter) {
-    const int64_t rows = rowsFor(g, maxTokens), width = widthFor(g, maxInter);
     const int64_t perm = maxTokens * g.top_k;
-    return rows * width * 3 * 2 + maxTokens * g.n_experts * 4 + maxTokens * g.top_k * 8 +
+    return actElements(g, maxTokens, maxInter) * 3 * 2 + maxTokens * g.n_experts * 4 + maxTokens * g.top_k * 8 +
            (2 * static_cast<int64_t>(g.n_experts) + 1) * 4 + perm * 8 + perm * g.hidden * (2 + 4);
 }
 
 Result<FfnScratch> FfnScratch::allocate(const MoeGeometry& g, int64_t maxTokens, int maxInter) {
     FfnScratch s;
     s.m_maxTokens = maxTokens;
-    const auto rows = static_cast<size_t>(rowsFor(g, maxTokens));
-    const auto width = static_cast<size_t>(widthFor(g, maxInter));
+    const auto act = static_cast<size_t>(actElements(g, maxTokens, maxInter));
     const auto T = static_cast<size_t>(maxTokens);
     const auto perm = T * static_cast<size_t>(g.top_k);
-    DSV2_ASSIGN_OR_RETURN(s.gateUp, DeviceBuffer<__nv_bfloat16>::allocate(rows * 2 * width));
-    DSV2_ASSIGN_OR_RETURN(s.act, DeviceBuffer<__nv_bfloat16>::allocate(rows * width));
+    DSV2_ASSIGN_OR_RETURN(s.gateUp, DeviceBuffer<__nv_bfloat16>::allocate(2 * act));
+    DSV2_ASSIGN_OR_RETURN(s.act, DeviceBuffer<__nv_bfloat16>::allocate(act));
     if (g.n_experts > 0) {
         DSV2_ASSIGN_OR_RETURN(s.logits, DeviceBuffer<float>::allocate(T * g.n_experts));
         DSV2_ASSIGN_OR_RETURN(s.topkIds, DeviceBuffer<int32_t>::allocate(perm));

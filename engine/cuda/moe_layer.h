@@ -53,8 +53,9 @@ public:
     static int64_t bytesFor(const MoeGeometry& g, int64_t maxTokens, int maxInter);
     int64_t maxTokens() const { return m_maxTokens; }
 
-    DeviceBuffer<__nv_bfloat16> gateUp;  // [maxTokens·max(top_k,1), 2·max(maxInter, expert_inter)]
-    DeviceBuffer<__nv_bfloat16> act;     // [maxTokens·max(top_k,1), max(maxInter, expert_inter)]
+    // Sized for the larger of T rows of a dense/shared MLP (maxInter) and T·top_k routed rows.
+    DeviceBuffer<__nv_bfloat16> gateUp;  // [rows, 2·inter]
+    DeviceBuffer<__nv_bfloat16> act;     // [rows, inter]
     DeviceBuffer<float> logits;          // [maxTokens, n_experts]
     DeviceBuffer<int32_t> topkIds;       // [maxTokens, top_k]
     DeviceBuffer<float> topkWeights;     // [maxTokens, top_k]

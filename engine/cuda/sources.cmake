@@ -17,3 +17,11 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/moe_permute.cu
   ${CMAKE_CURRENT_LIST_DIR}/swiglu.cu
 )
+
+# The backend behind core/backend.h's seam: createBackend(BackendKind::Cuda, ...) dispatches here.
+target_sources(dsv2_engine PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/memory_plan.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/device_weights.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cpp
+)
+target_compile_definitions(dsv2_engine PRIVATE DSV2_HAS_CUDA_BACKEND=1)

@@ -1,0 +1,30 @@
+#pragma once
+// The CUDA backend behind the Backend seam (core/backend.h): bf16 weights on one GPU, the paged
+// latent cache, prefill in chunks through the expanded (flash) MLA form, decode through the
+// absorbed form, MoE on the GPU, fp32 logits and routing copied to the host.
+//
+// createCudaBackend (declared in core/backend.h) is the factory the engine calls; the variant
+// here also reports upload progress and hands back the memory plan (dsv2 bench, the GUI).
+
+#include <functional>
+#include <memory>
+
+#include "core/backend.h"
+#include "cuda/memory_plan.h"
+
+namespace dsv2::cuda {
+
+struct CudaBackendExtras {
+    std::function<void(uint64_t done, uint64_t total)> loadProgress;  // bytes uploaded / total
+    RuntimeShape shape;               // chunk size etc.; cacheTokens is decided by the plan
+    MemoryPlan* planOut = nullptr;    // receives the plan when not null (also on a refusal: numbers)
+};
+
+Result<std::unique_ptr<Backend>> createCudaBackendWithExtras(const ModelConfig& config, const ModelWeights& weights,
+                                                             const BackendOptions& options,
+                                                             const CudaBackendExtras& extras);
+
+// Device memory in use right now (total - free), for benchmarks.
+int64_t deviceMemoryInUse();
+
+}  // namespace dsv2::cuda

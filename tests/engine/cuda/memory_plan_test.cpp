@@ -1,0 +1,96 @@
+// The CUDA backend's memory plan: host arithmetic only, so this suite runs without a GPU.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "cuda/memory_plan.h"
+#include "model/model_config.h"
+#include "test_data.h"
+
+using namespace dsv2;
+
+namespace {
+
+ModelConfig lite() {
+    ModelConfig c;
+    c.vocabSize = 102400;
+    c.hiddenSize = 2048;
+    c.intermediateSize = 10944;
+    c.moeIntermediateSize = 1408;
+    c.numHiddenLayers = 27;
+    c.numAttentionHeads = 16;
+    c.kvLoraRank = 512;
+    c.qkNopeHeadDim = 128;
+    c.qkRopeHeadDim = 64;
+    c.vHeadDim = 128;
+    c.nRoutedExperts = 64;
+    c.nSharedExperts = 2;
+    c.numExpertsPerTok = 6;
+    c.firstKDenseReplace = 1;
+    c.maxPositionEmbeddings = 163840;
+    return c;
+}
+
+constexpr int64_t kGiB = 1LL << 30;
+
+}  // namespace
+
+TEST_CASE("V2-Lite: 15.7B parameters, 31,104 KV bytes per token, fits an H200 with the full context") {
+    const ModelConfig c = lite();
+    const int64_t params = cuda::modelWeightBytes(c) / 2;
+    CHECK(params > 15'600'000'000LL);
+    CHECK(params < 15'800'000'000LL);
+    CHECK(cuda::cacheBytesPerToken(c) == 31104);
+    auto plan = cuda::planMemory(c, {}, 0, 140 * kGiB, 141 * kGiB, "NVIDIA H200");
+    REQUIRE_MESSAGE(plan.isOk(), plan.status().toString());
+    CHECK(plan->shape.cacheTokens == 163840);
+    CHECK(plan->cacheBytes == 163840LL * 31104);
+    CHECK(plan->neededBytes() <= 140 * kGiB);
+    CHECK(plan->workspaceBytes > 0);
+    CHECK(plan->workspaceBytes < 4 * kGiB);
+}
+
+TEST_CASE("automatic context shrinks to what fits; an explicit one is refused with the numbers") {
+    const ModelConfig c = lite();
+    const int64_t weights = cuda::modelWeightBytes(c);
+    auto plan = cuda::planMemory(c, {}, 0, weights + 4 * kGiB, 80 * kGiB, "GPU");
+    REQUIRE_MESSAGE(plan.isOk(), plan.status().toString());
+    CHECK(plan->shape.cacheTokens < 163840);
+    CHECK(plan->shape.cacheTokens >= 4096);
+    CHECK(plan->shape.cacheTokens % 64 == 0);
+    CHECK(plan->neededBytes() <= weights + 4 * kGiB);
+
+    auto refused = cuda::planMemory(c, {}, 163840, weights + 4 * kGiB, 80 * kGiB, "NVIDIA L40S");
+    REQUIRE_FALSE(refused.isOk());
+    CHECK(refused.status().code() == StatusCode::ResourceExhausted);
+    const std::string msg = refused.status().message();
+    CHECK(msg.find("NVIDIA L40S") != std::string::npos);
+    CHECK(msg.find("163840 tokens") != std::string::npos);
+    CHECK(msg.find("GiB") != std::string::npos);
+    CHECK(msg.find("--max-context") != std::string::npos);
+}
+
+TEST_CASE("a model whose weights alone do not fit says so") {
+    ModelConfig v2 = lite();  // V2 236B-like sizes
+    v2.hiddenSize = 5120;
+    v2.numHiddenLayers = 60;
+    v2.numAttentionHeads = 128;
+    v2.nRoutedExperts = 160;
+    v2.moeIntermediateSize = 1536;
+    v2.intermediateSize = 12288;
+    v2.qLoraRank = 1536;
+    CHECK(cuda::modelWeightBytes(v2) > 400 * kGiB);
+    auto refused = cuda::planMemory(v2, {}, 0, 139 * kGiB, 141 * kGiB, "NVIDIA H200");
+    REQUIRE_FALSE(refused.isOk());
+    CHECK(refused.status().message().find("weights alone do not fit") != std::string::npos);
+}
+
+TEST_CASE("the tiny fixture's config plans a small workspace") {
+    auto c = loadModelConfig(dsv2::test::tinyLiteDir() / "config.json");
+    REQUIRE(c.isOk());
+    auto plan = cuda::planMemory(*c, {}, 4096, 8 * kGiB, 8 * kGiB, "GPU");
+    REQUIRE(plan.isOk());
+    CHECK(plan->shape.cacheTokens == 4096);
+    CHECK(plan->cacheBytes == 4096LL * 3 * 40 * 2);
+    CHECK(plan->describe().find("4096 tokens") != std::string::npos);
+}
