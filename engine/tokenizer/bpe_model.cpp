@@ -27,15 +27,15 @@ const std::array<char32_t, 256>& standIns() {
     return table;
 }
 
-// Inverse of the stand-in table: code point → byte, or -1.
+// Inverse of the stand-in table: code point → byte, or -1. Stand-ins are all below U+0144.
 int standInToByte(char32_t cp) {
-    static const std::unordered_map<char32_t, int> inverse = [] {
-        std::unordered_map<char32_t, int> m;
-        for (int b = 0; b < 256; ++b) m[standIns()[static_cast<size_t>(b)]] = b;
+    static const std::array<int16_t, 0x144> inverse = [] {
+        std::array<int16_t, 0x144> m{};
+        m.fill(-1);
+        for (int b = 0; b < 256; ++b) m[standIns()[static_cast<size_t>(b)]] = static_cast<int16_t>(b);
         return m;
     }();
-    const auto it = inverse.find(cp);
-    return it == inverse.end() ? -1 : it->second;
+    return cp < inverse.size() ? inverse[cp] : -1;
 }
 
 // "Ġthe" → " the". Characters that are no stand-in keep their UTF-8 bytes (such entries can
@@ -44,6 +44,13 @@ std::string spellingToBytes(std::string_view spelling) {
     std::string out;
     out.reserve(spelling.size());
     size_t i = 0;
+    while (i < spelling.size() && static_cast<unsigned char>(spelling[i]) < 0x80) {
+        // Printable ASCII stands for itself: the common case needs no decoding.
+        const auto c = static_cast<unsigned char>(spelling[i]);
+        if (c <= 0x20 || c == 0x7F) break;
+        out.push_back(static_cast<char>(c));
+        ++i;
+    }
     while (i < spelling.size()) {
         char32_t cp = 0;
         const size_t n = utf8::decode(spelling, i, cp);
@@ -104,20 +111,28 @@ Result<std::unique_ptr<BpeModel>> BpeModel::fromJson(const nlohmann::json& model
         maxId = std::max(maxId, id);
     }
     bpe->m_idToBytes.assign(static_cast<size_t>(maxId + 1), std::string());
+    bpe->m_spellings.assign(static_cast<size_t>(maxId + 1), std::string());
     bpe->m_present.assign(static_cast<size_t>(maxId + 1), 0);
+    for (auto it = vocab->begin(); it != vocab->end(); ++it) {
+        const auto id = static_cast<size_t>(it.value().get<int64_t>());
+        if (bpe->m_present[id]) {
+            return Status(StatusCode::InvalidData, "vocab entries '" + bpe->m_spellings[id] + "' and '" + it.key() +
+                                                       "' share id " + std::to_string(id));
+        }
+        bpe->m_present[id] = 1;
+        bpe->m_idToBytes[id] = spellingToBytes(it.key());
+        bpe->m_spellings[id] = it.key();
+    }
     bpe->m_bytesToId.reserve(vocab->size());
     bpe->m_spellingToId.reserve(vocab->size());
-    for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-        const auto id = static_cast<int32_t>(it.value().get<int64_t>());
-        std::string bytes = spellingToBytes(it.key());
-        bpe->m_present[static_cast<size_t>(id)] = 1;
-        bpe->m_bytesToId.emplace(bytes, id);
-        bpe->m_spellingToId.emplace(it.key(), id);
-        bpe->m_idToBytes[static_cast<size_t>(id)] = std::move(bytes);
+    for (size_t id = 0; id < bpe->m_present.size(); ++id) {
+        if (!bpe->m_present[id]) continue;
+        bpe->m_bytesToId.insert(static_cast<int32_t>(id));
+        bpe->m_spellingToId.insert(static_cast<int32_t>(id));
     }
     for (int b = 0; b < 256; ++b) {
-        const auto it = bpe->m_bytesToId.find(std::string(1, static_cast<char>(b)));
-        bpe->m_byteToId[b] = it == bpe->m_bytesToId.end() ? -1 : it->second;
+        const char c = static_cast<char>(b);
+        bpe->m_byteToId[b] = bpe->m_bytesToId.find(std::string_view(&c, 1));
     }
 
     const auto merges = model.find("merges");
@@ -129,9 +144,10 @@ Result<std::unique_ptr<BpeModel>> BpeModel::fromJson(const nlohmann::json& model
     bpe->m_merges.assign(capacity, MergeEntry{});
     bpe->m_mergeMask = capacity - 1;
     int32_t rank = 0;
+    std::string joined;  // reused: no allocation per merge
     for (const auto& merge : *merges) {
-        std::string left;
-        std::string right;
+        std::string_view left;
+        std::string_view right;
         if (merge.is_string()) {
             // "a b": split at the single space (byte-level spellings never contain one).
             const std::string& line = merge.get_ref<const std::string&>();
@@ -140,55 +156,53 @@ Result<std::unique_ptr<BpeModel>> BpeModel::fromJson(const nlohmann::json& model
                 return Status(StatusCode::InvalidData, "merge #" + std::to_string(rank) + " \"" + line +
                                                            "\" is not two tokens separated by one space");
             }
-            left = line.substr(0, space);
-            right = line.substr(space + 1);
+            left = std::string_view(line).substr(0, space);
+            right = std::string_view(line).substr(space + 1);
         } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
-            left = merge[0].get<std::string>();
-            right = merge[1].get<std::string>();
+            left = merge[0].get_ref<const std::string&>();
+            right = merge[1].get_ref<const std::string&>();
         } else {
             return Status(StatusCode::InvalidData, "merge #" + std::to_string(rank) + " is neither \"a b\" nor [a, b]");
         }
-        const auto l = bpe->m_spellingToId.find(left);
-        const auto r = bpe->m_spellingToId.find(right);
-        const auto m = bpe->m_spellingToId.find(left + right);
-        if (l == bpe->m_spellingToId.end() || r == bpe->m_spellingToId.end() || m == bpe->m_spellingToId.end()) {
-            const std::string& missing = l == bpe->m_spellingToId.end()   ? left
-                                         : r == bpe->m_spellingToId.end() ? right
-                                                                           : left + right;
+        joined.assign(left);
+        joined.append(right);
+        const int32_t l = bpe->m_spellingToId.find(left);
+        const int32_t r = bpe->m_spellingToId.find(right);
+        const int32_t m = bpe->m_spellingToId.find(joined);
+        if (l < 0 || r < 0 || m < 0) {
+            const std::string missing(l < 0 ? left : r < 0 ? right : std::string_view(joined));
             return Status(StatusCode::InvalidData, "merge #" + std::to_string(rank) + " uses '" + missing +
                                                        "', which is not in the vocabulary");
         }
         int32_t existingRank = 0;
         int32_t existingMerged = 0;
         // A repeated merge keeps its first (best) rank, as HF does.
-        if (!bpe->findMerge(l->second, r->second, existingRank, existingMerged)) {
-            bpe->insertMerge(l->second, r->second, rank, m->second);
-        }
+        if (!bpe->findMerge(l, r, existingRank, existingMerged)) bpe->insertMerge(l, r, rank, m);
         ++rank;
     }
 
     bpe->m_ignoreMerges = model.value("ignore_merges", false);
     const auto unk = model.find("unk_token");
     if (unk != model.end() && unk->is_string()) {
-        const auto it = bpe->m_spellingToId.find(unk->get<std::string>());
-        if (it == bpe->m_spellingToId.end()) {
+        const int32_t id = bpe->m_spellingToId.find(unk->get_ref<const std::string&>());
+        if (id < 0) {
             return Status(StatusCode::InvalidData, "unk_token '" + unk->get<std::string>() + "' is not in the vocabulary");
         }
-        bpe->m_unkId = it->second;
+        bpe->m_unkId = id;
     }
     return bpe;
 }
 
 std::optional<int32_t> BpeModel::findBySpelling(std::string_view spelling) const {
-    const auto it = m_spellingToId.find(std::string(spelling));
-    if (it == m_spellingToId.end()) return std::nullopt;
-    return it->second;
+    const int32_t id = m_spellingToId.find(spelling);
+    if (id < 0) return std::nullopt;
+    return id;
 }
 
 std::optional<int32_t> BpeModel::findByBytes(std::string_view bytes) const {
-    const auto it = m_bytesToId.find(std::string(bytes));
-    if (it == m_bytesToId.end()) return std::nullopt;
-    return it->second;
+    const int32_t id = m_bytesToId.find(bytes);
+    if (id < 0) return std::nullopt;
+    return id;
 }
 
 static inline uint64_t mergeKey(int32_t left, int32_t right) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "dsv2/status.h"
+#include "tokenizer/string_id_map.h"
 
 namespace dsv2 {
 
@@ -30,12 +31,17 @@ public:
     int32_t vocabEnd() const { return static_cast<int32_t>(m_idToBytes.size()); }
     bool hasId(int32_t id) const { return id >= 0 && id < vocabEnd() && m_present[static_cast<size_t>(id)]; }
     const std::string& bytes(int32_t id) const { return m_idToBytes[static_cast<size_t>(id)]; }
+    const std::string& spelling(int32_t id) const { return m_spellings[static_cast<size_t>(id)]; }
     // The vocab entry as tokenizer.json spells it ("Ġthe"), or as raw bytes (" the").
     std::optional<int32_t> findBySpelling(std::string_view spelling) const;
     std::optional<int32_t> findByBytes(std::string_view bytes) const;
 
     // GPT-2's printable stand-in for each byte (exposed for tests and the CLI's piece view).
     static std::string byteToStandIn(unsigned char b);
+
+    BpeModel() = default;
+    BpeModel(const BpeModel&) = delete;  // the maps point into the string tables
+    BpeModel& operator=(const BpeModel&) = delete;
 
 private:
     static constexpr uint64_t kEmptyKey = ~uint64_t{0};
@@ -50,9 +56,10 @@ private:
     void bpe(std::string_view word, std::vector<int32_t>& out) const;
 
     std::vector<std::string> m_idToBytes;
+    std::vector<std::string> m_spellings;  // by id, as tokenizer.json spells them
     std::vector<char> m_present;
-    std::unordered_map<std::string, int32_t> m_bytesToId;
-    std::unordered_map<std::string, int32_t> m_spellingToId;
+    StringIdMap m_bytesToId{&m_idToBytes};
+    StringIdMap m_spellingToId{&m_spellings};
     int32_t m_byteToId[256];
     std::vector<MergeEntry> m_merges;
     uint64_t m_mergeMask = 0;

@@ -151,21 +151,22 @@ std::string formatFloat(double d) {
     std::string out;
     if (exponent < -4 || exponent >= 16) {
         out = digits.substr(0, 1);
-        if (digits.size() > 1) out += "." + digits.substr(1);
+        if (digits.size() > 1) out.append(".").append(digits, 1);
         char exp[16];
         std::snprintf(exp, sizeof(exp), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
         out += exp;
     } else if (exponent < 0) {
-        out = "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+        out.assign("0.").append(static_cast<size_t>(-exponent - 1), '0').append(digits);
     } else {
         const auto intDigits = static_cast<size_t>(exponent + 1);
         if (digits.size() <= intDigits) {
             out = digits + std::string(intDigits - digits.size(), '0') + ".0";
         } else {
-            out = digits.substr(0, intDigits) + "." + digits.substr(intDigits);
+            out.assign(digits, 0, intDigits).append(".").append(digits, intDigits);
         }
     }
-    return negative ? "-" + out : out;
+    if (negative) out.insert(out.begin(), '-');
+    return out;
 }
 
 bool containsData(const Value& v) {
@@ -244,7 +245,7 @@ std::string Value::repr() const {
         }
         return out + "}";
     }
-    case Kind::Function: return "<function " + m_name + ">";
+    case Kind::Function: return std::string("<function ").append(m_name).append(">");
     }
     return "";
 }

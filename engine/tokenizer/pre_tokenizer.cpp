@@ -100,7 +100,11 @@ void PreTokenizer::split(std::string_view text, Scratch& scratch) const {
         if (step.kind == Step::Kind::PrefixSpace) {
             for (auto& piece : scratch.pieces) {
                 if (!piece.empty() && piece.front() == ' ') continue;
-                scratch.owned.push_back(" " + std::string(piece));
+                std::string spaced;
+                spaced.reserve(piece.size() + 1);
+                spaced.push_back(' ');
+                spaced.append(piece);
+                scratch.owned.push_back(std::move(spaced));
                 piece = scratch.owned.back();
             }
             continue;

@@ -276,9 +276,7 @@ std::string Tokenizer::tokenBytes(int32_t id) const {
 std::string Tokenizer::tokenSpelling(int32_t id) const {
     if (const AddedToken* added = addedById(id)) return added->content;
     if (!m_model->hasId(id)) return {};
-    std::string out;
-    for (const char c : m_model->bytes(id)) out += BpeModel::byteToStandIn(static_cast<unsigned char>(c));
-    return out;
+    return m_model->spelling(id);
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skipSpecial) const {
