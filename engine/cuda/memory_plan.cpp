@@ -107,7 +107,7 @@ Result<MemoryPlan> planMemory(const ModelConfig& config, RuntimeShape shape, int
         if (plan.weightBytes + plan.reserveBytes > freeBytes)
             msg += " (the weights alone do not fit)";
         else
-            msg += "; a smaller context (--max-context) shrinks the KV cache";
+            msg += "; a smaller context (--context) shrinks the KV cache";
         return Status(StatusCode::ResourceExhausted, msg);
     }
     return plan;

@@ -24,4 +24,5 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/device_weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cpp
 )
-target_compile_definitions(dsv2_engine PRIVATE DSV2_HAS_CUDA_BACKEND=1)
+# PUBLIC: the CLI (dsv2 bench) also asks whether the CUDA backend is compiled in.
+target_compile_definitions(dsv2_engine PUBLIC DSV2_HAS_CUDA_BACKEND=1)

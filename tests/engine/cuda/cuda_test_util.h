@@ -111,6 +111,13 @@ std::vector<T> download(const DeviceBuffer<T>& buf) {
     return v;
 }
 
+// DSV2_CUDA_TEST_SMALL=1 (set by scripts/device_check.sh for compute-sanitizer runs, which are
+// 10-100x slower) makes the suites skip their long-context cases.
+inline bool smallSizesOnly() {
+    const char* env = std::getenv("DSV2_CUDA_TEST_SMALL");
+    return env && *env && *env != '0';
+}
+
 // Checks that no asynchronous kernel error is pending (an out-of-bounds access shows up here).
 inline void requireDeviceOk() {
     const cudaError_t err = cudaDeviceSynchronize();

@@ -43,6 +43,7 @@ TEST_CASE("V2-Lite: 15.7B parameters, 31,104 KV bytes per token, fits an H200 wi
     CHECK(cuda::cacheBytesPerToken(c) == 31104);
     auto plan = cuda::planMemory(c, {}, 0, 140 * kGiB, 141 * kGiB, "NVIDIA H200");
     REQUIRE_MESSAGE(plan.isOk(), plan.status().toString());
+    MESSAGE("V2-Lite on an H200: " << plan->describe());
     CHECK(plan->shape.cacheTokens == 163840);
     CHECK(plan->cacheBytes == 163840LL * 31104);
     CHECK(plan->neededBytes() <= 140 * kGiB);
@@ -62,12 +63,13 @@ TEST_CASE("automatic context shrinks to what fits; an explicit one is refused wi
 
     auto refused = cuda::planMemory(c, {}, 163840, weights + 4 * kGiB, 80 * kGiB, "NVIDIA L40S");
     REQUIRE_FALSE(refused.isOk());
+    MESSAGE(refused.status().toString());
     CHECK(refused.status().code() == StatusCode::ResourceExhausted);
     const std::string msg = refused.status().message();
     CHECK(msg.find("NVIDIA L40S") != std::string::npos);
     CHECK(msg.find("163840 tokens") != std::string::npos);
     CHECK(msg.find("GiB") != std::string::npos);
-    CHECK(msg.find("--max-context") != std::string::npos);
+    CHECK(msg.find("--context") != std::string::npos);
 }
 
 TEST_CASE("a model whose weights alone do not fit says so") {

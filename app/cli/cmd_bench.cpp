@@ -1,0 +1,193 @@
+// dsv2 bench (--model DIR | --random-weights CONFIG.json) [--backend cuda|cpu] --prompt-len N
+//            --decode-tokens M [--json]
+// Times one prefill of N seeded random tokens and M greedy decode steps on the backend directly
+// (no tokenizer, no sampling), and prints prefill tok/s, decode tok/s, time to first token, GPU
+// memory in use and KV bytes per token. Random weights give the real Lite/V2 shapes without the
+// files; for those the CUDA memory plan is checked before any host memory is filled.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "core/backend.h"
+#include "model/model_config.h"
+#include "model/model_folder.h"
+#include "model/random_weights.h"
+#if defined(DSV2_HAS_CUDA_BACKEND)
+#include <cuda_runtime.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/memory_plan.h"
+#endif
+
+namespace dsv2::cli {
+namespace {
+
+struct BenchArgs {
+    std::string model;
+    std::string randomConfig;
+    std::string backend = "cuda";
+    int64_t promptLen = 512;
+    int64_t decodeTokens = 64;
+    int64_t context = 0;
+    int threads = 0;
+    uint64_t seed = 1;
+    bool json = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+int32_t argmax(const std::vector<float>& logits, int64_t vocab) {
+    return static_cast<int32_t>(std::max_element(logits.end() - vocab, logits.end()) - (logits.end() - vocab));
+}
+
+int runBench(const BenchArgs& a) {
+    if (a.model.empty() == a.randomConfig.empty()) return fail("give exactly one of --model DIR and --random-weights CONFIG.json");
+    if (a.promptLen < 1 || a.decodeTokens < 0) return fail("--prompt-len must be >= 1 and --decode-tokens >= 0");
+    const bool cuda = a.backend == "cuda";
+#if !defined(DSV2_HAS_CUDA_BACKEND)
+    if (cuda) return fail("this dsv2 was built without the CUDA backend (-DDSV2_CUDA=OFF); use --backend cpu");
+#endif
+
+    // The model: a folder (mapped, zero copy) or seeded random weights of a config's shapes.
+    std::unique_ptr<ModelFolder> folder;
+    std::unique_ptr<RandomWeights> random;
+    ModelConfig config;
+    const ModelWeights* weights = nullptr;
+    const auto tLoad0 = Clock::now();
+    if (!a.model.empty()) {
+        auto f = ModelFolder::open(a.model);
+        if (!f.isOk()) return fail(f.status().toString());
+        folder = std::move(f).value();
+        config = folder->config();
+        weights = &folder->weights();
+    } else {
+        auto c = loadModelConfig(a.randomConfig);
+        if (!c.isOk()) return fail(c.status().toString());
+        config = *c;
+#if defined(DSV2_HAS_CUDA_BACKEND)
+        if (cuda) {  // refuse a model that cannot fit before filling tens of GB of host memory
+            size_t freeBytes = 0, totalBytes = 0;
+            if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) return fail("no usable GPU for --backend cuda");
+            auto plan = cuda::planMemory(config, {}, a.context, static_cast<int64_t>(freeBytes),
+                                         static_cast<int64_t>(totalBytes), "the GPU");
+            if (!plan.isOk()) return fail(plan.status().toString());
+        }
+#endif
+        auto r = RandomWeights::create(config, DType::BF16, a.seed);
+        if (!r.isOk()) return fail(r.status().toString());
+        random = std::move(r).value();
+        weights = &random->weights();
+    }
+    const auto tLoad1 = Clock::now();
+
+    BackendOptions options;
+    options.threads = a.threads;
+    options.maxContext = a.context > 0 ? a.context : 0;
+    Result<std::unique_ptr<Backend>> backend = Status(StatusCode::Internal, "no backend");
+    int64_t planned = 0;
+#if defined(DSV2_HAS_CUDA_BACKEND)
+    if (cuda) {
+        cuda::MemoryPlan plan;
+        cuda::CudaBackendExtras extras;
+        extras.planOut = &plan;
+        backend = cuda::createCudaBackendWithExtras(config, *weights, options, extras);
+        planned = plan.neededBytes();
+    }
+#endif
+    if (!cuda) backend = createBackend(BackendKind::Cpu, config, *weights, options);
+    if (!backend.isOk()) return fail(backend.status().toString());
+    const auto tBackend = Clock::now();
+    auto session = (*backend)->createSession(std::max<int64_t>(a.context, a.promptLen + a.decodeTokens));
+    if (!session.isOk()) return fail(session.status().toString());
+
+    std::mt19937 rng(static_cast<uint32_t>(a.seed));
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(config.vocabSize, 100000)) - 1);
+    std::vector<int32_t> prompt(static_cast<size_t>(a.promptLen));
+    for (auto& t : prompt) t = pick(rng);
+
+    const auto t0 = Clock::now();
+    auto first = (*session)->forward(prompt, false);  // logits of the last position reach the host
+    if (!first.isOk()) return fail(first.status().toString());
+    const auto t1 = Clock::now();
+    int32_t next = argmax(first->logits, first->vocab);
+    for (int64_t i = 0; i < a.decodeTokens; ++i) {
+        auto step = (*session)->forward(std::vector<int32_t>{next}, false);
+        if (!step.isOk()) return fail(step.status().toString());
+        next = argmax(step->logits, step->vocab);
+    }
+    const auto t2 = Clock::now();
+
+    const double prefill = seconds(t0, t1), decode = seconds(t1, t2);
+    const CacheStats cache = (*session)->cacheStats();
+    int64_t gpuInUse = -1;
+#if defined(DSV2_HAS_CUDA_BACKEND)
+    if (cuda) gpuInUse = cuda::deviceMemoryInUse();
+#endif
+    nlohmann::json j = {
+        {"backend", (*backend)->description()},
+        {"model", a.model.empty() ? "random weights, " + a.randomConfig : a.model},
+        {"layers", config.numHiddenLayers},
+        {"prompt_tokens", a.promptLen},
+        {"decode_tokens", a.decodeTokens},
+        {"load_s", seconds(tLoad0, tLoad1)},
+        {"backend_init_s", seconds(tLoad1, tBackend)},
+        {"ttft_s", prefill},
+        {"prefill_tok_s", static_cast<double>(a.promptLen) / prefill},
+        {"decode_s", decode},
+        {"decode_tok_s", a.decodeTokens > 0 ? static_cast<double>(a.decodeTokens) / decode : 0.0},
+        {"kv_bytes_per_token", cache.bytesPerToken},
+        {"kv_bytes_used", cache.bytesUsed},
+        {"gpu_memory_in_use_bytes", gpuInUse},
+        {"gpu_memory_planned_bytes", planned},
+    };
+    if (a.json) {
+        std::cout << j.dump(2) << '\n';
+        return 0;
+    }
+    auto gib = [](int64_t b) { return b < 0 ? std::string("n/a") : std::to_string(static_cast<double>(b) / (1 << 30)) + " GiB"; };
+    std::printf("backend            %s\n", (*backend)->description().c_str());
+    std::printf("model              %s (%lld layers)\n", j["model"].get<std::string>().c_str(),
+                static_cast<long long>(config.numHiddenLayers));
+    std::printf("load / init        %.2f s / %.2f s\n", seconds(tLoad0, tLoad1), seconds(tLoad1, tBackend));
+    std::printf("prefill            %lld tokens in %.3f s = %.1f tok/s (time to first token %.3f s)\n",
+                static_cast<long long>(a.promptLen), prefill, static_cast<double>(a.promptLen) / prefill, prefill);
+    if (a.decodeTokens > 0)
+        std::printf("decode             %lld tokens in %.3f s = %.2f tok/s\n", static_cast<long long>(a.decodeTokens),
+                    decode, static_cast<double>(a.decodeTokens) / decode);
+    std::printf("KV cache           %lld bytes per token, %lld bytes used\n", static_cast<long long>(cache.bytesPerToken),
+                static_cast<long long>(cache.bytesUsed));
+    std::printf("GPU memory         %s in use (planned %s)\n", gib(gpuInUse).c_str(), gib(planned).c_str());
+    return 0;
+}
+
+void installBench(CLI::App& root, CliContext& ctx) {
+    auto* cmd = root.add_subcommand("bench", "Time prefill and decode on a model folder or on random weights of a config");
+    auto a = std::make_shared<BenchArgs>();
+    cmd->add_option("-m,--model", a->model, "Model folder (hub layout)")->check(CLI::ExistingDirectory);
+    cmd->add_option("--random-weights", a->randomConfig, "config.json whose shapes get seeded random bf16 weights")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--backend", a->backend, "cuda or cpu")->check(CLI::IsMember({"cuda", "cpu"}))->capture_default_str();
+    cmd->add_option("--prompt-len", a->promptLen, "Prompt tokens (seeded random ids)")->capture_default_str();
+    cmd->add_option("--decode-tokens", a->decodeTokens, "Greedy decode steps after the prompt")->capture_default_str();
+    cmd->add_option("--context", a->context, "KV cache / session capacity in tokens (0 = as the backend plans)");
+    cmd->add_option("--threads", a->threads, "CPU threads for --backend cpu (0 = all cores)");
+    cmd->add_option("--seed", a->seed, "Seed of the prompt and of random weights")->capture_default_str();
+    cmd->add_flag("--json", a->json, "Print one JSON object");
+    cmd->callback([a, &ctx] { ctx.exitCode = runBench(*a); });
+}
+
+}  // namespace
+
+DSV2_CLI_COMMAND(80, installBench);
+
+}  // namespace dsv2::cli
