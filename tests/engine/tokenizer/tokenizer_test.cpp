@@ -257,3 +257,30 @@ TEST_CASE("malformed or unsupported tokenizer.json gives a clear error") {
     check(Tokenizer::fromFile("/nonexistent/tokenizer.json"), StatusCode::NotFound, "/nonexistent");
     check(Tokenizer::fromFile(test::tinyLiteDir()), StatusCode::InvalidArgument, "folder");
 }
+
+TEST_CASE("added-token options lstrip, rstrip, single_word behave as in HF") {
+    // The tiny-lite tokenizer plus three added tokens; expected ids from HF tokenizers 0.23.3.
+    auto json = nlohmann::json::parse(readFile(test::tinyLiteDir() / "tokenizer.json"));
+    json["added_tokens"].push_back({{"id", 512}, {"content", "<tag>"}, {"single_word", false}, {"lstrip", true},
+                                    {"rstrip", true}, {"normalized", false}, {"special", true}});
+    json["added_tokens"].push_back({{"id", 513}, {"content", "cat"}, {"single_word", true}, {"lstrip", false},
+                                    {"rstrip", false}, {"normalized", true}, {"special", false}});
+    json["added_tokens"].push_back({{"id", 514}, {"content", "<ta"}, {"single_word", false}, {"lstrip", false},
+                                    {"rstrip", false}, {"normalized", false}, {"special", false}});
+    auto r = Tokenizer::fromJson(json.dump(), "tiny+added");
+    REQUIRE_MESSAGE(r.isOk(), r.status().toString());
+    const Tokenizer& t = **r;
+    const auto allow = SpecialTokens::Allow;
+    CHECK(t.encode("a  <tag>  b", allow) == std::vector<int32_t>{64, 512, 65});
+    CHECK(t.encode("concat cat cats", allow) == std::vector<int32_t>{488, 66, 271, 220, 513, 282, 271, 82});
+    CHECK(t.encode("cat", allow) == std::vector<int32_t>{513});
+    CHECK(t.encode("x cat.", allow) == std::vector<int32_t>{87, 220, 513, 13});
+    CHECK(t.encode("<ta<tag>", allow) == std::vector<int32_t>{514, 512});
+    CHECK(t.encode(" \n<tag>\n z", allow) == std::vector<int32_t>{512, 89});
+    CHECK(t.encode("a<｜end▁of▁sentence｜>b", allow) == std::vector<int32_t>{64, 511, 65});
+    CHECK(t.size() == 515);
+    // Not allowed: "<tag>" is text, and the non-special "<ta" inside it still matches.
+    const auto asText = t.encode("<tag>");
+    CHECK(asText.front() == 514);
+    CHECK(std::find(asText.begin(), asText.end(), 512) == asText.end());
+}
