@@ -90,11 +90,10 @@ TEST_CASE("engine: model info, defaults from generation_config.json, no CUDA bac
     EngineOptions cuda;
     cuda.backend = BackendChoice::Cuda;
     auto e = Engine::load(tinyLiteDir(), cuda);
-#if !defined(DSV2_HAS_CUDA_BACKEND)
-    REQUIRE_FALSE(e.isOk());
-    CHECK(e.status().code() == StatusCode::Unavailable);
-    CHECK(e.status().message().find("CUDA") != std::string::npos);
-#endif
+    if (!e.isOk()) {  // no CUDA backend in this build, or no GPU: a clear Unavailable
+        CHECK(e.status().code() == StatusCode::Unavailable);
+        CHECK(e.status().message().find("CUDA") != std::string::npos);
+    }
 }
 
 TEST_CASE("engine: chat messages render to the reference prompt; greedy generation matches HF") {
