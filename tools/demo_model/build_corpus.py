@@ -398,7 +398,7 @@ def parse_wordnet(body):
             pos = POS[m.group(1)]
             senses.append([pos, m.group(2)])
             continue
-        m = re.match(r"^\s{5,}(\d+):\s(.*)$", line)
+        m = re.match(r"^\s{4,}(\d+):\s(.*)$", line)
         if m and pos:
             senses.append([pos, m.group(2)])
             continue
@@ -409,7 +409,7 @@ def parse_wordnet(body):
         text = " ".join(text.split())
         syn = re.search(r"\[syn: (.*?)\]", text)
         text = re.sub(r"\s*\[(syn|ant|also|see|pt|pp|pl)[^\]]*\]", "", text).strip()
-        text = text.replace("{", "").replace("}", "")
+        text = text.replace("{", "").replace("}", "").rstrip("; ")
         syns = []
         if syn:
             syns = [s.strip().strip("{}") for s in syn.group(1).split(",")]

@@ -447,7 +447,7 @@ def main():
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
     ap.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the steps")
     ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--aux-alpha", type=float, default=0.01, help="weight of the expert balance loss")
+    ap.add_argument("--aux-alpha", type=float, default=0.02, help="weight of the expert balance loss")
     ap.add_argument("--evals", type=int, default=10, help="validation evaluations during training")
     ap.add_argument("--experts", default="auto", choices=["auto", "grouped_mm", "eager"],
                     help="transformers experts implementation for training (auto: time both, keep the faster)")
@@ -458,6 +458,8 @@ def main():
                     help="largest safetensors file; a larger model is written as hub shards + index")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                    help="auto: bf16 autocast on CUDA, fp32 on CPU")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -469,7 +471,7 @@ def main():
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
-    use_bf16 = device.type == "cuda"
+    use_bf16 = device.type == "cuda" if args.precision == "auto" else args.precision == "bf16"
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     if device.type == "cuda":
@@ -719,7 +721,10 @@ def main():
         sys.exit(f"from_pretrained reported: {problems}")
     reloaded.to(device).eval()
     reloaded.config._experts_implementation = impl
-    ref = copy.deepcopy(bf16_model).float().eval()
+    ref = copy.deepcopy(model).eval()  # fp32 model with bf16-rounded parameters (buffers such as inv_freq stay fp32)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
     ref.config._experts_implementation = impl
     xv = val_stream[: min(val_stream.numel(), 512)].view(1, -1).to(device)
     with torch.no_grad():
