@@ -15,6 +15,7 @@
 #                   --dsv2 build-device/app/dsv2" bash scripts/device_check.sh
 #               DSV2_BUILD_DIR=dir          build folder (default build-device)
 #               DSV2_JOBS=n                 build parallelism (default: all cores)
+#               DSV2_BUILD_LIMIT=s          time limit of the build step (default 300)
 #
 # Every step has its own time limit, so that the table still prints inside the call's 10 minutes;
 # logs: $OUT/{gpus.txt,build.log,version.log,gpu_tests.log,other_tests.log,sanitizer.log,summary.txt}
@@ -55,14 +56,14 @@ build() {
 export BUILD JOBS generator
 export -f build
 built=1
-step build 300 bash -c build || built=0
+step build "${DSV2_BUILD_LIMIT:-300}" bash -c build || built=0
 
 if [ "$built" = 1 ]; then
     step version 30 "$BUILD/app/dsv2" --version
     cat "$OUT/version.log"
   if [ "${DSV2_DEVICE_TESTS:-1}" = 1 ]; then
     step gpu_tests 120 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 100
-    step other_tests 90 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 85 -j 8
+    step other_tests 120 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 110 -j 8
     if [ "${DSV2_SANITIZE_KERNELS:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
         sanitize() {
             local status=0 tool suite
@@ -81,7 +82,7 @@ if [ "$built" = 1 ]; then
         }
         export -f sanitize
         remaining=$((570 - (SECONDS - T0)))
-        if [ "$remaining" -gt 40 ]; then step sanitizer "$remaining" bash -c sanitize
+        if [ "$remaining" -gt 60 ]; then step sanitizer "$remaining" bash -c sanitize
         else skip sanitizer "no time left"; fi
     else
         skip sanitizer "off or compute-sanitizer missing"

@@ -1,6 +1,7 @@
 // The CUDA backend's memory plan: host arithmetic only, so this suite runs without a GPU.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <string>
 
 #include "cuda/memory_plan.h"
@@ -95,4 +96,21 @@ TEST_CASE("the tiny fixture's config plans a small workspace") {
     CHECK(plan->shape.cacheTokens == 4096);
     CHECK(plan->cacheBytes == 4096LL * 3 * 40 * 2);
     CHECK(plan->describe().find("4096 tokens") != std::string::npos);
+}
+
+TEST_CASE("the shipped V2-Lite and V2 configs (dsv2 bench --random-weights) parse and plan as expected") {
+    const auto dir = std::filesystem::path(__FILE__).parent_path() / "configs";
+    auto lite = loadModelConfig(dir / "deepseek-v2-lite.json");
+    REQUIRE_MESSAGE(lite.isOk(), lite.status().toString());
+    CHECK(cuda::modelWeightBytes(*lite) == cuda::modelWeightBytes(::lite()));
+    CHECK(cuda::planMemory(*lite, {}, 0, 139 * kGiB, 141 * kGiB, "NVIDIA H200").isOk());
+    auto v2 = loadModelConfig(dir / "deepseek-v2.json");
+    REQUIRE_MESSAGE(v2.isOk(), v2.status().toString());
+    CHECK(v2->topkMethod == TopkMethod::GroupLimitedGreedy);
+    CHECK(cuda::cacheBytesPerToken(*v2) == 69120);
+    const int64_t params = cuda::modelWeightBytes(*v2) / 2;
+    MESSAGE("V2 parameters: " << params);
+    CHECK(params > 235'000'000'000LL);
+    CHECK(params < 237'000'000'000LL);
+    CHECK_FALSE(cuda::planMemory(*v2, {}, 0, 139 * kGiB, 141 * kGiB, "NVIDIA H200").isOk());
 }
