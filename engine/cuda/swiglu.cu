@@ -1,5 +1,7 @@
 #include "cuda/swiglu.h"
 
+#include <algorithm>
+
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 

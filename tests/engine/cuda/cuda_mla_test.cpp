@@ -4,6 +4,7 @@
 // 32-key tiles and 64-token blocks (1, 63, 64, 65), chunks with an offset, and 8K+ contexts.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
