@@ -110,7 +110,7 @@ __global__ void moeRouterKernel(MoeRouterParams p) {
         if (lane == 0) ids[r] = bestIdx;
     }
     float scale = p.routed_scaling_factor;
-    if (p.norm_topk_prob) scale /= chosenSum + 1e-20f;
+    if (p.norm_topk_prob && p.top_k > 1) scale /= chosenSum + 1e-20f;  // as DeepSeek: only for top_k > 1
     if (lane < p.top_k) weights[lane] = myWeight * scale;
 }
 

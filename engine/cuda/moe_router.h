@@ -5,7 +5,8 @@
 //                         keep the topk_group best groups, top-k among their experts.
 // Weights are the softmax probabilities of the chosen experts (over all experts), divided by their
 // sum (+1e-20) when norm_topk_prob, times routed_scaling_factor. Output sorted by weight, ties to
-// the lower expert id (the CPU reference breaks ties the same way).
+// the lower expert id (the CPU reference breaks ties the same way). Like DeepSeek's code, the
+// renormalisation applies only when top_k > 1.
 
 #include <cuda_runtime.h>
 

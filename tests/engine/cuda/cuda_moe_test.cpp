@@ -85,6 +85,7 @@ TEST_CASE("router top-k matches cpu::routeToken in every routing mode") {
         {160, 6, true, 8, 3, true, 16.0f, 7},    {8, 2, false, 1, 1, true, 1.0f, 65},    // tiny
         {256, 8, true, 8, 4, true, 2.5f, 19},    {64, 6, true, 1, 1, false, 1.0f, 5},    // grouped, one group
         {33, 32, false, 1, 1, false, 1.0f, 3},   {96, 4, true, 32, 2, false, 1.0f, 9},
+        {16, 1, false, 1, 1, true, 2.0f, 9},     // top-1 with norm_topk_prob: no renormalisation
     };
     for (const auto& c : cases) {
         CAPTURE(c.nExperts);
