@@ -226,6 +226,19 @@ class RouterTap:
             losses.append((f * probs).sum())
         return torch.stack(losses).mean()
 
+    @torch.no_grad()
+    def load_stats(self):
+        """Largest expert load relative to an even share (1.0 = balanced), and the number of (layer,
+        expert) pairs that got under a tenth of an even share, on the last batch."""
+        worst, starved = 0.0, 0
+        for layer in self.layers:
+            _, idx = self.outputs[layer]
+            e = self.num_experts
+            f = torch.bincount(idx.reshape(-1), minlength=e).float() * (e / idx.numel())
+            worst = max(worst, float(f.max()))
+            starved += int((f < 0.1).sum())
+        return worst, starved
+
     def remove(self):
         for h in self.handles:
             h.remove()
@@ -647,12 +660,14 @@ def main():
         acc_n += 1
         if (step + 1) % log_every == 0 or step == total_steps - 1:
             acc_loss, acc_aux = acc_loss.item(), acc_aux.item()
+            worst, starved = tap.load_stats()
             el = time.time() - t_train
             tps = (step + 1) * args.batch * args.seq_len / el
             loss_curve.append({"step": step + 1, "seconds": round(el, 2), "loss": round(acc_loss / acc_n, 4),
-                               "balance": round(acc_aux / acc_n, 4), "lr": round(lr_at(step), 6)})
+                               "balance": round(acc_aux / acc_n, 4), "max_load": round(worst, 2),
+                               "starved_experts": starved, "lr": round(lr_at(step), 6)})
             log(f"step {step + 1:6d}/{total_steps} {el:7.1f}s loss {acc_loss / acc_n:.4f} balance {acc_aux / acc_n:.3f} "
-                f"lr {lr_at(step):.2e} {tps / 1e3:.0f}k tok/s")
+                f"max load {worst:.1f}x starved {starved} lr {lr_at(step):.2e} {tps / 1e3:.0f}k tok/s")
             acc_loss = acc_aux = 0.0
             acc_n = 0
         if (step + 1) % eval_every == 0 or step == total_steps - 1:
@@ -667,8 +682,15 @@ def main():
             log(f"stopping at step {step + 1}: past the time budget by 15%")
             stopped_early = True
             break
-    train_seconds = time.time() - t_train
     steps_done = step + 1
+    if val_curve[-1]["step"] != steps_done:  # stopped early: evaluate the last weights too
+        vl = eval_loss(model, val_stream, args.seq_len, args.batch, device, autocast)
+        val_curve.append({"step": steps_done, "seconds": round(time.time() - t_train, 2), "val_loss": round(vl, 4),
+                          "val_ppl": round(math.exp(vl), 3)})
+        log(f"  validation: loss {vl:.4f} perplexity {math.exp(vl):.2f}")
+        if vl < best["loss"]:
+            best = {"loss": vl, "step": steps_done, "state": None}
+    train_seconds = time.time() - t_train
     tap.remove()
     final_val = val_curve[-1]["val_loss"]
     if best["state"] is not None and best["step"] != steps_done:
