@@ -683,7 +683,7 @@ def main():
             stopped_early = True
             break
     steps_done = step + 1
-    if val_curve[-1]["step"] != steps_done:  # stopped early: evaluate the last weights too
+    if not val_curve or val_curve[-1]["step"] != steps_done:  # stopped early: evaluate the last weights too
         vl = eval_loss(model, val_stream, args.seq_len, args.batch, device, autocast)
         val_curve.append({"step": steps_done, "seconds": round(time.time() - t_train, 2), "val_loss": round(vl, 4),
                           "val_ppl": round(math.exp(vl), 3)})
