@@ -1,138 +1,381 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
-#include <QHBoxLayout>
+#include <QDir>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QKeySequence>
 #include <QLabel>
 #include <QLineEdit>
-#include <QListView>
 #include <QMenuBar>
-#include <QPlainTextEdit>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QSettings>
 #include <QSplitter>
-#include <QStackedWidget>
+#include <QStandardPaths>
 #include <QStatusBar>
-#include <QStringListModel>
-#include <QVBoxLayout>
+
+#include "app_theme.h"
+#include "backend/chat_backend.h"
+#include "backend/null_backend.h"
+#include "chat/chat_controller.h"
+#include "chat/chat_panel.h"
+#include "chat/chat_view.h"
+#include "chat/message_model.h"
+#include "chat/prompt_input.h"
+#include "export/export_dialog.h"
+#include "model/model_info_panel.h"
+#include "settings/conversation_settings_dialog.h"
+#include "sidebar/conversation_list_model.h"
+#include "sidebar/sidebar.h"
+#include "status/status_panel.h"
 
 namespace dsv2::ui {
+namespace {
+const QString kRecentKey = QStringLiteral("model/recent");
+const QString kLastModelKey = QStringLiteral("model/last");
+const QString kBackendKey = QStringLiteral("model/backend");
+const QString kFontKey = QStringLiteral("view/fontPointSize");
+const QString kThemeKey = QStringLiteral("view/theme");
+}  // namespace
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+MainWindow::MainWindow(ChatBackend* backend, QWidget* parent) : QMainWindow(parent), m_backend(backend) {
     setWindowTitle(QStringLiteral("dsv2-chat"));
     setObjectName(QStringLiteral("mainWindow"));
+    if (!m_backend) m_backend = new NullBackend(this);
+
+    m_sidebar = new Sidebar(m_backend, this);
+    m_chatPanel = new ChatPanel(this);
+    m_messages = new MessageModel(this);
+    m_chatPanel->view()->setMessageModel(m_messages);
+    m_controller = new ChatController(m_backend, m_messages, m_chatPanel, this);
 
     m_splitter = new QSplitter(Qt::Horizontal, this);
     m_splitter->setObjectName(QStringLiteral("mainSplitter"));
-    m_splitter->addWidget(buildSidebar());
-    m_splitter->addWidget(buildChatArea());
+    m_splitter->addWidget(m_sidebar);
+    m_splitter->addWidget(m_chatPanel);
     m_splitter->setStretchFactor(0, 0);
     m_splitter->setStretchFactor(1, 1);
     m_splitter->setSizes({260, 760});
     setCentralWidget(m_splitter);
 
+    m_modelInfo = new ModelInfoPanel(this);
+    m_modelDock = new QDockWidget(tr("Model"), this);
+    m_modelDock->setObjectName(QStringLiteral("modelDock"));
+    m_modelDock->setWidget(m_modelInfo);
+    addDockWidget(Qt::RightDockWidgetArea, m_modelDock);
+    m_modelDock->hide();
+
+    m_status = new StatusPanel(m_backend, statusBar());
     buildMenus();
-    buildStatusBar();
+    connectBackend();
+
+    connect(m_sidebar, &Sidebar::newChatRequested, m_controller, &ChatController::newChat);
+    connect(m_sidebar, &Sidebar::conversationActivated, m_controller,
+            [this](qint64 id) { m_controller->openConversation(id); });
+    connect(m_sidebar, &Sidebar::searchHitActivated, m_controller,
+            [this](qint64 conversation, qint64 message) { m_controller->openConversation(conversation, message); });
+    connect(m_sidebar, &Sidebar::exportRequested, this, [this](qint64 id) { showExportDialog(id); });
+    connect(m_controller, &ChatController::conversationShown, this, &MainWindow::onConversationShown);
+    connect(m_controller, &ChatController::statusMessage, this, [this](const QString& text) {
+        statusBar()->showMessage(text, 4000);
+    });
+    connect(m_chatPanel, &ChatPanel::settingsRequested, this, &MainWindow::showSettingsDialog);
+    connect(m_chatPanel, &ChatPanel::openModelRequested, this, &MainWindow::chooseModelFolder);
+    connect(m_modelInfo, &ModelInfoPanel::openModelRequested, this, &MainWindow::chooseModelFolder);
+
+    QSettings settings;
+    m_lastExportDir = QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation);
+    if (settings.contains(kFontKey)) setFontPointSize(settings.value(kFontKey).toInt());
     resize(1100, 720);
     restoreWindowState();
+    m_chatPanel->input()->setFocus();
 }
 
 MainWindow::~MainWindow() = default;
 
-QWidget* MainWindow::buildSidebar() {
-    auto* sidebar = new QWidget(this);
-    sidebar->setObjectName(QStringLiteral("sidebar"));
-    auto* layout = new QVBoxLayout(sidebar);
-    layout->setContentsMargins(6, 6, 6, 6);
-
-    m_newChatButton = new QPushButton(tr("New chat"), sidebar);
-    m_newChatButton->setObjectName(QStringLiteral("newChatButton"));
-    m_newChatButton->setAccessibleName(tr("New chat"));
-    m_newChatButton->setToolTip(tr("Start a new conversation (Ctrl+N)"));
-    layout->addWidget(m_newChatButton);
-
-    m_searchBox = new QLineEdit(sidebar);
-    m_searchBox->setObjectName(QStringLiteral("searchBox"));
-    m_searchBox->setPlaceholderText(tr("Search conversations (Ctrl+F)"));
-    m_searchBox->setAccessibleName(tr("Search conversations"));
-    m_searchBox->setClearButtonEnabled(true);
-    layout->addWidget(m_searchBox);
-
-    m_conversationList = new QListView(sidebar);
-    m_conversationList->setObjectName(QStringLiteral("conversationList"));
-    m_conversationList->setAccessibleName(tr("Conversations"));
-    m_conversationList->setModel(new QStringListModel(m_conversationList));
-    layout->addWidget(m_conversationList, 1);
-    return sidebar;
-}
-
-QWidget* MainWindow::buildChatArea() {
-    auto* area = new QWidget(this);
-    area->setObjectName(QStringLiteral("chatArea"));
-    auto* layout = new QVBoxLayout(area);
-    layout->setContentsMargins(6, 6, 6, 6);
-
-    m_chatStack = new QStackedWidget(area);
-    m_chatStack->setObjectName(QStringLiteral("chatStack"));
-    auto* empty = new QLabel(tr("<h2>No conversation yet</h2>"
-                                "<p>Type a message below to start chatting.</p>"),
-                             m_chatStack);
-    empty->setObjectName(QStringLiteral("emptyChatLabel"));
-    empty->setAlignment(Qt::AlignCenter);
-    empty->setWordWrap(true);
-    m_chatStack->addWidget(empty);
-    layout->addWidget(m_chatStack, 1);
-
-    auto* inputRow = new QHBoxLayout;
-    m_input = new QPlainTextEdit(area);
-    m_input->setObjectName(QStringLiteral("promptInput"));
-    m_input->setPlaceholderText(tr("Message (Enter sends, Shift+Enter for a new line)"));
-    m_input->setAccessibleName(tr("Message input"));
-    m_input->setMaximumHeight(120);
-    inputRow->addWidget(m_input, 1);
-    m_sendButton = new QPushButton(tr("Send"), area);
-    m_sendButton->setObjectName(QStringLiteral("sendButton"));
-    m_sendButton->setAccessibleName(tr("Send message"));
-    m_sendButton->setEnabled(false);  // enabled once a model is loaded (chat window issue)
-    inputRow->addWidget(m_sendButton);
-    layout->addLayout(inputRow);
-    return area;
-}
-
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
-    QAction* newChat = file->addAction(tr("&New chat"));
+    QAction* newChat = file->addAction(tr("&New chat"), m_controller, &ChatController::newChat);
     newChat->setShortcut(QKeySequence::New);
-    connect(newChat, &QAction::triggered, m_newChatButton, &QPushButton::click);
+    QAction* exportAction = file->addAction(tr("&Export…"), this, [this] { showExportDialog(); });
+    exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
     file->addSeparator();
-    QAction* quit = file->addAction(tr("&Quit"));
+    QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
-    connect(quit, &QAction::triggered, this, &QWidget::close);
 
     QMenu* edit = menuBar()->addMenu(tr("&Edit"));
-    QAction* find = edit->addAction(tr("&Search conversations"));
+    QAction* find = edit->addAction(tr("&Search conversations"), m_sidebar, &Sidebar::focusSearch);
     find->setShortcut(QKeySequence::Find);
-    connect(find, &QAction::triggered, this, [this] {
-        m_searchBox->setFocus();
-        m_searchBox->selectAll();
+    QAction* rename = edit->addAction(tr("&Rename conversation"), m_sidebar, &Sidebar::renameCurrent);
+    rename->setShortcut(QKeySequence(Qt::Key_F2));
+    edit->addAction(tr("&Delete conversation…"), this,
+                    [this] { m_sidebar->requestDelete(m_controller->conversationId()); });
+
+    QMenu* chat = menuBar()->addMenu(tr("&Chat"));
+    m_stopAction = chat->addAction(tr("S&top generating"), m_controller, [this] { m_controller->escape(); });
+    m_stopAction->setShortcut(QKeySequence(Qt::Key_Escape));
+    // Esc belongs to the chat area (elsewhere it closes editors and clears the search box); the
+    // window's keyPressEvent catches it from anywhere else.
+    m_stopAction->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    m_chatPanel->addAction(m_stopAction);
+    m_regenerateAction = chat->addAction(tr("&Regenerate last answer"), m_controller, &ChatController::regenerateLast);
+    m_regenerateAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+    QAction* editLast = chat->addAction(tr("&Edit last prompt"), m_controller, &ChatController::editLastPrompt);
+    editLast->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
+    chat->addSeparator();
+    QAction* settingsAction = chat->addAction(tr("Conversation &settings…"), this, &MainWindow::showSettingsDialog);
+    settingsAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Comma));
+
+    buildModelMenu(menuBar()->addMenu(tr("&Model")));
+    buildViewMenu(menuBar()->addMenu(tr("&View")));
+
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(tr("&About dsv2-chat"), this, [this] {
+        QMessageBox::about(this, tr("About dsv2-chat"),
+                           tr("<h3>dsv2-chat %1</h3><p>Chat locally with DeepSeek-V2-family models, on our own "
+                              "inference engine (CUDA or CPU).</p><p>History: %2</p>")
+                               .arg(QApplication::applicationVersion(), m_backend->historyPath().toHtmlEscaped()));
     });
 }
 
-void MainWindow::buildStatusBar() {
-    m_modelLabel = new QLabel(tr("No model loaded"), this);
-    m_modelLabel->setObjectName(QStringLiteral("modelLabel"));
-    m_backendLabel = new QLabel(this);
-    m_backendLabel->setObjectName(QStringLiteral("backendLabel"));
-    m_speedLabel = new QLabel(this);
-    m_speedLabel->setObjectName(QStringLiteral("speedLabel"));
-    statusBar()->addWidget(m_modelLabel, 1);
-    statusBar()->addPermanentWidget(m_speedLabel);
-    statusBar()->addPermanentWidget(m_backendLabel);
+void MainWindow::buildModelMenu(QMenu* menu) {
+    QAction* open = menu->addAction(tr("&Open model folder…"), this, &MainWindow::chooseModelFolder);
+    open->setShortcut(QKeySequence::Open);
+    m_recentMenu = menu->addMenu(tr("&Recent models"));
+    rebuildRecentMenu();
+    menu->addAction(tr("Re&load model"), this, [this] {
+        if (m_backend->hasModel()) loadModel(m_backend->model().path);
+    });
+    QMenu* backendMenu = menu->addMenu(tr("&Backend"));
+    m_backendGroup = new QActionGroup(this);
+    const QString saved = QSettings().value(kBackendKey, QStringLiteral("auto")).toString();
+    const std::pair<QString, QString> choices[] = {{QStringLiteral("auto"), tr("&Automatic (CUDA when available)")},
+                                                   {QStringLiteral("cpu"), tr("&CPU")},
+                                                   {QStringLiteral("cuda"), tr("C&UDA")}};
+    for (const auto& [id, label] : choices) {
+        QAction* a = backendMenu->addAction(label);
+        a->setCheckable(true);
+        a->setData(id);
+        a->setChecked(id == saved);
+        m_backendGroup->addAction(a);
+    }
+    connect(m_backendGroup, &QActionGroup::triggered, this, [this](QAction* a) {
+        QSettings().setValue(kBackendKey, a->data());
+        if (m_backend->hasModel()) {
+            statusBar()->showMessage(tr("Reloading the model on the chosen backend…"), 4000);
+            loadModel(m_backend->model().path);
+        }
+    });
+    menu->addSeparator();
+    QAction* info = m_modelDock->toggleViewAction();
+    info->setText(tr("Model &information"));
+    info->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_I));
+    menu->addAction(info);
 }
 
-void MainWindow::setBackendDescription(const QString& text) { m_backendLabel->setText(text); }
+void MainWindow::buildViewMenu(QMenu* menu) {
+    QMenu* theme = menu->addMenu(tr("&Theme"));
+    m_themeGroup = new QActionGroup(this);
+    for (Theme t : {Theme::System, Theme::Light, Theme::Dark}) {
+        const QString label = t == Theme::System ? tr("&System") : t == Theme::Light ? tr("&Light") : tr("&Dark");
+        QAction* a = theme->addAction(label);
+        a->setCheckable(true);
+        a->setData(themeName(t));
+        a->setChecked(t == currentTheme());
+        m_themeGroup->addAction(a);
+    }
+    connect(m_themeGroup, &QActionGroup::triggered, this, [](QAction* a) {
+        const Theme t = themeFromName(a->data().toString());
+        applyTheme(t);
+        QSettings().setValue(kThemeKey, themeName(t));
+    });
+    menu->addSeparator();
+    QAction* larger = menu->addAction(tr("&Larger text"), this, [this] { setFontPointSize(fontPointSize() + 1); });
+    larger->setShortcuts({QKeySequence::ZoomIn, QKeySequence(Qt::CTRL | Qt::Key_Equal)});
+    QAction* smaller = menu->addAction(tr("&Smaller text"), this, [this] { setFontPointSize(fontPointSize() - 1); });
+    smaller->setShortcut(QKeySequence::ZoomOut);
+    QAction* reset = menu->addAction(tr("&Default text size"), this, [this] {
+        setFontPointSize(QApplication::font().pointSize());
+        QSettings().remove(kFontKey);
+    });
+    reset->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+}
+
+void MainWindow::connectBackend() {
+    connect(m_backend, &ChatBackend::failed, this, &MainWindow::showError);
+    connect(m_backend, &ChatBackend::modelLoadFailed, this, &MainWindow::onModelLoadFailed);
+    connect(m_backend, &ChatBackend::historyFailed, this, &MainWindow::onHistoryFailed);
+    connect(m_backend, &ChatBackend::historyReady, this, [this](const QString&, qint64 last) {
+        if (last != 0 && m_controller->conversationId() == 0 && m_messages->rowCount() == 0)
+            m_controller->openConversation(last);
+    });
+    connect(m_backend, &ChatBackend::modelLoaded, this, [this](const ModelSummary& s) {
+        m_modelInfo->setModel(s);
+        rememberModel(s.path);
+    });
+    connect(m_backend, &ChatBackend::modelLoadStarted, this, [this] { m_modelInfo->setNoModel(tr("Loading…")); });
+    connect(m_backend, &ChatBackend::modelLoadCancelled, this,
+            [this] { m_modelInfo->setNoModel(tr("Loading was cancelled. Open a model folder to chat.")); });
+    connect(m_backend, &ChatBackend::exportFinished, this, [this](const QString& path, bool ok, const QString& message) {
+        if (ok)
+            statusBar()->showMessage(tr("Exported to %1").arg(path), 6000);
+        else
+            showError(tr("Export failed"), tr("Could not export to %1: %2").arg(path, message));
+        Q_EMIT exportDone(path, ok);
+    });
+    connect(m_backend, &ChatBackend::generatingChanged, this, [this](bool generating) {
+        m_regenerateAction->setEnabled(!generating);
+    });
+}
+
+void MainWindow::setBackendDescription(const QString& text) { m_status->setBackendDescription(text); }
+
+BackendPreference MainWindow::backendPreference() const {
+    const QString id = m_backendGroup->checkedAction() ? m_backendGroup->checkedAction()->data().toString() : QString();
+    if (id == QLatin1String("cpu")) return BackendPreference::Cpu;
+    if (id == QLatin1String("cuda")) return BackendPreference::Cuda;
+    return BackendPreference::Auto;
+}
+
+void MainWindow::loadModel(const QString& dir) {
+    if (dir.isEmpty()) return;
+    m_backend->loadModel(dir, backendPreference());
+}
+
+QStringList MainWindow::recentModels() const { return QSettings().value(kRecentKey).toStringList(); }
+
+void MainWindow::rememberModel(const QString& dir) {
+    QSettings settings;
+    QStringList recent = recentModels();
+    recent.removeAll(dir);
+    recent.prepend(dir);
+    while (recent.size() > kMaxRecentModels) recent.removeLast();
+    settings.setValue(kRecentKey, recent);
+    settings.setValue(kLastModelKey, dir);
+    rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+    m_recentMenu->clear();
+    const QStringList recent = recentModels();
+    for (const QString& dir : recent)
+        m_recentMenu->addAction(QFileInfo(dir).fileName() + QStringLiteral("  (") + dir + QLatin1Char(')'), this,
+                                [this, dir] { loadModel(dir); });
+    m_recentMenu->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::chooseModelFolder() {
+    const QStringList recent = recentModels();
+    const QString start = recent.isEmpty() ? QDir::homePath() : QFileInfo(recent.first()).absolutePath();
+    const QString dir = QFileDialog::getExistingDirectory(
+        this, tr("Open a model folder (config.json, *.safetensors, tokenizer.json)"), start);
+    if (!dir.isEmpty()) loadModel(dir);
+}
+
+void MainWindow::setFontPointSize(int points) {
+    points = std::clamp(points, 7, 32);
+    QFont f = m_chatPanel->font();
+    f.setPointSize(points);
+    m_chatPanel->setFont(f);
+    QSettings().setValue(kFontKey, points);
+}
+
+int MainWindow::fontPointSize() const { return m_chatPanel->font().pointSize(); }
+
+void MainWindow::showSettingsDialog() {
+    auto* dialog = new ConversationSettingsDialog(m_controller->settings(), m_backend->model().defaults, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { m_controller->setSettings(dialog->settings()); });
+    dialog->open();
+}
+
+void MainWindow::showExportDialog(qint64 conversationId) {
+    if (conversationId < 0) conversationId = m_controller->conversationId();
+    const QString title = conversationId == m_controller->conversationId()
+                              ? m_controller->title()
+                              : m_sidebar->conversations()->titleOf(conversationId);
+    auto* dialog = new ExportDialog(conversationId, title, m_lastExportDir, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { startExport(dialog->request()); });
+    dialog->open();
+}
+
+void MainWindow::startExport(const ExportRequest& request) {
+    if (request.filePath.isEmpty()) return;
+    m_lastExportDir = QFileInfo(request.filePath).absolutePath();
+    statusBar()->showMessage(tr("Exporting to %1…").arg(request.filePath));
+    m_backend->exportConversations(request);
+}
+
+void MainWindow::showError(const QString& title, const QString& message) {
+    auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
+    box->setObjectName(QStringLiteral("errorDialog"));
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+}
+
+void MainWindow::onModelLoadFailed(const QString& dir, const QString& message) {
+    m_modelInfo->setNoModel(tr("Loading failed."));
+    auto* box = new QMessageBox(QMessageBox::Warning, tr("The model could not be loaded"),
+                                tr("dsv2-chat could not load the model in %1.").arg(dir), QMessageBox::Close, this);
+    box->setObjectName(QStringLiteral("modelLoadErrorDialog"));
+    box->setInformativeText(message);
+    QPushButton* other = box->addButton(tr("Open another folder…"), QMessageBox::ActionRole);
+    QPushButton* fallback = nullptr;
+    if (!m_fallbackModel.isEmpty() && QFileInfo(m_fallbackModel).canonicalFilePath() != QFileInfo(dir).canonicalFilePath())
+        fallback = box->addButton(tr("Use the built-in model"), QMessageBox::ActionRole);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    connect(box, &QMessageBox::buttonClicked, this, [this, other, fallback](QAbstractButton* b) {
+        if (b == other) chooseModelFolder();
+        if (fallback && b == fallback) loadModel(m_fallbackModel);
+    });
+    box->open();
+}
+
+void MainWindow::onHistoryFailed(const QString& path, const QString& message) {
+    auto* box = new QMessageBox(QMessageBox::Critical, tr("The chat history could not be opened"),
+                                tr("dsv2-chat could not open its history at %1.").arg(path), QMessageBox::NoButton,
+                                this);
+    box->setObjectName(QStringLiteral("historyErrorDialog"));
+    box->setInformativeText(message + QStringLiteral("\n\n") +
+                            tr("Nothing was changed in that file. You can try again (for example after closing "
+                               "another dsv2-chat), or chat with a temporary history that is not kept."));
+    QPushButton* retry = box->addButton(tr("Retry"), QMessageBox::AcceptRole);
+    QPushButton* temporary = box->addButton(tr("Use a temporary history"), QMessageBox::ActionRole);
+    box->addButton(tr("Quit"), QMessageBox::RejectRole);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    connect(box, &QMessageBox::buttonClicked, this, [this, retry, temporary, path](QAbstractButton* b) {
+        if (b == retry) {
+            m_backend->openHistory(path);
+        } else if (b == temporary) {
+            const QString dir = QStandardPaths::writableLocation(QStandardPaths::TempLocation);
+            m_backend->openHistory(QDir(dir).filePath(QStringLiteral("dsv2-chat-temporary-%1.sqlite")
+                                                          .arg(QApplication::applicationPid())));
+        } else {
+            close();
+        }
+    });
+    box->open();
+}
+
+void MainWindow::onConversationShown(qint64 conversationId, const QString& title) {
+    m_sidebar->setCurrentConversation(conversationId);
+    setWindowTitle(conversationId == 0 || title.isEmpty() ? QStringLiteral("dsv2-chat")
+                                                          : title + QStringLiteral(" — dsv2-chat"));
+}
+
+void MainWindow::keyPressEvent(QKeyEvent* event) {
+    if (event->key() == Qt::Key_Escape && m_controller->escape()) {
+        event->accept();
+        return;
+    }
+    QMainWindow::keyPressEvent(event);
+}
 
 void MainWindow::restoreWindowState() {
     QSettings settings;

@@ -1,49 +1,98 @@
 #pragma once
-// The main window: conversation sidebar on the left, chat area with the input box on the right,
-// status bar at the bottom. Later issues fill in the views; this class only assembles them.
+// The main window: conversation sidebar on the left, the chat panel on the right, the model
+// information dock, the status bar and the menus. It assembles the parts and routes between them;
+// the chat logic is ChatController's, the threads are the backend's.
 
 #include <QMainWindow>
+#include <QPointer>
 
-class QLabel;
-class QLineEdit;
-class QListView;
-class QPlainTextEdit;
-class QPushButton;
+#include "backend/chat_types.h"
+
+class QAction;
+class QActionGroup;
+class QDockWidget;
+class QMenu;
 class QSplitter;
-class QStackedWidget;
 
 namespace dsv2::ui {
+
+class ChatBackend;
+class ChatController;
+class ChatPanel;
+class MessageModel;
+class ModelInfoPanel;
+class Sidebar;
+class StatusPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    explicit MainWindow(QWidget* parent = nullptr);
+    static constexpr int kMaxRecentModels = 8;
+
+    // backend null: a window without engine or history (nothing can be loaded).
+    explicit MainWindow(ChatBackend* backend = nullptr, QWidget* parent = nullptr);
     ~MainWindow() override;
 
-    // Shown in the status bar: "CPU", "CUDA: NVIDIA H200", ...
+    // Shown in the status bar until a model reports its own: "CPU", "CUDA: NVIDIA H200", ...
     void setBackendDescription(const QString& text);
+    // Where "Use the built-in model" points after a failed load (the demo model or tiny-lite).
+    void setFallbackModel(const QString& dir) { m_fallbackModel = dir; }
+
+    void loadModel(const QString& dir);  // with the backend preference from the Model menu
+    BackendPreference backendPreference() const;
+    void setFontPointSize(int points);
+    int fontPointSize() const;
+    // Runs an export as the dialog would (tests use it with a prepared request).
+    void startExport(const ExportRequest& request);
+    void showExportDialog(qint64 conversationId = -1);  // -1: the open conversation
+    void showSettingsDialog();
+
+    ChatBackend* backend() const { return m_backend; }
+    ChatPanel* chatPanel() const { return m_chatPanel; }
+    ChatController* controller() const { return m_controller; }
+    MessageModel* messageModel() const { return m_messages; }
+    Sidebar* sidebar() const { return m_sidebar; }
+    ModelInfoPanel* modelInfo() const { return m_modelInfo; }
+    QStringList recentModels() const;
+
+Q_SIGNALS:
+    void exportDone(const QString& path, bool ok);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
+    void keyPressEvent(QKeyEvent* event) override;
 
 private:
-    QWidget* buildSidebar();
-    QWidget* buildChatArea();
-    void buildStatusBar();
     void buildMenus();
+    void buildModelMenu(QMenu* menu);
+    void buildViewMenu(QMenu* menu);
+    void connectBackend();
+    void rebuildRecentMenu();
+    void rememberModel(const QString& dir);
+    void chooseModelFolder();
+    void showError(const QString& title, const QString& message);
+    void onModelLoadFailed(const QString& dir, const QString& message);
+    void onHistoryFailed(const QString& path, const QString& message);
+    void onConversationShown(qint64 conversationId, const QString& title);
     void restoreWindowState();
     void saveWindowState();
 
+    ChatBackend* m_backend = nullptr;
     QSplitter* m_splitter = nullptr;
-    QLineEdit* m_searchBox = nullptr;
-    QPushButton* m_newChatButton = nullptr;
-    QListView* m_conversationList = nullptr;
-    QStackedWidget* m_chatStack = nullptr;
-    QPlainTextEdit* m_input = nullptr;
-    QPushButton* m_sendButton = nullptr;
-    QLabel* m_modelLabel = nullptr;
-    QLabel* m_backendLabel = nullptr;
-    QLabel* m_speedLabel = nullptr;
+    Sidebar* m_sidebar = nullptr;
+    ChatPanel* m_chatPanel = nullptr;
+    MessageModel* m_messages = nullptr;
+    ChatController* m_controller = nullptr;
+    StatusPanel* m_status = nullptr;
+    QDockWidget* m_modelDock = nullptr;
+    ModelInfoPanel* m_modelInfo = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QActionGroup* m_backendGroup = nullptr;
+    QActionGroup* m_themeGroup = nullptr;
+    QAction* m_stopAction = nullptr;
+    QAction* m_regenerateAction = nullptr;
+    QString m_fallbackModel;
+    QString m_lastExportDir;
 };
 
 }  // namespace dsv2::ui

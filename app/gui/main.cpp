@@ -1,8 +1,11 @@
 // dsv2-chat: the desktop app.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QDir>
+#include <QFileInfo>
 #include <QIcon>
 #include <QScreen>
+#include <QSettings>
 #include <QTimer>
 
 #include <spdlog/spdlog.h>
@@ -10,9 +13,14 @@
 #include <cstdio>
 #include <cstring>
 
+#include "app_theme.h"
+#include "chat/chat_controller.h"
+#include "chat_service.h"
 #include "common/logging.h"
+#include "dsv2/storage/paths.h"
 #include "dsv2/version.h"
 #include "main_window.h"
+#include "model_locator.h"
 
 namespace {
 
@@ -27,12 +35,120 @@ bool handledBeforeQt(int argc, char** argv) {
     return false;
 }
 
+// --screenshot waits until the window has something to show: the history is open, the model is
+// loaded (or failed) and the --prompt answer, if any, is finished.
+class ReadyWatcher : public QObject {
+public:
+    ReadyWatcher(dsv2::ui::ChatBackend* backend, bool waitForAnswer, std::function<void()> onReady)
+        : m_waitForAnswer(waitForAnswer), m_onReady(std::move(onReady)) {
+        connect(backend, &dsv2::ui::ChatBackend::historyReady, this, [this] { m_history = true; check(); });
+        connect(backend, &dsv2::ui::ChatBackend::historyFailed, this, [this] { m_history = true; check(); });
+        connect(backend, &dsv2::ui::ChatBackend::modelLoaded, this, [this] { m_model = true; check(); });
+        connect(backend, &dsv2::ui::ChatBackend::modelLoadFailed, this, [this] { m_model = true; m_waitForAnswer = false; check(); });
+        connect(backend, &dsv2::ui::ChatBackend::generationFinished, this, [this] { m_answered = true; check(); });
+    }
+
+private:
+    void check() {
+        if (m_fired || !m_history || !m_model || (m_waitForAnswer && !m_answered)) return;
+        m_fired = true;
+        m_onReady();
+    }
+    bool m_waitForAnswer;
+    std::function<void()> m_onReady;
+    bool m_history = false, m_model = false, m_answered = false, m_fired = false;
+};
+
+
+struct Options {
+    QCommandLineOption model, db, backend, threads, theme, prompt, screenshot, quitAfter;
+};
+
+// The window and the workers live in here, so they are gone (threads joined) before logging stops.
+int run(const QCommandLineParser& parser, const Options& o) {
+    QSettings settings;
+    const QString themeArg = parser.isSet(o.theme) ? parser.value(o.theme)
+                                                       : settings.value(QStringLiteral("view/theme")).toString();
+    dsv2::ui::applyTheme(dsv2::ui::themeFromName(themeArg));
+    if (parser.isSet(o.backend)) {
+        const QString b = parser.value(o.backend).toLower();
+        if (b != QLatin1String("auto") && b != QLatin1String("cpu") && b != QLatin1String("cuda")) {
+            std::fprintf(stderr, "dsv2-chat: --backend must be auto, cuda or cpu (not '%s')\n", qPrintable(b));
+            return 2;
+        }
+        settings.setValue(QStringLiteral("model/backend"), b);
+    }
+
+    dsv2::gui::ChatService service(parser.value(o.threads).toInt());
+    dsv2::ui::MainWindow window(&service);
+    auto gpus = dsv2::listGpus();
+    if (gpus.isOk() && !gpus->empty()) {
+        window.setBackendDescription(QStringLiteral("CUDA: %1").arg(QString::fromStdString(gpus->front().name)));
+    } else {
+        window.setBackendDescription(QStringLiteral("CPU"));
+        spdlog::info("no GPU backend: {}", gpus.isOk() ? "no GPU found" : gpus.status().message());
+    }
+    for (const QString& dir : dsv2::gui::builtInModelDirs()) {
+        if (dsv2::gui::isModelFolder(dir)) {
+            window.setFallbackModel(dir);
+            break;
+        }
+    }
+    window.show();
+
+    const QString dbPath = parser.isSet(o.db) ? QFileInfo(parser.value(o.db)).absoluteFilePath()
+                                                  : QString::fromStdString(dsv2::storage::defaultDatabasePath().string());
+    service.openHistory(dbPath);
+    const dsv2::gui::ModelChoice model = dsv2::gui::resolveDefaultModel(
+        parser.value(o.model), settings.value(QStringLiteral("model/last")).toString());
+    if (model.dir.isEmpty()) {
+        spdlog::warn("no model folder found (no --model, no last model, no demo model)");
+    } else {
+        spdlog::info("model {} ({})", model.dir.toStdString(), model.source.toStdString());
+        window.loadModel(model.dir);
+    }
+
+    if (parser.isSet(o.prompt)) {
+        const QString prompt = parser.value(o.prompt);
+        // Once both the history and the model are ready; a new chat so the demo never lands in an old one.
+        auto sent = std::make_shared<int>(0);
+        auto trySend = [&window, &service, prompt, sent] {
+            if (*sent >= 0 && ++*sent == 2) {
+                *sent = -1;
+                window.controller()->newChat();
+                window.controller()->send(prompt);
+            }
+        };
+        QObject::connect(&service, &dsv2::ui::ChatBackend::historyReady, &window, trySend);
+        QObject::connect(&service, &dsv2::ui::ChatBackend::modelLoaded, &window, trySend);
+    }
+    std::unique_ptr<ReadyWatcher> watcher;
+    if (parser.isSet(o.screenshot)) {
+        const QString path = parser.value(o.screenshot);
+        watcher = std::make_unique<ReadyWatcher>(&service, parser.isSet(o.prompt), [&window, path] {
+            QTimer::singleShot(400, &window, [&window, path] {
+                const bool saved = window.grab().save(path, "PNG");
+                if (saved)
+                    spdlog::info("screenshot saved to {}", path.toStdString());
+                else
+                    spdlog::error("could not save a screenshot to {}", path.toStdString());
+                QApplication::exit(saved ? 0 : 1);
+            });
+        });
+    }
+    if (parser.isSet(o.quitAfter)) {
+        QTimer::singleShot(parser.value(o.quitAfter).toInt(), qApp, &QApplication::quit);
+    }
+    return QApplication::exec();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (handledBeforeQt(argc, argv)) return 0;
 
     QApplication app(argc, argv);
+    Q_INIT_RESOURCE(resources);  // dsv2_ui is a static library: its icons must be registered by hand
     QApplication::setApplicationName(QStringLiteral("dsv2-chat"));
     QApplication::setOrganizationName(QStringLiteral("dsv2-chat"));
     QApplication::setApplicationVersion(QString::fromStdString(dsv2::buildInfo().version));
@@ -46,45 +162,44 @@ int main(int argc, char** argv) {
                                      QStringLiteral("Print version, build and GPUs, then exit."));
     QCommandLineOption verboseOption({QStringLiteral("v"), QStringLiteral("verbose")},
                                      QStringLiteral("Debug-level logging."));
+    QCommandLineOption modelOption(QStringLiteral("model"),
+                                   QStringLiteral("Model folder to load (default: the last one used, else the "
+                                                  "built-in demo model)."),
+                                   QStringLiteral("dir"));
+    QCommandLineOption dbOption(QStringLiteral("db"),
+                                QStringLiteral("Chat history database (default: %1).")
+                                    .arg(QString::fromStdString(dsv2::storage::defaultDatabasePath().string())),
+                                QStringLiteral("file"));
+    QCommandLineOption backendOption(QStringLiteral("backend"),
+                                     QStringLiteral("auto (default: CUDA when available), cuda or cpu."),
+                                     QStringLiteral("name"));
+    QCommandLineOption threadsOption(QStringLiteral("threads"),
+                                     QStringLiteral("CPU threads for the CPU backend (default: all cores but one)."),
+                                     QStringLiteral("n"));
+    QCommandLineOption themeOption(QStringLiteral("theme"), QStringLiteral("system (default), light or dark."),
+                                   QStringLiteral("name"));
+    QCommandLineOption promptOption(QStringLiteral("prompt"),
+                                    QStringLiteral("Send <text> in a new chat once the model is loaded (demos)."),
+                                    QStringLiteral("text"));
     QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
-                                        QStringLiteral("Save a PNG of the window to <file> and quit."),
+                                        QStringLiteral("Save a PNG of the window to <file> once it is ready (and the "
+                                                       "--prompt answer finished), then quit."),
                                         QStringLiteral("file"));
     QCommandLineOption quitAfterOption(QStringLiteral("quit-after"),
                                        QStringLiteral("Quit after <ms> milliseconds (smoke tests)."),
                                        QStringLiteral("ms"));
-    parser.addOptions({versionOption, verboseOption, screenshotOption, quitAfterOption});
+    parser.addOptions({versionOption, verboseOption, modelOption, dbOption, backendOption, threadsOption, themeOption,
+                       promptOption, screenshotOption, quitAfterOption});
     parser.process(app);
+    const Options options{modelOption, dbOption, backendOption, threadsOption, themeOption, promptOption,
+                          screenshotOption, quitAfterOption};
 
     const auto logFile = dsv2::app::initLogging(
         {.appName = "dsv2-chat", .toFile = true, .verbose = parser.isSet(verboseOption), .quietConsole = false});
     spdlog::info("dsv2-chat {} starting (Qt {}, platform {}), log file {}", dsv2::buildInfo().version, qVersion(),
                  QApplication::platformName().toStdString(), logFile.empty() ? "none" : logFile.string());
 
-    dsv2::ui::MainWindow window;
-    auto gpus = dsv2::listGpus();
-    if (gpus.isOk() && !gpus->empty()) {
-        window.setBackendDescription(QStringLiteral("CUDA: %1").arg(QString::fromStdString(gpus->front().name)));
-    } else {
-        window.setBackendDescription(QStringLiteral("CPU"));
-        spdlog::info("no GPU backend: {}", gpus.isOk() ? "no GPU found" : gpus.status().message());
-    }
-    window.show();
-
-    if (parser.isSet(screenshotOption)) {
-        const QString path = parser.value(screenshotOption);
-        QTimer::singleShot(500, &window, [&window, path] {
-            const bool saved = window.grab().save(path, "PNG");
-            if (saved)
-                spdlog::info("screenshot saved to {}", path.toStdString());
-            else
-                spdlog::error("could not save a screenshot to {}", path.toStdString());
-            QApplication::exit(saved ? 0 : 1);
-        });
-    }
-    if (parser.isSet(quitAfterOption)) {
-        QTimer::singleShot(parser.value(quitAfterOption).toInt(), &app, &QApplication::quit);
-    }
-    const int rc = QApplication::exec();
+    const int rc = run(parser, options);
     spdlog::info("dsv2-chat exiting ({})", rc);
     spdlog::shutdown();
     return rc;

@@ -1,0 +1,245 @@
+#include "chat_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "engine_worker.h"
+#include "storage_worker.h"
+
+namespace dsv2::gui {
+namespace {
+
+void registerTypes() {
+    qRegisterMetaType<ui::MessageItem>();
+    qRegisterMetaType<ui::ConversationItem>();
+    qRegisterMetaType<QVector<ui::ConversationItem>>();
+    qRegisterMetaType<ui::GenerationSettings>();
+    qRegisterMetaType<ui::ConversationData>();
+    qRegisterMetaType<ui::PathUpdate>();
+    qRegisterMetaType<ui::SearchHitItem>();
+    qRegisterMetaType<QVector<ui::SearchHitItem>>();
+    qRegisterMetaType<ui::StreamUpdate>();
+    qRegisterMetaType<ui::GenerationOutcome>();
+    qRegisterMetaType<ui::ModelSummary>();
+    qRegisterMetaType<ui::ExportRequest>();
+    qRegisterMetaType<TurnRequest>();
+    qRegisterMetaType<PreparedTurn>();
+    qRegisterMetaType<GenerationJob>();
+    qRegisterMetaType<LoadJob>();
+}
+
+int defaultCpuThreads() {
+    return std::max(1, QThread::idealThreadCount() - 1);
+}
+
+}  // namespace
+
+ChatService::ChatService(int cpuThreads, QObject* parent) : ChatBackend(parent) {
+    registerTypes();
+    m_engine = new EngineWorker(cpuThreads > 0 ? cpuThreads : defaultCpuThreads());
+    m_storage = new StorageWorker;
+    m_engine->moveToThread(&m_engineThread);
+    m_storage->moveToThread(&m_storageThread);
+    connect(&m_engineThread, &QThread::finished, m_engine, &QObject::deleteLater);
+    connect(&m_storageThread, &QThread::finished, m_storage, &QObject::deleteLater);
+    m_engineThread.setObjectName(QStringLiteral("dsv2-engine"));
+    m_storageThread.setObjectName(QStringLiteral("dsv2-storage"));
+    connectWorkers();
+    m_engineThread.start();
+    m_storageThread.start();
+    QMetaObject::invokeMethod(m_engine, &EngineWorker::lowerPriority, Qt::QueuedConnection);
+}
+
+ChatService::~ChatService() {
+    // Stop what runs (the engine honours the flag within a token; a load in progress has to finish),
+    // then let each thread drain its queue: an answer in progress is stored as stopped, not lost.
+    if (m_cancel) m_cancel->store(true);
+    if (m_loadCancel) m_loadCancel->store(true);
+    m_engineThread.quit();
+    m_engineThread.wait();
+    m_storageThread.quit();
+    m_storageThread.wait();
+}
+
+void ChatService::connectWorkers() {
+    constexpr auto Q = Qt::QueuedConnection;
+    // GUI → storage.
+    connect(this, &ChatService::openHistoryRequested, m_storage, &StorageWorker::open, Q);
+    connect(this, &ChatService::listRequested, m_storage, &StorageWorker::listConversations, Q);
+    connect(this, &ChatService::openRequested, m_storage, &StorageWorker::openConversation, Q);
+    connect(this, &ChatService::turnRequested, m_storage, &StorageWorker::prepareTurn, Q);
+    connect(this, &ChatService::switchRequested, m_storage, &StorageWorker::switchBranch, Q);
+    connect(this, &ChatService::renameRequested, m_storage, &StorageWorker::renameConversation, Q);
+    connect(this, &ChatService::deleteRequested, m_storage, &StorageWorker::deleteConversation, Q);
+    connect(this, &ChatService::restoreRequested, m_storage, &StorageWorker::restoreConversation, Q);
+    connect(this, &ChatService::saveSettingsRequested, m_storage, &StorageWorker::saveSettings, Q);
+    connect(this, &ChatService::searchRequested, m_storage, &StorageWorker::search, Q);
+    connect(this, &ChatService::exportRequested, m_storage, &StorageWorker::exportConversations, Q);
+    connect(this, &ChatService::touchRequested, m_storage, &StorageWorker::touchConversation, Q);
+    // Storage → GUI.
+    connect(m_storage, &StorageWorker::opened, this, [this](const QString& path, qint64 last) {
+        m_historyPath = path;
+        Q_EMIT historyReady(path, last);
+    }, Q);
+    connect(m_storage, &StorageWorker::openFailed, this, &ChatBackend::historyFailed, Q);
+    connect(m_storage, &StorageWorker::conversationsListed, this, &ChatBackend::conversationsListed, Q);
+    connect(m_storage, &StorageWorker::conversationOpened, this, &ChatBackend::conversationOpened, Q);
+    connect(m_storage, &StorageWorker::conversationUpdated, this, &ChatBackend::conversationUpdated, Q);
+    connect(m_storage, &StorageWorker::conversationDeleted, this, [this](qint64 id, const QString& title) {
+        Q_EMIT dropSessionRequested(id);
+        Q_EMIT conversationDeleted(id, title);
+    }, Q);
+    connect(m_storage, &StorageWorker::conversationRestored, this, &ChatBackend::conversationRestored, Q);
+    connect(m_storage, &StorageWorker::pathChanged, this, &ChatBackend::pathChanged, Q);
+    connect(m_storage, &StorageWorker::searchFinished, this, &ChatBackend::searchFinished, Q);
+    connect(m_storage, &StorageWorker::exportFinished, this, &ChatBackend::exportFinished, Q);
+    connect(m_storage, &StorageWorker::failed, this, &ChatBackend::failed, Q);
+    connect(m_storage, &StorageWorker::turnPrepared, this, &ChatService::onTurnPrepared, Q);
+    connect(m_storage, &StorageWorker::turnFailed, this, &ChatService::onTurnFailed, Q);
+    // GUI → engine.
+    connect(this, &ChatService::loadRequested, m_engine, &EngineWorker::load, Q);
+    connect(this, &ChatService::generateRequested, m_engine, &EngineWorker::generate, Q);
+    connect(this, &ChatService::countRequested, m_engine, &EngineWorker::countTokens, Q);
+    connect(this, &ChatService::dropSessionRequested, m_engine, &EngineWorker::dropSession, Q);
+    // Engine → GUI.
+    connect(m_engine, &EngineWorker::loadProgress, this, &ChatService::onLoadProgress, Q);
+    connect(m_engine, &EngineWorker::loaded, this, &ChatService::onLoaded, Q);
+    connect(m_engine, &EngineWorker::loadFailed, this, &ChatService::onLoadFailed, Q);
+    connect(m_engine, &EngineWorker::streamed, this, &ChatBackend::streamed, Q);
+    connect(m_engine, &EngineWorker::finished, this, &ChatService::onGenerationFinished, Q);
+    connect(m_engine, &EngineWorker::tokensCounted, this, &ChatBackend::tokensCounted, Q);
+}
+
+void ChatService::openHistory(const QString& path) { Q_EMIT openHistoryRequested(path); }
+
+void ChatService::loadModel(const QString& dir, ui::BackendPreference backend) {
+    if (m_cancel) m_cancel->store(true);  // a model change ends the answer in progress
+    if (m_loadCancel) m_loadCancel->store(true);
+    m_hasModel = false;
+    m_loadId = m_nextLoadId++;
+    m_loadCancel = std::make_shared<std::atomic<bool>>(false);
+    Q_EMIT modelLoadStarted(dir);
+    Q_EMIT loadRequested({.loadId = m_loadId, .dir = dir, .backend = backend, .cancel = m_loadCancel});
+}
+
+void ChatService::cancelModelLoad() {
+    if (m_loadId == 0) return;
+    // The engine thread finishes reading and drops the result; the window is free right away.
+    m_loadCancel->store(true);
+    m_loadId = 0;
+    Q_EMIT modelLoadCancelled();
+}
+
+void ChatService::onLoadProgress(quint64 loadId, const QString& stage, int percent) {
+    if (loadId == m_loadId) Q_EMIT modelLoadProgress(stage, percent);
+}
+
+void ChatService::onLoaded(quint64 loadId, const ui::ModelSummary& summary) {
+    if (loadId != m_loadId) return;
+    m_loadId = 0;
+    m_hasModel = true;
+    m_model = summary;
+    Q_EMIT modelLoaded(summary);
+}
+
+void ChatService::onLoadFailed(quint64 loadId, const QString& dir, const QString& message) {
+    if (loadId != m_loadId) return;
+    m_loadId = 0;
+    Q_EMIT modelLoadFailed(dir, message);
+}
+
+void ChatService::requestConversations(int offset, int limit) { Q_EMIT listRequested(offset, limit); }
+
+void ChatService::openConversation(quint64 tag, qint64 conversationId, qint64 focusMessageId) {
+    Q_EMIT openRequested(tag, conversationId, focusMessageId);
+}
+
+void ChatService::renameConversation(qint64 conversationId, const QString& title) {
+    Q_EMIT renameRequested(conversationId, title);
+}
+
+void ChatService::deleteConversation(qint64 conversationId) { Q_EMIT deleteRequested(conversationId); }
+void ChatService::restoreConversation(qint64 conversationId) { Q_EMIT restoreRequested(conversationId); }
+
+void ChatService::saveSettings(qint64 conversationId, const ui::GenerationSettings& settings) {
+    Q_EMIT saveSettingsRequested(conversationId, settings);
+}
+
+void ChatService::setGenerating(bool generating) {
+    if (m_generating == generating) return;
+    m_generating = generating;
+    Q_EMIT generatingChanged(generating);
+}
+
+void ChatService::startTurn(const TurnRequest& request) {
+    if (m_generating) {
+        Q_EMIT failed(tr("Busy"), tr("An answer is still being written. Stop it (Esc) or wait for it to finish."));
+        return;
+    }
+    if (!m_hasModel) {
+        Q_EMIT failed(tr("No model loaded"),
+                      tr("Open a model folder first (Model → Open model folder…, Ctrl+O)."));
+        return;
+    }
+    m_cancel = std::make_shared<std::atomic<bool>>(false);
+    setGenerating(true);
+    TurnRequest r = request;
+    r.modelDir = m_model.path;
+    r.modelName = m_model.name;
+    Q_EMIT turnRequested(r);
+}
+
+void ChatService::sendPrompt(quint64 tag, qint64 conversationId, qint64 parentId, const QString& text,
+                             const ui::GenerationSettings& settings) {
+    startTurn({.tag = tag, .kind = TurnKind::Send, .conversationId = conversationId, .messageId = parentId,
+               .text = text, .settings = settings});
+}
+
+void ChatService::regenerate(quint64 tag, qint64 conversationId, qint64 assistantMessageId,
+                             const ui::GenerationSettings& settings) {
+    startTurn({.tag = tag, .kind = TurnKind::Regenerate, .conversationId = conversationId,
+               .messageId = assistantMessageId, .settings = settings});
+}
+
+void ChatService::editPrompt(quint64 tag, qint64 conversationId, qint64 userMessageId, const QString& text,
+                             const ui::GenerationSettings& settings) {
+    startTurn({.tag = tag, .kind = TurnKind::Edit, .conversationId = conversationId, .messageId = userMessageId,
+               .text = text, .settings = settings});
+}
+
+void ChatService::onTurnPrepared(const PreparedTurn& turn) {
+    if (turn.createdConversation) Q_EMIT conversationUpdated(*turn.createdConversation);
+    Q_EMIT pathChanged(turn.path);
+    Q_EMIT generateRequested({.turn = turn, .cancel = m_cancel});
+}
+
+void ChatService::onTurnFailed(quint64 tag, const QString& message) {
+    Q_UNUSED(tag);
+    setGenerating(false);
+    Q_EMIT failed(tr("The message could not be saved"), message);
+}
+
+void ChatService::onGenerationFinished(const ui::GenerationOutcome& outcome) {
+    setGenerating(false);
+    Q_EMIT generationFinished(outcome);
+    Q_EMIT touchRequested(outcome.conversationId);
+    if (outcome.state == ui::MessageState::Failed)
+        Q_EMIT failed(tr("The answer failed"), outcome.errorText);
+    else if (!outcome.errorText.isEmpty())
+        Q_EMIT failed(tr("The answer was not saved"), outcome.errorText);
+}
+
+void ChatService::switchBranch(quint64 tag, qint64 conversationId, qint64 messageId, int step) {
+    Q_EMIT switchRequested(tag, conversationId, messageId, step);
+}
+
+void ChatService::stopGeneration() {
+    if (m_cancel) m_cancel->store(true);
+}
+
+void ChatService::search(quint64 tag, const QString& text) { Q_EMIT searchRequested(tag, text); }
+void ChatService::exportConversations(const ui::ExportRequest& request) { Q_EMIT exportRequested(request); }
+void ChatService::countTokens(quint64 tag, const QString& text) { Q_EMIT countRequested(tag, text); }
+
+}  // namespace dsv2::gui

@@ -1,0 +1,254 @@
+#include "engine_worker.h"
+
+#include <QThread>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include "dsv2/engine.h"
+#include "dsv2/storage/streaming_writer.h"
+#include "model_summary.h"
+#include "storage_convert.h"
+
+namespace dsv2::gui {
+namespace {
+
+storage::TokenRecord toRecord(const TokenEvent& t, const ModelInfo& info) {
+    storage::TokenRecord r;
+    r.tokenId = t.id;
+    r.logprob = t.logprob;
+    for (const TokenAlternative& a : t.alternatives) r.topLogprobs.push_back({a.id, a.logprob, a.text});
+    if (!t.routing.expertIds.empty()) {
+        r.moeLayers = static_cast<std::uint16_t>(info.moeLayers.size());
+        r.topK = static_cast<std::uint8_t>(info.expertsPerToken);
+        r.expertIds.assign(t.routing.expertIds.begin(), t.routing.expertIds.end());
+        r.expertWeights = t.routing.weights;
+    }
+    return r;
+}
+
+storage::GenerationStats toStorageStats(const GenerationStats& s, StopReason reason, const std::string& backend) {
+    storage::GenerationStats out;
+    out.promptTokens = s.promptTokens;
+    out.generatedTokens = s.generatedTokens;
+    out.tokensPerSecond = s.decodeTokensPerSecond;
+    out.timeToFirstTokenMs = s.timeToFirstTokenSeconds * 1000.0;
+    out.totalMs = s.totalSeconds * 1000.0;
+    out.stopReason = stopReasonName(reason);
+    out.backend = backend;
+    out.extra = {{"reusedPromptTokens", s.reusedPromptTokens},
+                 {"prefillTokensPerSecond", s.prefillTokensPerSecond},
+                 {"prefillSeconds", s.prefillSeconds}};
+    return out;
+}
+
+EngineOptions engineOptions(ui::BackendPreference preference, int threads) {
+    EngineOptions o;
+    o.threads = threads;
+    switch (preference) {
+    case ui::BackendPreference::Auto: o.backend = BackendChoice::Auto; break;
+    case ui::BackendPreference::Cpu: o.backend = BackendChoice::Cpu; break;
+    case ui::BackendPreference::Cuda: o.backend = BackendChoice::Cuda; break;
+    }
+    return o;
+}
+
+// The reply follows the template's "Assistant:"; the model's first space belongs to the template.
+void stripLeadingSpaces(std::string& text, bool& atStart) {
+    if (!atStart || text.empty()) return;
+    text.erase(0, std::min(text.find_first_not_of(' '), text.size()));
+    atStart = text.empty();
+}
+
+}  // namespace
+
+EngineWorker::EngineWorker(int cpuThreads, QObject* parent) : QObject(parent), m_cpuThreads(cpuThreads) {}
+
+EngineWorker::~EngineWorker() { releaseModel(); }
+
+void EngineWorker::lowerPriority() {
+#ifdef __linux__
+    const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+    errno = 0;
+    const int current = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0 && setpriority(PRIO_PROCESS, tid, std::min(19, current + kNiceOffset)) == 0)
+        spdlog::debug("engine thread at nice {}", std::min(19, current + kNiceOffset));
+#endif
+}
+
+void EngineWorker::releaseModel() {
+    m_sessions.clear();  // sessions before their engine
+    m_engine.reset();
+    m_turnOverheadTokens = 0;
+}
+
+void EngineWorker::load(const LoadJob& job) {
+    const std::string dir = toStd(job.dir);
+    spdlog::info("loading model {}", dir);
+    Q_EMIT loadProgress(job.loadId, tr("Releasing the previous model"), 2);
+    releaseModel();
+    if (job.cancel->load()) {
+        Q_EMIT loadAbandoned(job.loadId);
+        return;
+    }
+    Q_EMIT loadProgress(job.loadId, tr("Reading the model folder and loading weights"), -1);
+    auto engine = Engine::load(dir, engineOptions(job.backend, m_cpuThreads));
+    if (job.cancel->load()) {
+        // Loading cannot be interrupted inside the engine; the result is dropped instead.
+        spdlog::info("model load of {} cancelled", dir);
+        Q_EMIT loadAbandoned(job.loadId);
+        return;
+    }
+    if (!engine.isOk()) {
+        spdlog::error("cannot load model {}: {}", dir, engine.status().toString());
+        Q_EMIT loadFailed(job.loadId, job.dir, toQString(engine.status().message()));
+        return;
+    }
+    m_engine = std::move(*engine);
+    Q_EMIT loadProgress(job.loadId, tr("Preparing the chat"), 95);
+    if (m_engine->info().hasChatTemplate) {
+        const std::vector<ChatTurn> empty;
+        const std::vector<ChatTurn> one{{"user", ""}};
+        auto base = m_engine->renderChat(empty, false);
+        auto withTurn = m_engine->renderChat(one, true);
+        if (base.isOk() && withTurn.isOk())
+            m_turnOverheadTokens = static_cast<int>(withTurn->size()) - static_cast<int>(base->size());
+    }
+    const ui::ModelSummary summary = summarizeModel(*m_engine);
+    spdlog::info("model {} loaded on {}", summary.name.toStdString(), summary.backend.toStdString());
+    Q_EMIT loaded(job.loadId, summary);
+}
+
+Session* EngineWorker::sessionFor(qint64 conversationId, QString* error) {
+    auto it = std::find_if(m_sessions.begin(), m_sessions.end(),
+                           [&](const CachedSession& s) { return s.conversationId == conversationId; });
+    if (it != m_sessions.end()) {
+        m_sessions.splice(m_sessions.begin(), m_sessions, it);
+        return m_sessions.front().session.get();
+    }
+    auto session = m_engine->createSession();
+    if (!session.isOk()) {
+        *error = toQString(session.status().message());
+        return nullptr;
+    }
+    m_sessions.push_front({conversationId, std::move(*session)});
+    while (static_cast<int>(m_sessions.size()) > kMaxSessions) m_sessions.pop_back();
+    return m_sessions.front().session.get();
+}
+
+void EngineWorker::dropSession(qint64 conversationId) {
+    m_sessions.remove_if([&](const CachedSession& s) { return s.conversationId == conversationId; });
+}
+
+void EngineWorker::generate(const GenerationJob& job) {
+    const PreparedTurn& turn = job.turn;
+    storage::StreamingWriter& writer = *turn.writer;
+    ui::GenerationOutcome outcome;
+    outcome.conversationId = turn.conversationId;
+    outcome.messageId = turn.assistantMessageId;
+
+    auto failWith = [&](const QString& message) {
+        if (auto saved = writer.fail(toStd(message)); !saved)
+            spdlog::error("could not store the failure of message {}: {}", outcome.messageId, saved.error().toString());
+        outcome.state = ui::MessageState::Failed;
+        outcome.errorText = message;
+        Q_EMIT finished(outcome);
+    };
+    if (!m_engine) {
+        failWith(tr("No model is loaded. Open a model folder (Model → Open model folder…) and try again."));
+        return;
+    }
+    QString error;
+    Session* session = sessionFor(turn.conversationId, &error);
+    if (!session) {
+        failWith(tr("Could not start a session: %1").arg(error));
+        return;
+    }
+
+    GenerateRequest request;
+    request.messages = turn.turns;
+    request.params = applySettings(m_engine->defaultParams(), turn.settings);
+    request.params.topNAlternatives = 5;  // kept with each token for the inspection views
+    request.cancel = job.cancel.get();
+
+    const ModelInfo& info = m_engine->info();
+    ui::StreamUpdate pending{.conversationId = turn.conversationId, .messageId = turn.assistantMessageId};
+    QElapsedTimer sinceEmit;
+    bool atStart = true;
+    bool emittedOnce = false;
+    auto emitPending = [&] {
+        Q_EMIT streamed(pending);
+        pending.delta.clear();
+        sinceEmit.restart();
+        emittedOnce = true;
+    };
+
+    auto result = session->generate(request, [&](const GenerateEvent& event) {
+        if (const auto* p = std::get_if<PromptProcessedEvent>(&event)) {
+            pending.promptTokens = p->promptTokens;
+            pending.contextTokens = p->cache.tokens;
+            pending.contextLimit = p->cache.capacityTokens;
+            pending.cacheBytes = p->cache.bytesUsed;
+        } else if (const auto* t = std::get_if<TokenEvent>(&event)) {
+            std::string text = t->textDelta;
+            stripLeadingSpaces(text, atStart);
+            writer.append(text, toRecord(*t, info));
+            pending.delta += QString::fromStdString(text);
+            pending.generatedTokens = t->index + 1;
+            if (t->index == 0) pending.timeToFirstTokenMs = t->seconds * 1000.0;
+            const double decodeSeconds = t->seconds - pending.timeToFirstTokenMs / 1000.0;
+            if (t->index > 0 && decodeSeconds > 0) pending.tokensPerSecond = static_cast<double>(t->index) / decodeSeconds;
+            pending.contextTokens = t->cache.tokens;
+            pending.contextLimit = t->cache.capacityTokens;
+            pending.cacheBytes = t->cache.bytesUsed;
+            // The first token goes out at once (time to first token is visible); then one update a frame.
+            if (!emittedOnce || sinceEmit.elapsed() >= kFrameMs) emitPending();
+        } else if (const auto* f = std::get_if<FinishedEvent>(&event)) {
+            std::string text = f->textDelta;
+            stripLeadingSpaces(text, atStart);
+            if (!text.empty()) {
+                writer.append(text);
+                pending.delta += QString::fromStdString(text);
+            }
+        }
+    });
+    if (!pending.delta.isEmpty()) emitPending();
+
+    if (!result.isOk()) {
+        spdlog::warn("generation failed: {}", result.status().toString());
+        failWith(toQString(result.status().message()));
+        return;
+    }
+    const GenerateResult& r = *result;
+    const storage::GenerationStats stats = toStorageStats(r.stats, r.reason, info.backend);
+    if (auto saved = writer.finish(stats); !saved) {
+        spdlog::error("could not store answer {}: {}", outcome.messageId, saved.error().toString());
+        outcome.errorText = tr("The answer could not be saved: %1").arg(toQString(saved.error().message()));
+    }
+    outcome.state = r.reason == StopReason::Cancelled ? ui::MessageState::Stopped : ui::MessageState::Complete;
+    outcome.stats = toUiStats(stats);
+    const CacheUsage cache = session->cacheUsage();
+    outcome.contextTokens = cache.tokens;
+    outcome.contextLimit = cache.capacityTokens;
+    queryGpuMemory(&outcome.gpuMemoryUsedBytes, &outcome.gpuMemoryTotalBytes);
+    Q_EMIT finished(outcome);
+}
+
+void EngineWorker::countTokens(quint64 tag, const QString& text) {
+    if (!m_engine) {
+        Q_EMIT tokensCounted(tag, -1);
+        return;
+    }
+    const auto ids = m_engine->encode(toStd(text), false);
+    Q_EMIT tokensCounted(tag, static_cast<int>(ids.size()) + m_turnOverheadTokens);
+}
+
+}  // namespace dsv2::gui

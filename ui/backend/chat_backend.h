@@ -1,0 +1,86 @@
+#pragma once
+// ChatBackend: what the window asks of the engine and the history, and what it hears back.
+// Every request returns at once; answers arrive later as signals on the GUI thread (the adapter in
+// app/gui runs the engine and the database on their own threads). Requests that change what is
+// shown carry a `tag` that the answer echoes, so the window can drop answers it no longer wants
+// (the user clicked another conversation meanwhile).
+
+#include <QObject>
+
+#include "backend/chat_types.h"
+
+namespace dsv2::ui {
+
+class ChatBackend : public QObject {
+    Q_OBJECT
+public:
+    using QObject::QObject;
+
+    // State the backend keeps on the GUI thread (no waiting).
+    virtual bool hasModel() const = 0;
+    virtual bool isLoadingModel() const = 0;
+    virtual bool isGenerating() const = 0;
+    virtual ModelSummary model() const = 0;
+    virtual QString historyPath() const = 0;
+
+    // History: opens (creating if needed) the database file; answers historyReady or historyFailed.
+    virtual void openHistory(const QString& path) = 0;
+
+    // Model.
+    virtual void loadModel(const QString& dir, BackendPreference backend) = 0;
+    virtual void cancelModelLoad() = 0;
+
+    // Conversations.
+    virtual void requestConversations(int offset, int limit) = 0;
+    virtual void openConversation(quint64 tag, qint64 conversationId, qint64 focusMessageId) = 0;
+    virtual void renameConversation(qint64 conversationId, const QString& title) = 0;
+    virtual void deleteConversation(qint64 conversationId) = 0;  // to the trash: restorable
+    virtual void restoreConversation(qint64 conversationId) = 0;
+    virtual void saveSettings(qint64 conversationId, const GenerationSettings& settings) = 0;
+
+    // Turns. conversationId 0 creates a conversation titled from the prompt; parentId 0 = a root.
+    virtual void sendPrompt(quint64 tag, qint64 conversationId, qint64 parentId, const QString& text,
+                            const GenerationSettings& settings) = 0;
+    virtual void regenerate(quint64 tag, qint64 conversationId, qint64 assistantMessageId,
+                            const GenerationSettings& settings) = 0;
+    virtual void editPrompt(quint64 tag, qint64 conversationId, qint64 userMessageId, const QString& text,
+                            const GenerationSettings& settings) = 0;
+    virtual void switchBranch(quint64 tag, qint64 conversationId, qint64 messageId, int step) = 0;
+    // Sets the cancel flag the engine checks before every token; never waits.
+    virtual void stopGeneration() = 0;
+
+    // Search, export, token counts.
+    virtual void search(quint64 tag, const QString& text) = 0;
+    virtual void exportConversations(const ExportRequest& request) = 0;
+    virtual void countTokens(quint64 tag, const QString& text) = 0;
+
+Q_SIGNALS:
+    void historyReady(const QString& path, qint64 lastConversationId);
+    void historyFailed(const QString& path, const QString& message);
+
+    void modelLoadStarted(const QString& dir);
+    void modelLoadProgress(const QString& stage, int percent);  // percent -1: unknown
+    void modelLoaded(const dsv2::ui::ModelSummary& summary);
+    void modelLoadFailed(const QString& dir, const QString& message);
+    void modelLoadCancelled();
+
+    void conversationsListed(int offset, const QVector<dsv2::ui::ConversationItem>& items, bool more);
+    void conversationUpdated(const dsv2::ui::ConversationItem& item);  // created, renamed or new activity
+    void conversationDeleted(qint64 conversationId, const QString& title);
+    void conversationRestored(const dsv2::ui::ConversationItem& item);
+    void conversationOpened(quint64 tag, const dsv2::ui::ConversationData& data);
+    void pathChanged(const dsv2::ui::PathUpdate& update);
+
+    void generatingChanged(bool generating);
+    void streamed(const dsv2::ui::StreamUpdate& update);
+    void generationFinished(const dsv2::ui::GenerationOutcome& outcome);
+
+    void searchFinished(quint64 tag, const QVector<dsv2::ui::SearchHitItem>& hits);
+    void exportFinished(const QString& path, bool ok, const QString& message);
+    void tokensCounted(quint64 tag, int tokens);
+
+    // Something a person should know about (shown as a dialog): what failed and what to do.
+    void failed(const QString& title, const QString& message);
+};
+
+}  // namespace dsv2::ui

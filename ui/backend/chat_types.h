@@ -1,0 +1,162 @@
+#pragma once
+// Plain Qt-side records that the UI shows. The app adapter (app/gui) fills them from the engine and
+// storage; the UI never sees engine or storage types, so views can be tested without either.
+
+#include <QMetaType>
+#include <QString>
+#include <QVector>
+
+#include <optional>
+
+namespace dsv2::ui {
+
+enum class MessageRole { System, User, Assistant };
+
+// How a message ended, as the chat view shows it. Stopped = the user pressed Stop (complete text up
+// to there); Interrupted = the app died while writing it (the text stops at the last saved batch).
+enum class MessageState { Complete, Streaming, Stopped, Interrupted, Failed };
+
+struct MessageStats {
+    qint64 promptTokens = 0;
+    qint64 generatedTokens = 0;
+    double tokensPerSecond = 0.0;
+    double timeToFirstTokenMs = 0.0;
+    double totalMs = 0.0;
+    QString stopReason;  // "eos", "max_tokens", "cancelled", "context_full", ...
+    QString backend;
+};
+
+struct MessageItem {
+    qint64 id = 0;
+    qint64 parentId = 0;  // 0: a root
+    MessageRole role = MessageRole::User;
+    QString content;
+    MessageState state = MessageState::Complete;
+    QString errorText;
+    int siblingIndex = 0;  // 0-based position among the messages with the same parent
+    int siblingCount = 1;
+    qint64 createdAtMs = 0;
+    std::optional<MessageStats> stats;
+};
+
+struct ConversationItem {
+    qint64 id = 0;
+    QString title;
+    QString modelName;
+    qint64 updatedAtMs = 0;
+    int messageCount = 0;
+};
+
+// Sampling choices of one conversation; an unset field means "the model's default"
+// (generation_config.json).
+struct GenerationSettings {
+    QString systemPrompt;
+    std::optional<double> temperature;
+    std::optional<double> topP;
+    std::optional<int> topK;
+    std::optional<int> maxTokens;
+    std::optional<double> repetitionPenalty;
+    std::optional<quint64> seed;
+
+    bool operator==(const GenerationSettings&) const = default;
+};
+
+struct ConversationData {
+    qint64 id = 0;
+    QString title;
+    GenerationSettings settings;
+    QVector<MessageItem> messages;  // the active branch, root first
+    qint64 focusMessageId = 0;      // scroll to and select this one (a search hit); 0: the end
+};
+
+// A change of the active branch: keep the first `keep` messages of the shown path, replace the rest
+// with `tail`. Sending appends (keep = all), regenerating and editing cut the path at the branch
+// point, switching branches replaces everything below the switched message.
+struct PathUpdate {
+    quint64 tag = 0;  // echoes the request that caused it (0: none)
+    qint64 conversationId = 0;
+    int keep = 0;
+    QVector<MessageItem> tail;
+};
+
+struct SearchHitItem {
+    qint64 messageId = 0;
+    qint64 conversationId = 0;
+    QString conversationTitle;
+    MessageRole role = MessageRole::User;
+    qint64 createdAtMs = 0;
+    QString snippet;  // matches are wrapped in kHighlightOpen / kHighlightClose
+};
+inline constexpr QChar kHighlightOpen = QChar(0x2);
+inline constexpr QChar kHighlightClose = QChar(0x3);
+
+// Progress of the answer being generated (sent at most once per frame).
+struct StreamUpdate {
+    qint64 conversationId = 0;
+    qint64 messageId = 0;
+    QString delta;  // text since the last update
+    qint64 promptTokens = 0;
+    qint64 generatedTokens = 0;
+    double tokensPerSecond = 0.0;
+    double timeToFirstTokenMs = 0.0;
+    qint64 contextTokens = 0;
+    qint64 contextLimit = 0;
+    qint64 cacheBytes = 0;
+};
+
+struct GenerationOutcome {
+    qint64 conversationId = 0;
+    qint64 messageId = 0;
+    MessageState state = MessageState::Complete;
+    QString errorText;
+    MessageStats stats;
+    qint64 contextTokens = 0;
+    qint64 contextLimit = 0;
+    qint64 gpuMemoryUsedBytes = -1;  // -1: no GPU
+    qint64 gpuMemoryTotalBytes = -1;
+};
+
+enum class BackendPreference { Auto, Cpu, Cuda };
+
+struct ModelSummary {
+    QString name;
+    QString path;
+    QString backend;  // "cpu fp32, 2 threads"
+    QString dtype;    // of the checkpoint ("bfloat16")
+    qint64 parametersTotal = 0;
+    qint64 parametersActive = 0;
+    qint64 layers = 0;
+    qint64 routedExperts = 0;
+    qint64 sharedExperts = 0;
+    qint64 expertsPerToken = 0;
+    qint64 contextLimit = 0;
+    qint64 weightFileBytes = 0;
+    qint64 cacheBytesPerToken = 0;
+    qint64 gpuMemoryUsedBytes = -1;
+    qint64 gpuMemoryTotalBytes = -1;
+    bool hasChatTemplate = false;
+    bool isToy = false;
+    QString toyNote;  // why it is a toy and what to do about it
+    GenerationSettings defaults;
+};
+
+enum class ExportFormat { Markdown, Text, Json, Html };
+
+struct ExportRequest {
+    QVector<qint64> conversationIds;  // empty: every conversation
+    ExportFormat format = ExportFormat::Markdown;
+    QString filePath;
+};
+
+}  // namespace dsv2::ui
+
+Q_DECLARE_METATYPE(dsv2::ui::MessageItem)
+Q_DECLARE_METATYPE(dsv2::ui::ConversationItem)
+Q_DECLARE_METATYPE(dsv2::ui::GenerationSettings)
+Q_DECLARE_METATYPE(dsv2::ui::ConversationData)
+Q_DECLARE_METATYPE(dsv2::ui::PathUpdate)
+Q_DECLARE_METATYPE(dsv2::ui::SearchHitItem)
+Q_DECLARE_METATYPE(dsv2::ui::StreamUpdate)
+Q_DECLARE_METATYPE(dsv2::ui::GenerationOutcome)
+Q_DECLARE_METATYPE(dsv2::ui::ModelSummary)
+Q_DECLARE_METATYPE(dsv2::ui::ExportRequest)

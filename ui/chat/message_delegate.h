@@ -1,0 +1,69 @@
+#pragma once
+// MessageDelegate: paints one message (a role line, the Markdown body from the document cache, a
+// footer with the branch switch "‹ 2/3 ›", stats and honest state notes) and the hover buttons
+// (Copy, Edit, Regenerate, and Copy on each code block). Clicks come out as actionTriggered.
+// Heights: exact for messages that were laid out, estimated for the rest (see the cache).
+
+#include <QStyledItemDelegate>
+
+#include "chat/message_document_cache.h"
+
+namespace dsv2::ui {
+
+class MessageDelegate : public QStyledItemDelegate {
+    Q_OBJECT
+public:
+    enum class Action { None, Copy, Edit, Regenerate, PreviousBranch, NextBranch, CopyCode };
+
+    explicit MessageDelegate(QObject* parent = nullptr);
+
+    void paint(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const override;
+    QSize sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const override;
+    bool editorEvent(QEvent* event, QAbstractItemModel* model, const QStyleOptionViewItem& option,
+                     const QModelIndex& index) override;
+
+    // The viewport's width: every row is as wide as the view.
+    void setViewportWidth(int width);
+    int viewportWidth() const { return m_viewportWidth; }
+    void setFont(const QFont& font);
+    void setHoverPoint(const QPoint& viewportPos) { m_hover = viewportPos; }
+
+    // Where an action's button is in a row (viewport coordinates), an empty rect when the row has
+    // none. Used for hit-testing and by tests that click the real buttons.
+    QRect actionRect(const QRect& rowRect, const QModelIndex& index, Action action, int codeBlock = 0) const;
+    Action hitTest(const QRect& rowRect, const QModelIndex& index, const QPoint& pos, int* codeBlock) const;
+    QString codeBlockText(const QModelIndex& index, int codeBlock) const;
+    int codeBlockCount(const QModelIndex& index) const;
+
+    // Lays the message out now (instead of at its first paint) and tells the view its height.
+    void measure(const QModelIndex& index) const;
+
+    MessageDocumentCache& cache() const { return m_cache; }
+
+Q_SIGNALS:
+    void actionTriggered(const QModelIndex& index, dsv2::ui::MessageDelegate::Action action, int codeBlock);
+
+private:
+    struct Geometry {
+        QRect bubble;
+        QRect header;
+        QPoint docOrigin;
+        int docWidth = 0;
+        qreal docHeight = 0;
+        QRect footer;
+    };
+    Geometry geometry(const QRect& rowRect, const QModelIndex& index, qreal docHeight) const;
+    int docWidthFor(int rowWidth) const;
+    MessageDocumentCache::Entry documentFor(const QModelIndex& index) const;
+    bool hasFooter(const QModelIndex& index) const;
+    QString footerNote(const QModelIndex& index) const;
+    QRect headerButton(const Geometry& g, int slot, const QString& text) const;
+
+    mutable MessageDocumentCache m_cache;
+    int m_viewportWidth = 600;
+    QPoint m_hover{-1, -1};
+};
+
+}  // namespace dsv2::ui
+
+Q_DECLARE_METATYPE(dsv2::ui::MessageDelegate::Action)
