@@ -132,8 +132,7 @@ public:
     Result<std::vector<int32_t>> renderChat(std::span<const ChatTurn> messages, bool addGenerationPrompt) const;
     Result<std::string> renderChatText(std::span<const ChatTurn> messages, bool addGenerationPrompt) const;
 
-    struct Impl;
-    Impl& impl() { return *d; }  // for engine internals (sessions); not part of the stable API
+    struct Impl;  // defined in engine/core/engine_internal.h
 
 private:
     explicit Engine(std::unique_ptr<Impl> impl);
