@@ -26,6 +26,8 @@ target_include_directories(dsv2_storage PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include
                                         PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
 target_link_libraries(dsv2_storage PUBLIC SQLite::SQLite3 nlohmann_json::nlohmann_json dsv2_spdlog
                                    PRIVATE Threads::Threads)
+# The public headers use C++20 (defaulted comparisons).
+target_compile_features(dsv2_storage PUBLIC cxx_std_20)
 dsv2_set_warnings(dsv2_storage)
 # The tests reach the internals (codec, migrations) through this folder.
 set(DSV2_STORAGE_PRIVATE_INCLUDE ${CMAKE_CURRENT_LIST_DIR}/src CACHE INTERNAL "storage internals, for its tests")

@@ -61,19 +61,54 @@ Database::Database(const std::string& uri, int flags, const std::filesystem::pat
 }
 
 Database::Database(Database&& other) noexcept
-    : m_db(std::exchange(other.m_db, nullptr)), m_file(std::move(other.m_file)) {}
+    : m_db(std::exchange(other.m_db, nullptr)), m_file(std::move(other.m_file)), m_cache(std::move(other.m_cache)) {}
 
 Database& Database::operator=(Database&& other) noexcept {
     if (this != &other) {
+        finalizeCached();
         if (m_db) sqlite3_close_v2(m_db);
         m_db = std::exchange(other.m_db, nullptr);
         m_file = std::move(other.m_file);
+        m_cache = std::move(other.m_cache);
     }
     return *this;
 }
 
 Database::~Database() {
+    finalizeCached();
     if (m_db) sqlite3_close_v2(m_db);
+}
+
+void Database::finalizeCached() {
+    for (auto& [sql, statements] : m_cache) {
+        for (sqlite3_stmt* st : statements) sqlite3_finalize(st);
+    }
+    m_cache.clear();
+}
+
+sqlite3_stmt* Database::takeStatement(std::string_view sql) {
+    if (auto it = m_cache.find(std::string(sql)); it != m_cache.end() && !it->second.empty()) {
+        sqlite3_stmt* st = it->second.back();
+        it->second.pop_back();
+        return st;
+    }
+    sqlite3_stmt* st = nullptr;
+    const int rc = sqlite3_prepare_v3(m_db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &st,
+                                      nullptr);
+    if (rc != SQLITE_OK) fail(rc, "preparing a statement");
+    return st;
+}
+
+void Database::giveBack(const std::string& sql, sqlite3_stmt* statement) {
+    sqlite3_reset(statement);
+    sqlite3_clear_bindings(statement);
+    auto& pool = m_cache[sql];
+    // A few per text is plenty (nesting is shallow); the rest are finalised.
+    if (pool.size() >= 4) {
+        sqlite3_finalize(statement);
+    } else {
+        pool.push_back(statement);
+    }
 }
 
 void Database::fail(int rc, std::string_view context) const {
@@ -102,15 +137,14 @@ std::string Database::queryText(const std::string& sql) {
 // Statement ----------------------------------------------------------------------------------------
 
 Statement::Statement(Database& db, std::string_view sql) : m_db(&db), m_sql(sql) {
-    const int rc = sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &m_stmt, nullptr);
-    if (rc != SQLITE_OK) db.fail(rc, "preparing a statement");
+    m_stmt = db.takeStatement(sql);
 }
 
 Statement::Statement(Statement&& other) noexcept
     : m_db(other.m_db), m_stmt(std::exchange(other.m_stmt, nullptr)), m_sql(std::move(other.m_sql)) {}
 
 Statement::~Statement() {
-    if (m_stmt) sqlite3_finalize(m_stmt);
+    if (m_stmt) m_db->giveBack(m_sql, m_stmt);
 }
 
 Statement& Statement::bind(int index, std::int64_t value) {

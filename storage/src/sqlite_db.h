@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace dsv2::storage::detail {
@@ -54,9 +55,17 @@ public:
     std::int64_t queryInt(const std::string& sql);
     std::string queryText(const std::string& sql);
 
+    // Prepared statements are kept per SQL text and reused (preparing costs more than running most
+    // of our statements). Statement takes one from here and gives it back, reset, when done.
+    sqlite3_stmt* takeStatement(std::string_view sql);
+    void giveBack(const std::string& sql, sqlite3_stmt* statement);
+
 private:
+    void finalizeCached();
+
     sqlite3* m_db = nullptr;
     std::filesystem::path m_file;
+    std::unordered_map<std::string, std::vector<sqlite3_stmt*>> m_cache;
 };
 
 class Statement {

@@ -173,27 +173,42 @@ std::vector<Message> activePathOf(const Conversation& conversation, const std::v
 }
 
 void makeActive(Database& db, MessageId message) {
-    Statement parentOf(db, "SELECT parent_id, conversation_id FROM messages WHERE id = ?");
-    Statement setChild(db, "UPDATE messages SET active_child_id = ? WHERE id = ?");
-    MessageId current = message;
-    for (int depth = 0;; ++depth) {
-        parentOf.reset();
-        parentOf.bind(1, current);
-        if (!parentOf.step()) {
-            throwError(ErrorCode::NotFound, fmt::format("message {} does not exist in {}", current, db.file().string()));
-        }
-        const auto parent = parentOf.columnOptionalInt(0);
-        const auto conversation = parentOf.columnInt(1);
+    // One query for the whole ancestor chain (with each parent's current choice), then writes only
+    // where a link changes: appending to the active leaf of a long conversation costs one UPDATE.
+    Statement chain(db,
+                    "WITH RECURSIVE up(id, parent_id, depth) AS ("
+                    " SELECT id, parent_id, 0 FROM messages WHERE id = ?1"
+                    " UNION ALL SELECT m.id, m.parent_id, up.depth + 1 FROM messages m JOIN up ON m.id = up.parent_id"
+                    " WHERE up.depth < 1000000)"
+                    " SELECT up.id, up.parent_id, p.active_child_id, m.conversation_id FROM up"
+                    " JOIN messages m ON m.id = up.id LEFT JOIN messages p ON p.id = up.parent_id ORDER BY up.depth");
+    chain.bind(1, message);
+    std::vector<std::pair<MessageId, MessageId>> links;  // (parent, child) to set
+    std::optional<MessageId> root;
+    ConversationId conversation = 0;
+    bool found = false;
+    while (chain.step()) {
+        found = true;
+        const MessageId id = chain.columnInt(0);
+        conversation = chain.columnInt(3);
+        const auto parent = chain.columnOptionalInt(1);
         if (!parent) {
-            Statement setRoot(db, "UPDATE conversations SET active_root_id = ? WHERE id = ?");
-            setRoot.bind(1, current).bind(2, conversation).run();
-            return;
+            root = id;
+            break;
         }
-        if (depth > 1000000) throwError(ErrorCode::Corrupt, "the message tree has a cycle");
-        setChild.reset();
-        setChild.bind(1, current).bind(2, *parent).run();
-        current = *parent;
+        if (chain.columnOptionalInt(2) != id) links.emplace_back(*parent, id);
     }
+    if (!found) throwError(ErrorCode::NotFound, fmt::format("message {} does not exist in {}", message, db.file().string()));
+    if (!root) throwError(ErrorCode::Corrupt, fmt::format("message {} has no first message above it", message));
+    if (!links.empty()) {
+        Statement setChild(db, "UPDATE messages SET active_child_id = ? WHERE id = ?");
+        for (const auto& [parent, child] : links) {
+            setChild.reset();
+            setChild.bind(1, child).bind(2, parent).run();
+        }
+    }
+    Statement setRoot(db, "UPDATE conversations SET active_root_id = ?1 WHERE id = ?2 AND active_root_id IS NOT ?1");
+    setRoot.bind(1, *root).bind(2, conversation).run();
 }
 
 void touchConversation(Database& db, ConversationId id, TimestampMs now) {

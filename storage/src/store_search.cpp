@@ -73,7 +73,10 @@ Expected<std::vector<SearchHit>> ConversationStore::search(const SearchQuery& qu
 
         const bool dated = query.from || query.until;
         const bool trash = db.queryInt("SELECT EXISTS(SELECT 1 FROM conversations WHERE deleted_at IS NOT NULL)") != 0;
-        std::string sql = "SELECT messages_fts.rowid, messages_fts.rank FROM messages_fts ";
+        // Inner query: the newest matches (FTS5 walks the doclist backwards and stops at the limit),
+        // each with its bm25 score; outer query: the best of those.
+        std::string sql = "SELECT id, score FROM (SELECT messages_fts.rowid AS id, bm25(messages_fts) AS score "
+                          "FROM messages_fts ";
         if (dated) sql += "JOIN messages m ON m.id = messages_fts.rowid ";
         sql += "WHERE messages_fts MATCH ?1 ";
         if (query.conversationId) sql += "AND messages_fts.rowid IN (SELECT id FROM messages WHERE conversation_id = ?2) ";
@@ -83,7 +86,7 @@ Expected<std::vector<SearchHit>> ConversationStore::search(const SearchQuery& qu
         }
         if (query.from) sql += "AND m.created_at >= ?3 ";
         if (query.until) sql += "AND m.created_at < ?4 ";
-        sql += "ORDER BY messages_fts.rank LIMIT ?5 OFFSET ?6";
+        sql += "ORDER BY messages_fts.rowid DESC LIMIT ?7) ORDER BY score, id DESC LIMIT ?5 OFFSET ?6";
 
         std::vector<std::pair<MessageId, double>> ranked;
         try {
@@ -93,6 +96,7 @@ Expected<std::vector<SearchHit>> ConversationStore::search(const SearchQuery& qu
             if (query.from) st.bind(3, *query.from);
             if (query.until) st.bind(4, *query.until);
             st.bind(5, std::int64_t{query.limit}).bind(6, std::int64_t{std::max(0, query.offset)});
+            st.bind(7, query.maxRankedMatches > 0 ? std::int64_t{query.maxRankedMatches} : std::int64_t{-1});
             while (st.step()) ranked.emplace_back(st.columnInt(0), st.columnDouble(1));
         } catch (const StorageException& e) {
             // FTS5 reports query syntax errors as plain SQLite errors.

@@ -142,3 +142,26 @@ TEST_CASE("an answer is searchable while it streams and after it is finished") {
     CHECK(f.ids("latent compresses") == std::vector<MessageId>{writer->messageId()});
     CHECK(require(f.store.checkIntegrity()).ok);
 }
+
+TEST_CASE("ranking is limited to the newest matches when asked (bounded cost for very common words)") {
+    TempDir dir;
+    auto store = openStore(dir / "h.sqlite");
+    const auto c = require(store.createConversation({}));
+    const auto best = require(store.appendUserMessage(c, std::nullopt, "alpha alpha alpha"));  // oldest, densest
+    std::optional<MessageId> parent = best;
+    std::vector<MessageId> newer;
+    for (int i = 0; i < 30; ++i) {
+        parent = require(store.appendUserMessage(c, parent, "alpha and many other words to dilute it " + std::to_string(i)));
+        newer.push_back(*parent);
+    }
+    SearchQuery q;
+    q.text = "alpha";
+    q.maxRankedMatches = 0;  // rank every match
+    auto hits = require(store.search(q));
+    REQUIRE(hits.size() == 31);
+    CHECK(hits[0].messageId == best);
+    q.maxRankedMatches = 10;
+    hits = require(store.search(q));
+    REQUIRE(hits.size() == 10);
+    for (const auto& hit : hits) CHECK(hit.messageId >= newer[20]);
+}

@@ -117,6 +117,10 @@ struct SearchQuery {
     std::optional<TimestampMs> until;  // message created_at < until
     int limit = 50;
     int offset = 0;
+    // bm25 ranks the newest N matches (0: all). Ranking costs ~2 us per match, so a word found in
+    // hundreds of thousands of messages would take a second; the newest matches are what people
+    // look for in a chat history anyway. Queries with fewer matches are ranked exactly.
+    int maxRankedMatches = 10000;
     std::string highlightOpen = "[";
     std::string highlightClose = "]";
     int snippetTokens = 16;
