@@ -104,10 +104,16 @@ int recoverLocked(Connection& conn) {
     Database& db = conn.db;
     std::vector<MessageId> gone;
     {
-        Statement st(db, "SELECT id, writer FROM messages WHERE status = 'streaming'");
+        // A writer on another host (a shared folder, a container with a new name) cannot be asked;
+        // one that has committed nothing for an hour is taken to be gone.
+        constexpr TimestampMs kSilentForeignWriterMs = 60 * 60 * 1000;
+        const TimestampMs now = nowMs();
+        Statement st(db, "SELECT id, writer, updated_at FROM messages WHERE status = 'streaming'");
         while (st.step()) {
             const std::string writer = st.isNull(1) ? std::string() : st.columnText(1);
-            if (writer.empty() || writerState(writer) == WriterState::Gone) gone.push_back(st.columnInt(0));
+            const WriterState state = writer.empty() ? WriterState::Gone : writerState(writer);
+            const bool silent = now - st.columnInt(2) > kSilentForeignWriterMs;
+            if (state == WriterState::Gone || (state == WriterState::Unknown && silent)) gone.push_back(st.columnInt(0));
         }
     }
     if (gone.empty()) return 0;

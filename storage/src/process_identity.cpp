@@ -23,6 +23,17 @@ std::string hostName() {
     return buf;
 }
 
+// Changes at every boot, so a pid and start time from before a reboot never look alive.
+std::string bootId() {
+    static const std::string id = [] {
+        std::ifstream in("/proc/sys/kernel/random/boot_id");
+        std::string text;
+        std::getline(in, text);
+        return text.empty() ? std::string("noboot") : text.substr(0, 8);
+    }();
+    return id;
+}
+
 // Start time of a process in clock ticks since boot (/proc/PID/stat field 22), which tells a live
 // process from a later one that reused its pid. Empty when the process does not exist or is a zombie.
 std::string processStart(long pid) {
@@ -52,17 +63,25 @@ bool procAvailable() {
 std::string currentWriterIdentity() {
     const long pid = static_cast<long>(getpid());
     const std::string start = procAvailable() ? processStart(pid) : std::string("0");
-    return fmt::format("{}/{}/{}", hostName(), pid, start);
+    return fmt::format("{}/{}/{}/{}", hostName(), bootId(), pid, start);
 }
 
 WriterState writerState(const std::string& identity) {
-    const auto last = identity.rfind('/');
-    const auto middle = last == std::string::npos ? std::string::npos : identity.rfind('/', last - 1);
-    if (middle == std::string::npos) return WriterState::Gone;  // not ours to keep: recover it
-    const std::string host = identity.substr(0, middle);
-    const std::string_view pidText = std::string_view(identity).substr(middle + 1, last - middle - 1);
-    const std::string start = identity.substr(last + 1);
+    // host/boot/pid/start, split from the right (a host name has no '/').
+    std::vector<std::string> parts;
+    std::string_view rest = identity;
+    for (int i = 0; i < 3; ++i) {
+        const auto slash = rest.rfind('/');
+        if (slash == std::string_view::npos) return WriterState::Gone;  // not ours to keep: recover it
+        parts.emplace_back(rest.substr(slash + 1));
+        rest = rest.substr(0, slash);
+    }
+    const std::string host(rest);
+    const std::string& start = parts[0];
+    const std::string& pidText = parts[1];
+    const std::string& boot = parts[2];
     if (host != hostName()) return WriterState::Unknown;
+    if (boot != bootId()) return WriterState::Gone;
     long pid = 0;
     const auto [ptr, ec] = std::from_chars(pidText.data(), pidText.data() + pidText.size(), pid);
     if (ec != std::errc() || pid <= 0) return WriterState::Gone;

@@ -2,7 +2,9 @@
 // tokens), finish/fail/drop, crash recovery (a writer killed with SIGKILL), a second process.
 #include "storage_test_util.h"
 
+#include "process_identity.h"
 #include "sqlite_db.h"
+#include "store_internal.h"
 #include "token_codec.h"
 
 #include <atomic>
@@ -214,13 +216,21 @@ TEST_CASE("opening recovers answers whose writer is gone, and leaves live ones a
     auto live = require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt));
     live->append("still going");
     require(live->flush());
-    MessageId deadPid = 0, noWriter = 0, otherHost = 0;
+    MessageId deadPid = 0, otherBoot = 0, noWriter = 0, otherHost = 0, silentHost = 0;
     {
+        // This process's identity ("host/boot/pid/start") with one field changed.
+        const std::string me = detail::currentWriterIdentity();
+        const auto startSlash = me.rfind('/');
+        const auto pidSlash = me.rfind('/', startSlash - 1);
+        const auto bootSlash = me.rfind('/', pidSlash - 1);
+        const std::string host = me.substr(0, bootSlash);
+        const std::string boot = me.substr(bootSlash + 1, pidSlash - bootSlash - 1);
+        const std::string start = me.substr(startSlash + 1);
         detail::Database db(chat.file.string(), SQLITE_OPEN_READWRITE, chat.file);
-        auto insert = [&](const char* writer) {
+        auto insert = [&](const char* writer, TimestampMs updatedAt) {
             detail::Statement st(db, "INSERT INTO messages(conversation_id, parent_id, role, content, status, writer, "
-                                     "created_at, updated_at) VALUES (?, ?, 'assistant', 'partial', 'streaming', ?, 1, 1)");
-            st.bind(1, chat.conversation).bind(2, chat.prompt);
+                                     "created_at, updated_at) VALUES (?, ?, 'assistant', 'partial', 'streaming', ?, 1, ?)");
+            st.bind(1, chat.conversation).bind(2, chat.prompt).bind(4, updatedAt);
             if (writer) {
                 st.bind(3, writer);
             } else {
@@ -229,17 +239,20 @@ TEST_CASE("opening recovers answers whose writer is gone, and leaves live ones a
             st.run();
             return db.lastInsertId();
         };
-        char host[256] = {};
-        gethostname(host, sizeof host - 1);
-        deadPid = insert((std::string(host) + "/2147483000/12345").c_str());  // no such process
-        noWriter = insert(nullptr);
-        otherHost = insert("some-other-machine/1/1");
+        const TimestampMs now = detail::nowMs();
+        deadPid = insert((host + "/" + boot + "/2147483000/" + start).c_str(), now);  // no such process
+        otherBoot = insert((host + "/0ther800/" + std::to_string(getpid()) + "/" + start).c_str(), now);
+        noWriter = insert(nullptr, now);
+        otherHost = insert("some-other-machine/b/1/1", now);
+        silentHost = insert("some-other-machine/b/1/1", now - 2 * 3600 * 1000);
     }
     auto second = openStore(chat.file);  // what another process (or the next start) does
     CHECK(require(second.message(deadPid)).status == MessageStatus::Interrupted);
     CHECK(require(second.message(deadPid)).content == "partial");
+    CHECK(require(second.message(otherBoot)).status == MessageStatus::Interrupted);
     CHECK(require(second.message(noWriter)).status == MessageStatus::Interrupted);
     CHECK(require(second.message(otherHost)).status == MessageStatus::Streaming);
+    CHECK(require(second.message(silentHost)).status == MessageStatus::Interrupted);
     CHECK(require(second.message(live->messageId())).status == MessageStatus::Streaming);
     live->append(" and done");
     require(live->finish({}));
