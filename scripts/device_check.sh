@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (device tool), from the repo root, in ONE call of at most 10 minutes:
-# builds the engine, CLI and tests without Qt, prints the GPUs and `dsv2 --version`, runs the
-# gpu-labelled tests, then the rest of the ctest suite (the two together are the whole suite), then
-# compute-sanitizer (memcheck + racecheck) over the kernel suites at small sizes, and leaves logs
-# under $OUT. Needs .carry/include (scripts/prepare-device-carry.sh) named in the call's `carry`.
+# builds the engine, CLI and tests without Qt (while HF fixtures are generated alongside, if asked),
+# prints the GPUs and `dsv2 --version`, runs the gpu-labelled tests, then the rest of the ctest
+# suite (the two together are the whole suite), compares `dsv2 generate` greedy tokens between the
+# cpu and cuda backends, then compute-sanitizer (memcheck + racecheck) over the kernel suites at
+# small sizes, and leaves logs under $OUT (8 files at most: the device tool brings back 8).
+# Needs .carry/include (scripts/prepare-device-carry.sh) named in the call's `carry`.
 # Prints a short table last.
 #
 #   device run: bash scripts/device_check.sh            (carry: [".carry"])
 #   knobs:      DSV2_SANITIZE_KERNELS=0     skip compute-sanitizer
-#               DSV2_DEVICE_EXTRA="cmd"     one more step (fixture generation, benchmarks)
+#               DSV2_MAKE_FIXTURES=1        run tools/fixtures/make_fixtures.py during the build, put
+#                                           its folders under tests/data/fixtures/ before the tests
+#                                           and bring them back as $OUT/fixtures.tar.gz
+#               DSV2_GENERATE_CHECK=0       skip the cpu-vs-cuda `dsv2 generate` comparison
+#               DSV2_DEVICE_EXTRA="cmd"     one more step (benchmarks, the HF check)
 #               DSV2_DEVICE_TESTS=0         build + version + the extra step only (a second call
 #                                           that reuses a warm machine's build)
 #   HF check:   DSV2_DEVICE_TESTS=0 DSV2_DEVICE_EXTRA="python3 tests/engine/cuda/hf_lite_check.py \
@@ -16,15 +22,19 @@
 #               DSV2_BUILD_DIR=dir          build folder (default build-device)
 #               DSV2_JOBS=n                 build parallelism (default: all cores)
 #               DSV2_BUILD_LIMIT=s          time limit of the build step (default 300)
+#               DSV2_CALL_LIMIT=s           the call's own limit (default 600): the sanitizer and the
+#                                           extra step are cut to end inside it
 #
 # Every step has its own time limit, so that the table still prints inside the call's 10 minutes;
-# logs: $OUT/{gpus.txt,build.log,version.log,gpu_tests.log,other_tests.log,sanitizer.log,summary.txt}
+# logs: $OUT/{build.log (GPUs, build, version, fixture generation), gpu_tests.log, other_tests.log,
+# generate.log, sanitizer.log, extra.log, summary.txt} and fixtures.tar.gz.
 set -uo pipefail
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 BUILD=${DSV2_BUILD_DIR:-build-device}
 JOBS=${DSV2_JOBS:-$(nproc)}
 T0=$SECONDS
+CALL_LIMIT=${DSV2_CALL_LIMIT:-600}
 declare -a ROWS
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...: runs under `timeout`, logs to $OUT/NAME.log, records the result
@@ -46,7 +56,17 @@ if [ -z "${CUDACXX:-}" ]; then
 fi
 export PATH=$PATH:/usr/local/cuda/bin
 
-{ nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv; } 2>&1 | tee "$OUT/gpus.txt"
+GPUS=/tmp/dsv2-gpus.txt
+{ nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv; } 2>&1 | tee "$GPUS"
+
+# HF fixtures (CPU-only torch work) alongside the build.
+FIXTURES_PID=
+if [ "${DSV2_MAKE_FIXTURES:-0}" = 1 ]; then
+    rm -rf /tmp/fx
+    ( timeout --kill-after=10 240 python3 tools/fixtures/make_fixtures.py --out /tmp/fx >/tmp/dsv2-fixtures.log 2>&1;
+      echo "rc $?" >>/tmp/dsv2-fixtures.log ) &
+    FIXTURES_PID=$!
+fi
 
 build() {
     cmake -S . -B "$BUILD" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DDSV2_UI=OFF -DDSV2_CUDA=ON \
@@ -58,22 +78,103 @@ export -f build
 built=1
 step build "${DSV2_BUILD_LIMIT:-300}" bash -c build || built=0
 
+{ echo "== GPUs"; cat "$GPUS"; } >>"$OUT/build.log"
+
+if [ -n "$FIXTURES_PID" ]; then  # the generator's folders go under tests/data/fixtures/ and to $OUT
+    t0=$SECONDS
+    wait "$FIXTURES_PID"
+    { echo "== fixtures (tools/fixtures/make_fixtures.py)"; cat /tmp/dsv2-fixtures.log; } >>"$OUT/build.log"
+    if grep -q "^rc 0$" /tmp/dsv2-fixtures.log; then
+        mkdir -p tests/data/fixtures
+        cp -r /tmp/fx/. tests/data/fixtures/
+        tar czf "$OUT/fixtures.tar.gz" -C /tmp/fx .
+        ls -la /tmp/fx/* >>"$OUT/build.log"
+        ROWS+=("fixtures|ok|$((SECONDS - t0))s after the build")
+    else
+        tail -20 /tmp/dsv2-fixtures.log
+        ROWS+=("fixtures|FAILED|$((SECONDS - t0))s after the build")
+    fi
+fi
+
+# cpu vs cuda greedy tokens on tiny-lite and every fixture folder. Where they part, the cpu's own
+# logits at that step (dsv2 logits) must make it a near-tie: top choice minus the cuda choice
+# within 5e-2 of max|logit|, the bf16 budget of cuda_backend_test; later tokens are not compared.
+generate_check() {
+    local status=0 dir
+    for dir in tests/data/tiny-lite tests/data/fixtures/*/; do
+        [ -f "$dir/config.json" ] || continue
+        for backend in cpu cuda; do
+            "$BUILD/app/dsv2" generate --model "$dir" --backend "$backend" --chat \
+                --prompt "Hello! What is a mixture of experts?" --greedy --ignore-eos -n 32 \
+                --json >"/tmp/gen-$backend.json" 2>"/tmp/gen-$backend.err" || {
+                echo "$dir $backend: FAILED"; cat "/tmp/gen-$backend.err"; status=1; continue 2; }
+        done
+        DSV2="$BUILD/app/dsv2" python3 - "$dir" <<'PY' || status=1
+import json, os, struct, subprocess, sys
+def load(p):
+    t = open(p).read()
+    return json.loads(t[t.index("{"):])
+d = sys.argv[1]
+cpu, cuda = load("/tmp/gen-cpu.json"), load("/tmp/gen-cuda.json")
+a, b = cpu["tokens"], cuda["tokens"]
+print(f"{d}: cpu  {a}\n{d}: cuda {b}")
+if a == b:
+    print(f"{d}: SAME {len(a)} greedy tokens"); sys.exit(0)
+i = next(k for k in range(min(len(a), len(b))) if a[k] != b[k])
+ids = list(cpu["prompt_tokens"]) + a[:i]
+subprocess.run([os.environ["DSV2"], "logits", "--model", d, "--backend", "cpu", "--tokens", ",".join(map(str, ids)),
+                "--out", "/tmp/gen-logits.f32"], check=True, capture_output=True)
+raw = open("/tmp/gen-logits.f32", "rb").read()
+n = len(raw) // 4 // len(ids)
+row = struct.unpack(f"<{n}f", raw[-4 * n:])
+gap = (row[a[i]] - row[b[i]]) / max(abs(v) for v in row)
+verdict = "a near-tie" if gap <= 5e-2 else "NOT a near-tie"
+print(f"{d}: {'SAME' if gap <= 5e-2 else 'DIFFER'} for {i} tokens, then {verdict}: cpu logits at step {i}: "
+      f"(top {a[i]} - cuda's {b[i]}) / max|logit| = {gap:.3g}")
+sys.exit(0 if gap <= 5e-2 else 1)
+PY
+    done
+    return $status
+}
+export -f generate_check
+
 if [ "$built" = 1 ]; then
     step version 30 "$BUILD/app/dsv2" --version
-    cat "$OUT/version.log"
+    cat "$OUT/version.log"; cat "$OUT/version.log" >>"$OUT/build.log"; rm -f "$OUT/version.log"
   if [ "${DSV2_DEVICE_TESTS:-1}" = 1 ]; then
-    step gpu_tests 120 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 100
-    step other_tests 120 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 110 -j 8
+    step gpu_tests 240 ctest --test-dir "$BUILD" -L gpu -V --timeout 200  # -V: the per-sublayer tables
+    step other_tests 150 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 140 -j 8
+    if [ "${DSV2_GENERATE_CHECK:-1}" = 1 ]; then step generate 120 bash -c generate_check; fi
     if [ "${DSV2_SANITIZE_KERNELS:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+        # racecheck: hazards inside cuBLAS's own kernels (nvjet_*, *gemm*, cutlass, xmma) are
+        # reported and counted but expected: racecheck does not model the asynchronous
+        # (TMA/mbarrier) synchronisation of Hopper GEMM kernels, and the code is NVIDIA's. A
+        # hazard in any other kernel (ours) fails the step.
         sanitize() {
-            local status=0 tool suite
+            local status=0 tool suite log
             export DSV2_CUDA_TEST_SMALL=1  # the suites skip their 8K-context cases
             for tool in memcheck racecheck; do
-                for suite in cuda_kernels_test cuda_mla_test cuda_moe_test cuda_cache_test; do
+                local suites="cuda_kernels_test cuda_mla_test cuda_moe_test cuda_cache_test"
+                # memcheck also walks the backend's own paths (paged cache, chunks, both MLA forms).
+                [ "$tool" = memcheck ] && suites="$suites cuda_backend_test"
+                for suite in $suites; do
+                    local filter=()
+                    # The backend suite: the paths the fixtures test does not add much to.
+                    [ "$suite" = cuda_backend_test ] && filter=(--test-case="*random tokens*,*rewind*,*bad input*")
                     echo "=== compute-sanitizer --tool $tool $suite"
-                    compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 \
-                        "$BUILD/tests/engine/$suite" --no-intro 2>&1 | grep -vE '^\[seed\]' | tail -15
-                    local rc=${PIPESTATUS[0]}
+                    log=/tmp/dsv2-san-$tool-$suite.log
+                    compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 200 \
+                        "$BUILD/tests/engine/$suite" --no-intro "${filter[@]}" >"$log" 2>&1
+                    local rc=$?
+                    grep -vE '^\[seed\]|^sublayer|^(attn|ffn|moe) +L|^logits|^routing:' "$log" | tail -15
+                    if [ "$tool" = racecheck ] && [ "$rc" = 99 ]; then
+                        local ours cublas
+                        cublas=$(grep -E "Race reported between" "$log" | grep -cE "nvjet|gemm|cutlass|xmma|cublas")
+                        ours=$(grep -E "Race reported between" "$log" | grep -vcE "nvjet|gemm|cutlass|xmma|cublas")
+                        echo "=== racecheck $suite: $cublas hazard reports inside cuBLAS kernels (expected), $ours in ours"
+                        if [ "$ours" = 0 ] && grep -q "Target application returned an error" "$log"; then rc=1
+                        elif [ "$ours" = 0 ]; then rc=0; fi
+                    fi
                     echo "=== $tool $suite: rc $rc"
                     [ "$rc" = 0 ] || status=1
                 done
@@ -81,7 +182,7 @@ if [ "$built" = 1 ]; then
             return $status
         }
         export -f sanitize
-        remaining=$((570 - (SECONDS - T0)))
+        remaining=$((CALL_LIMIT - 30 - (SECONDS - T0)))
         if [ "$remaining" -gt 60 ]; then step sanitizer "$remaining" bash -c sanitize
         else skip sanitizer "no time left"; fi
     else
@@ -91,7 +192,7 @@ if [ "$built" = 1 ]; then
     skip tests "DSV2_DEVICE_TESTS=0"
   fi
     if [ -n "${DSV2_DEVICE_EXTRA:-}" ]; then
-        remaining=$((580 - (SECONDS - T0)))
+        remaining=$((CALL_LIMIT - 20 - (SECONDS - T0)))
         export PYTHONUNBUFFERED=1
         step extra "$remaining" bash -c "$DSV2_DEVICE_EXTRA"
     fi
@@ -102,10 +203,11 @@ fi
 
 {
     echo "device_check $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    head -1 "$OUT/gpus.txt" 2>/dev/null
+    head -1 "$GPUS" 2>/dev/null
     grep -hE "tests passed|tests failed|Not Run|\*\*\*Skipped|\*\*\*Failed|Failed  |Timeout" \
         "$OUT/gpu_tests.log" "$OUT/other_tests.log" 2>/dev/null
-    grep -h "^=== .*: rc" "$OUT/sanitizer.log" 2>/dev/null
+    grep -hE ": (SAME|DIFFER|FAILED)" "$OUT/generate.log" 2>/dev/null
+    grep -h "^=== .*: rc\|^=== racecheck .*cuBLAS" "$OUT/sanitizer.log" 2>/dev/null
     grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.log" 2>/dev/null | sort | uniq -c
     printf '\n%-12s %-22s %s\n' step result time
     for row in "${ROWS[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-12s %-22s %s\n' "$a" "$b" "$c"; done

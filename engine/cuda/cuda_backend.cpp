@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ namespace cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
+
+// q_a_layernorm and kv_a_layernorm are built without rms_norm_eps in DeepSeek's and HF's modeling
+// code, so they use RMSNorm's default epsilon whatever config.json says (as the CPU backend).
+constexpr float kLatentNormEps = 1e-6f;
 
 // Limits of the kernels, checked once against the config.
 Status checkSupported(const ModelConfig& c) {
@@ -91,6 +96,7 @@ public:
 private:
     Status attention(int layer, int T, int64_t pos0, LatentSequence& seq);
     bool useExpanded(int T, int64_t ctx) const;
+    Status tap(int stage, int T, int64_t pos0);
 
     const ModelConfig& m_config;
     BackendOptions m_options;
@@ -103,6 +109,8 @@ private:
     PagedLatentCache m_cache;
     std::mutex m_mutex;  // one forward at a time (shared scratch, stream, allocator)
     std::vector<int32_t> m_moeLayers;
+    std::function<void(const ResidualTap&)> m_residualTap;  // tests only
+    std::vector<float> m_tapHost;
 
     MlaGeometry m_mla;
     MoeGeometry m_moe;
@@ -155,6 +163,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (!planned.isOk()) return planned.status();
     m_plan = *planned;
     if (extras.planOut) *extras.planOut = m_plan;
+    m_residualTap = extras.residualTap;
     logInfo("cuda backend: " + m_deviceName + ", memory plan: " + m_plan.describe() + " of " +
             formatGiB(static_cast<int64_t>(freeBytes)) + " free");
 
@@ -247,7 +256,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     const DeviceAttentionWeights& a = m_weights.layers[static_cast<size_t>(layer)].attn;
     cublasHandle_t blas = m_blas.get();
     const int64_t hidden = c.hiddenSize, H = c.numAttentionHeads, dqk = c.qHeadDim(), entry = c.latentCacheDim();
-    const auto eps = static_cast<float>(c.rmsNormEps);
+    const float eps = kLatentNormEps;
 
     // q [T, H, dqk]
     if (c.qLoraRank) {
@@ -328,6 +337,26 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
                   H * c.vHeadDim, m_stream);
 }
 
+Status CudaBackend::tap(int stage, int T, int64_t pos0) {
+    if (!m_residualTap) return Status::ok();
+    const auto n = static_cast<size_t>(T) * static_cast<size_t>(m_config.hiddenSize);
+    try {
+        m_tapHost.resize(n);
+    } catch (const std::bad_alloc&) {
+        return Status(StatusCode::ResourceExhausted, "out of host memory for the residual tap");
+    }
+    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_tapHost.data(), m_residual.data(), sizeof(float) * n, cudaMemcpyDeviceToHost, m_stream));
+    DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    ResidualTap t;
+    t.pos0 = pos0;
+    t.nTokens = T;
+    t.stage = stage;
+    t.expandedAttention = useExpanded(T, pos0 + T);
+    t.residual = m_tapHost.data();
+    m_residualTap(t);
+    return Status::ok();
+}
+
 // One chunk of T tokens at positions seq.length .. +T (blocks reserved, table synced). Writes the
 // logits of rows [firstLogitRow, T) into `logits` (host; none when firstLogitRow == T), the routing
 // into `routing` at token offset routingToken0.
@@ -372,10 +401,12 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
         norm.delta = l == 0 ? nullptr : m_delta.data();  // the previous layer's FFN output
         norm.weight = L.inputNorm;
         DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
+        DSV2_RETURN_IF_ERROR(tap(2 * l, T, pos0));  // the residual add of the previous FFN is done
         DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq));
         norm.delta = m_delta.data();
         norm.weight = L.postNorm;
         DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
+        DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
         if (L.moe.gate) {
             DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));
             // Routing records: [T, K] ids and weights to the host, asynchronously.
@@ -393,6 +424,7 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
     norm.delta = m_delta.data();
     norm.weight = m_weights.finalNorm;
     DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
+    DSV2_RETURN_IF_ERROR(tap(2 * static_cast<int>(c.numHiddenLayers), T, pos0));
 
     // lm_head over the requested rows, logitRows at a time, fp32 logits straight to the host.
     const int64_t first = firstLogitRow;

@@ -32,7 +32,13 @@ struct CompareResult {
 };
 
 inline std::string indexString(int64_t flat, const std::vector<int64_t>& shape) {
-    if (shape.empty()) return "[" + std::to_string(flat) + "]";
+    // Appends only: gcc 12's -Wrestrict misfires on "[" + std::to_string(...) here.
+    if (shape.empty()) {
+        std::string s = "[";
+        s += std::to_string(flat);
+        s += "]";
+        return s;
+    }
     std::vector<int64_t> idx(shape.size());
     for (size_t d = shape.size(); d-- > 0;) {
         idx[d] = flat % shape[d];

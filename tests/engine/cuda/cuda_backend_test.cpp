@@ -1,15 +1,26 @@
-// The CUDA backend end to end, against HF transformers' fp32 answers (tests/data/tiny-lite and
-// tests/data/fixtures/*) and against the CPU backend: logits within bf16 tolerance, the same
-// greedy tokens and the same routing except near-ties, in every MLA form, with the prompt in one
-// chunk or several; the 4200-token YaRN case; rewind; bad input; cache stats.
+// The CUDA backend end to end, on tests/data/tiny-lite and tests/data/fixtures/*, in every MLA form,
+// with the prompt in one chunk or several, through decode steps, on the 4200-token YaRN case and on
+// random tokens. Three kinds of check (docs/cuda-engine.md "Numerics" says why):
+//
+//  1. Sublayer by sublayer against the Bf16 reference (layer_check.h): every sublayer of every
+//     chunk, fed the GPU's own residual stream, must give the GPU's delta to relRMS <= 1e-3 (over
+//     the session) and normalized max <= 1e-2 (any chunk), the logits too; router choices equal except at near-ties of 1e-3 in
+//     probability; routing weights to 1e-3. This is the real correctness check: it is independent
+//     of how much this toy model amplifies rounding, and a sublayer with a bug fails at its own
+//     place in the printed table.
+//  2. End to end against fp32 (HF's logits, and the Fp32 reference following the GPU's routing):
+//     normalized max error <= 5e-2, the bf16 budget measured on tiny-lite by the host-side Bf16
+//     reference (0.021 / 0.030 / 0.032 at the GPU's rounding points, cuda_reference_test); routing
+//     differences from fp32 only at near-ties (tie gap <= 8e-2, at most 5% of decisions); greedy
+//     tokens as HF's except where our own top two logits are within the budget.
+//  3. The backend's behaviour: rewind, bad input, stats.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <map>
+#include <memory>
 #include <random>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -17,7 +28,9 @@
 #include "core/backend.h"
 #include "cuda/cuda_backend.h"
 #include "gpu_skip.h"
+#include "layer_check.h"
 #include "model/model_folder.h"
+#include "reference_forward.h"
 #include "test_data.h"
 
 namespace fs = std::filesystem;
@@ -31,16 +44,44 @@ struct GpuGuard {
 };
 const GpuGuard kGuard;
 
-// bf16 weights and activations against fp32 HF: about 1e-2 (tests/data README).
-constexpr double kLogitsTolerance = 3e-2;
-// A greedy step or a router choice may differ from HF's only where the two candidates are this
-// close in our own numbers (relative to the largest logit / in probability).
-constexpr double kNearTieLogit = 2e-2;
-constexpr float kNearTieWeight = 2e-2f;
+// 1. Sublayer check against the Bf16 reference (same bf16 inputs: only summation order differs,
+//    which moves a bf16 rounding now and then; measured ~1e-4 relRMS in emulation).
+constexpr double kSublayerRelRms = 1e-3;
+constexpr double kSublayerNormMax = 1e-2;
+constexpr double kRefNearTie = 1e-3;
+constexpr double kRefWeightError = 1e-3;
+// 2. End to end against fp32: the bf16 budget (see the header comment) and the router decisions
+//    a bf16 engine takes differently from fp32 on this model: the host Bf16 reference on the
+//    4200-token case differs in 132 of 8400 decisions, tie gaps up to 0.041 (the H200: 135, up to
+//    0.053; 600 random-token decisions: 9, up to 0.017). Sanity bounds only: the GPU's routing is
+//    checked against the Bf16 reference to 1e-3 above.
+constexpr double kBf16Budget = 5e-2;
+constexpr double kRouterTieNoise = 8e-2;
+constexpr double kRouterFlipShare = 5e-2;
+
+// Collects the taps of the forward call in progress.
+struct TapRecorder {
+    int64_t hidden = 0;
+    std::vector<TapChunk> chunks;
+    void add(const cuda::ResidualTap& t) {
+        if (t.stage == 0) {
+            TapChunk ch;
+            ch.pos0 = t.pos0;
+            ch.nTokens = t.nTokens;
+            ch.expanded = t.expandedAttention;
+            chunks.push_back(std::move(ch));
+        }
+        REQUIRE(!chunks.empty());
+        REQUIRE(static_cast<int>(chunks.back().stages.size()) == t.stage);
+        chunks.back().stages.emplace_back(t.residual, t.residual + static_cast<int64_t>(t.nTokens) * hidden);
+    }
+};
 
 struct Loaded {
     std::unique_ptr<ModelFolder> folder;
+    std::unique_ptr<TapRecorder> taps;
     std::unique_ptr<Backend> backend;
+    const ModelConfig& config() const { return folder->config(); }
 };
 
 Loaded load(const fs::path& dir, MlaForm form, int64_t chunkTokens = 4096, BackendKind kind = BackendKind::Cuda) {
@@ -48,6 +89,8 @@ Loaded load(const fs::path& dir, MlaForm form, int64_t chunkTokens = 4096, Backe
     auto folder = ModelFolder::open(dir);
     REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
     l.folder = std::move(folder).value();
+    l.taps = std::make_unique<TapRecorder>();
+    l.taps->hidden = l.folder->config().hiddenSize;
     BackendOptions options;
     options.mlaForm = form;
     options.maxContext = 8192;
@@ -55,6 +98,8 @@ Loaded load(const fs::path& dir, MlaForm form, int64_t chunkTokens = 4096, Backe
     if (kind == BackendKind::Cuda) {
         cuda::CudaBackendExtras extras;
         extras.shape.chunkTokens = chunkTokens;
+        TapRecorder* taps = l.taps.get();
+        extras.residualTap = [taps](const cuda::ResidualTap& t) { taps->add(t); };
         backend = cuda::createCudaBackendWithExtras(l.folder->config(), l.folder->weights(), options, extras);
     } else {
         backend = createBackend(kind, l.folder->config(), l.folder->weights(), options);
@@ -76,6 +121,76 @@ ForwardResult run(BackendSession& s, const std::vector<int32_t>& tokens, bool al
     return std::move(r).value();
 }
 
+// A GPU session whose every forward call is checked sublayer by sublayer.
+struct CheckedSession {
+    Loaded& m;
+    std::unique_ptr<BackendSession> s;
+    LayerChecker checker;
+    explicit CheckedSession(Loaded& loaded)
+        : m(loaded), s(session(*loaded.backend)), checker(loaded.config(), loaded.folder->weights(), kRefNearTie) {}
+    ForwardResult forward(const std::vector<int32_t>& tokens, bool all) {
+        m.taps->chunks.clear();
+        ForwardResult r = run(*s, tokens, all);
+        checker.check(tokens, m.taps->chunks, r);
+        return r;
+    }
+};
+
+void checkSublayers(const LayerReport& rep, const ModelConfig& c) {
+    MESSAGE("sublayers vs the references:\n" << rep.table(c));
+    CHECK_MESSAGE(rep.plumbingOk, rep.firstFailure);
+    CHECK(rep.embeddingsExact);
+    for (size_t s = 0; s < rep.bf16.size(); ++s) {
+        CAPTURE(s);
+        CHECK(rep.bf16[s].relRms() <= kSublayerRelRms);
+        CHECK(rep.bf16[s].normMax <= kSublayerNormMax);
+    }
+    CHECK_MESSAGE(rep.routeFailures == 0, rep.firstFailure);
+    CHECK(rep.worstWeightError <= kRefWeightError);
+}
+
+// The routing of a forward result as one RouteFollow per MoE layer.
+std::vector<RouteFollow> followOf(const ForwardRouting& r, bool always, double nearTie) {
+    const auto nMoe = static_cast<int64_t>(r.moeLayers.size());
+    std::vector<RouteFollow> f(static_cast<size_t>(nMoe));
+    for (int64_t m = 0; m < nMoe; ++m) {
+        f[static_cast<size_t>(m)].ids = &r.expertIds;
+        f[static_cast<size_t>(m)].stride = nMoe * r.topK;
+        f[static_cast<size_t>(m)].offset = m * r.topK;
+        f[static_cast<size_t>(m)].always = always;
+        f[static_cast<size_t>(m)].nearTie = nearTie;
+    }
+    return f;
+}
+
+// Routing concatenated over several calls (the long case runs in two).
+ForwardRouting concat(const ForwardRouting& a, const ForwardRouting& b) {
+    ForwardRouting r = a;
+    r.nTokens += b.nTokens;
+    r.expertIds.insert(r.expertIds.end(), b.expertIds.begin(), b.expertIds.end());
+    r.weights.insert(r.weights.end(), b.weights.begin(), b.weights.end());
+    return r;
+}
+
+// The Fp32 reference's chained forward following the GPU's routing: where it would have chosen
+// otherwise, the GPU's pick must be a near-tie in fp32 probabilities.
+ReferenceForward::Chained fp32Following(ReferenceForward& ref, const std::vector<int32_t>& tokens,
+                                        const ForwardRouting& gpuRouting) {
+    const auto follow = followOf(gpuRouting, true, 0.0);
+    auto r = ref.forward(tokens, true, &follow);
+    int64_t differed = 0, decisions = 0;
+    double worstGap = 0.0;
+    for (const auto& layer : r.routes)
+        for (const RefRoute& route : layer) {
+            ++decisions;
+            if (route.differed) ++differed, worstGap = std::max(worstGap, route.tieGap);
+        }
+    MESSAGE("routing vs fp32: " << differed << " of " << decisions << " decisions differ, largest tie gap " << worstGap);
+    CHECK(worstGap <= kRouterTieNoise);
+    CHECK(static_cast<double>(differed) <= kRouterFlipShare * static_cast<double>(decisions));
+    return r;
+}
+
 std::vector<fs::path> fixtureDirs() {
     std::vector<fs::path> dirs{tinyLiteDir()};
     const fs::path root = dataDir() / "fixtures";
@@ -86,150 +201,172 @@ std::vector<fs::path> fixtureDirs() {
     return dirs;
 }
 
-const char* formName(MlaForm f) {
+std::string formName(MlaForm f) {
     return f == MlaForm::Expanded ? "expanded" : f == MlaForm::Absorbed ? "absorbed" : "auto";
 }
 
-// Greedy tokens through the cache, compared with HF's; after the first difference (allowed only at
-// a near-tie in our logits) the rest is not compared.
-void checkGreedy(BackendSession& s, const ForwardResult& prompt, const std::vector<int32_t>& want) {
+// Greedy tokens through the cache, compared with HF's; after the first difference (allowed only
+// where our own top two logits are within the bf16 budget) the rest is not compared.
+void checkGreedy(CheckedSession& s, const ForwardResult& prompt, const std::vector<int32_t>& want) {
     std::vector<float> logits(prompt.logits.end() - prompt.vocab, prompt.logits.end());
     for (size_t i = 0; i < want.size(); ++i) {
         const int32_t ours = argmaxRow(logits.data(), prompt.vocab);
         if (ours != want[i]) {
-            const float top = logits[static_cast<size_t>(ours)];
-            const float theirs = logits[static_cast<size_t>(want[i])];
             float scale = 0.0f;
             for (float v : logits) scale = std::max(scale, std::fabs(v));
-            const double gap = (top - theirs) / std::max(scale, 1e-6f);
+            const double gap = (logits[static_cast<size_t>(ours)] - logits[static_cast<size_t>(want[i])]) /
+                               std::max(scale, 1e-6f);
             MESSAGE("greedy step " << i << ": ours " << ours << " vs HF " << want[i] << ", relative logit gap " << gap);
-            CHECK_MESSAGE(gap <= kNearTieLogit, "greedy step " << i << " differs beyond a near-tie");
+            CHECK_MESSAGE(gap <= kBf16Budget, "greedy step " << i << " differs beyond a near-tie");
             return;
         }
         if (i + 1 == want.size()) break;
-        ForwardResult step = run(s, {ours}, false);
-        logits = step.logits;
+        logits = s.forward({ours}, false).logits;
     }
-}
-
-// Router choices per prompt token and MoE layer against HF's; a different set only at near-ties.
-void checkRouting(const ForwardResult& f, const ReferenceCase& rc) {
-    REQUIRE(f.routing.moeLayers.size() == rc.routing.size());
-    int64_t nearTies = 0, decisions = 0;
-    float worstWeight = 0.0f;
-    for (size_t li = 0; li < f.routing.moeLayers.size(); ++li) {
-        const RoutingReference& rr = rc.routing.at(f.routing.moeLayers[li]);
-        for (int64_t t = 0; t < f.nTokens; ++t) {
-            std::map<int32_t, float> ours;
-            for (int32_t k = 0; k < f.routing.topK; ++k) {
-                const auto idx = static_cast<size_t>(f.routing.index(t, static_cast<int64_t>(li), k));
-                ours[f.routing.expertIds[idx]] = f.routing.weights[idx];
-            }
-            std::map<int32_t, float> theirs;
-            for (size_t k = 0; k < rr.ids[static_cast<size_t>(t)].size(); ++k)
-                theirs[rr.ids[static_cast<size_t>(t)][k]] = rr.weights[static_cast<size_t>(t)][k];
-            ++decisions;
-            // Experts only one side chose: the weakest of ours vs the strongest HF-only one.
-            float oursOnly = 1e9f, theirsOnly = -1e9f;
-            bool differ = false;
-            for (const auto& [id, w] : ours)
-                if (!theirs.count(id)) differ = true, oursOnly = std::min(oursOnly, w);
-            for (const auto& [id, w] : theirs)
-                if (!ours.count(id)) theirsOnly = std::max(theirsOnly, w);
-                else worstWeight = std::max(worstWeight, std::fabs(ours[id] - w) / std::max(1.0f, std::fabs(w)));
-            if (differ) {
-                ++nearTies;
-                CHECK_MESSAGE(std::fabs(oursOnly - theirsOnly) <= kNearTieWeight * std::max(1.0f, std::fabs(theirsOnly)),
-                              "layer " << f.routing.moeLayers[li] << " token " << t << ": routing differs beyond a near-tie ("
-                                       << oursOnly << " vs " << theirsOnly << ")");
-            }
-        }
-    }
-    MESSAGE("routing: " << nearTies << " near-tie differences in " << decisions << " decisions, worst weight error "
-                        << worstWeight);
-    CHECK(worstWeight <= 2e-2f);
 }
 
 }  // namespace
 
-TEST_CASE("fixtures end to end: logits, top-1, routing and greedy tokens match HF in every MLA form") {
+TEST_CASE("fixtures: every sublayer matches the bf16 reference; logits, routing, greedy tokens within the bf16 budget of HF") {
     for (const fs::path& dir : fixtureDirs()) {
         const auto cases = loadReferenceCases(dir);
         for (MlaForm form : {MlaForm::Auto, MlaForm::Expanded, MlaForm::Absorbed}) {
             // A small chunk also runs the prompts in several chunks (expanded over a filled cache).
             for (int64_t chunk : {int64_t{4096}, int64_t{7}}) {
                 Loaded m = load(dir, form, chunk);
+                const ModelConfig& c = m.config();
                 for (size_t ci = 0; ci < cases.size(); ++ci) {
                     const ReferenceCase& rc = cases[ci];
-                    CAPTURE(dir.filename().string());
-                    CAPTURE(formName(form));
-                    CAPTURE(chunk);
-                    CAPTURE(ci);
-                    auto s = session(*m.backend);
-                    ForwardResult f = run(*s, rc.tokens, true);
+                    const std::string what = dir.filename().string() + " " + formName(form) + " chunk " +
+                                             std::to_string(chunk) + " case " + std::to_string(ci);
+                    CAPTURE(what);
+                    CheckedSession s(m);
+                    ForwardResult f = s.forward(rc.tokens, true);
                     REQUIRE(f.nRows == rc.rows);
                     REQUIRE(f.vocab == rc.vocab);
-                    const double err = normalizedMaxError(f.logits.data(), rc.logits.data(), rc.logits.size());
-                    MESSAGE(dir.filename().string() << " " << formName(form) << " chunk " << chunk << " case " << ci
-                                                    << ": logits normalized max error " << err);
-                    CHECK(err <= kLogitsTolerance);
-                    checkRouting(f, rc);
-                    checkGreedy(*s, f, rc.greedy);
+                    ReferenceForward fp32(c, m.folder->weights(), RefNumerics::Fp32);
+                    const auto ref = fp32Following(fp32, rc.tokens, f.routing);
+                    const double err = normalizedMaxError(f.logits.data(), ref.logits.data(), ref.logits.size());
+                    const double errHf = normalizedMaxError(f.logits.data(), rc.logits.data(), rc.logits.size());
+                    MESSAGE(what << ": logits vs fp32 with our routing " << err << ", vs HF " << errHf);
+                    CHECK(err <= kBf16Budget);
+                    bool sameRouting = true;
+                    size_t mi = 0;
+                    for (const auto& [layer, rr] : rc.routing) {
+                        for (int64_t t = 0; t < f.nTokens; ++t) {
+                            std::vector<int32_t> ours, theirs = rr.ids[static_cast<size_t>(t)];
+                            for (int32_t k = 0; k < f.routing.topK; ++k)
+                                ours.push_back(f.routing.expertIds[static_cast<size_t>(f.routing.index(t, static_cast<int64_t>(mi), k))]);
+                            std::sort(ours.begin(), ours.end());
+                            std::sort(theirs.begin(), theirs.end());
+                            sameRouting = sameRouting && ours == theirs;
+                        }
+                        ++mi;
+                    }
+                    if (sameRouting) CHECK(errHf <= kBf16Budget);
+                    checkGreedy(s, f, rc.greedy);
+                    checkSublayers(s.checker.report(), c);
+                }
+                // The reference itself on this fixture: the Fp32 reference must be HF (else the
+                // comparisons above say nothing about HF).
+                if (form == MlaForm::Auto && chunk == 4096) {
+                    ReferenceForward fp32(c, m.folder->weights(), RefNumerics::Fp32);
+                    const auto r = fp32.forward(cases.front().tokens, true);
+                    CHECK(normalizedMaxError(r.logits.data(), cases.front().logits.data(), r.logits.size()) <= 1e-4);
                 }
             }
         }
     }
 }
 
-TEST_CASE("4200-token YaRN case: prefill in chunks, then the checked positions") {
+TEST_CASE("long YaRN case (4200+ tokens): prefill in chunks of 1000, then the checked positions") {
     for (const fs::path& dir : fixtureDirs()) {
         const auto ref = loadLongReference(dir);
         if (!ref) continue;
         for (MlaForm form : {MlaForm::Auto, MlaForm::Absorbed}) {
-            CAPTURE(dir.filename().string());
-            CAPTURE(formName(form));
+            const std::string what = dir.filename().string() + " long " + formName(form);
+            CAPTURE(what);
             Loaded m = load(dir, form, 1000);
-            auto s = session(*m.backend);
+            const ModelConfig& c = m.config();
+            CheckedSession s(m);
             const auto split = static_cast<std::ptrdiff_t>(ref->positions.front());
-            run(*s, std::vector<int32_t>(ref->tokens.begin(), ref->tokens.begin() + split), false);
-            ForwardResult f = run(*s, std::vector<int32_t>(ref->tokens.begin() + split, ref->tokens.end()), true);
+            const std::vector<int32_t> head(ref->tokens.begin(), ref->tokens.begin() + split);
+            const std::vector<int32_t> tail(ref->tokens.begin() + split, ref->tokens.end());
+            const ForwardResult first = s.forward(head, false);
+            const ForwardResult f = s.forward(tail, true);
             REQUIRE(f.nRows == static_cast<int64_t>(ref->positions.size()));
-            const double err = normalizedMaxError(f.logits.data(), ref->logits.data(), ref->logits.size());
-            MESSAGE(dir.filename().string() << " long " << formName(form) << ": logits normalized max error " << err);
-            CHECK(err <= kLogitsTolerance);
-            for (size_t r = 0; r < ref->positions.size(); ++r)
-                CHECK(argmaxRow(f.logits.data() + r * f.vocab, f.vocab) ==
-                      argmaxRow(ref->logits.data() + r * ref->vocab, ref->vocab));
+            checkSublayers(s.checker.report(), c);
+            ReferenceForward fp32(c, m.folder->weights(), RefNumerics::Fp32);
+            const auto chained = fp32Following(fp32, ref->tokens, concat(first.routing, f.routing));
+            const std::vector<float> refRows(chained.logits.end() - static_cast<std::ptrdiff_t>(f.logits.size()),
+                                             chained.logits.end());
+            const double err = normalizedMaxError(f.logits.data(), refRows.data(), refRows.size());
+            const double errHf = normalizedMaxError(f.logits.data(), ref->logits.data(), ref->logits.size());
+            MESSAGE(what << ": logits vs fp32 with our routing " << err << ", vs HF " << errHf);
+            CHECK(err <= kBf16Budget);
+            for (size_t r = 0; r < ref->positions.size(); ++r) {
+                const float* row = f.logits.data() + r * static_cast<size_t>(f.vocab);
+                const int32_t ours = argmaxRow(row, f.vocab), theirs = argmaxRow(ref->logits.data() + r * ref->vocab, ref->vocab);
+                if (ours == theirs) continue;
+                float scale = 0.0f;
+                for (int64_t i = 0; i < f.vocab; ++i) scale = std::max(scale, std::fabs(row[i]));
+                CHECK_MESSAGE((row[ours] - row[theirs]) / scale <= kBf16Budget, "position " << ref->positions[r]);
+            }
         }
     }
 }
 
-TEST_CASE("CUDA and CPU backends agree on random tokens, prefill and decode") {
+TEST_CASE("random tokens in chunks of 64, then decode: sublayers match; logits within the budget of fp32 and the CPU backend") {
     std::mt19937 rng(1234);
     Loaded gpu = load(tinyLiteDir(), MlaForm::Auto, 64);
     Loaded cpu = load(tinyLiteDir(), MlaForm::Auto, 0, BackendKind::Cpu);
-    const int64_t vocab = gpu.folder->config().vocabSize;
-    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab) - 1);
+    const ModelConfig& c = gpu.config();
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(c.vocabSize) - 1);
     std::vector<int32_t> tokens(300);
     for (auto& t : tokens) t = pick(rng);
-    auto sg = session(*gpu.backend);
+    CheckedSession sg(gpu);
     auto sc = session(*cpu.backend);
-    ForwardResult g = run(*sg, tokens, true);
-    ForwardResult c = run(*sc, tokens, true);
-    const double err = normalizedMaxError(g.logits.data(), c.logits.data(), c.logits.size());
-    MESSAGE("300 random tokens: GPU vs CPU logits normalized max error " << err);
-    CHECK(err <= kLogitsTolerance);
+    const ForwardResult g = sg.forward(tokens, true);
+    const ForwardResult cr = run(*sc, tokens, true);
+    ReferenceForward fp32(c, gpu.folder->weights(), RefNumerics::Fp32);
+    const auto ref = fp32Following(fp32, tokens, g.routing);
+    const double err = normalizedMaxError(g.logits.data(), ref.logits.data(), ref.logits.size());
+    // The CPU backend takes its own routing: compare the rows before the first token whose routing
+    // differs from ours in any MoE layer (after it the two streams part by a whole expert).
+    int64_t agree = 0;
+    for (; agree < g.nTokens; ++agree) {
+        bool same = true;
+        for (int64_t mi = 0; mi < static_cast<int64_t>(g.routing.moeLayers.size()); ++mi) {
+            std::vector<int32_t> a, b;
+            for (int32_t k = 0; k < g.routing.topK; ++k) {
+                a.push_back(g.routing.expertIds[static_cast<size_t>(g.routing.index(agree, mi, k))]);
+                b.push_back(cr.routing.expertIds[static_cast<size_t>(cr.routing.index(agree, mi, k))]);
+            }
+            std::sort(a.begin(), a.end());
+            std::sort(b.begin(), b.end());
+            same = same && a == b;
+        }
+        if (!same) break;
+    }
+    const double errCpu = normalizedMaxError(g.logits.data(), cr.logits.data(), static_cast<size_t>(agree * c.vocabSize));
+    MESSAGE("300 random tokens: logits vs fp32 with our routing " << err << "; vs the CPU backend on the " << agree
+                                                                  << " rows before the first routing difference " << errCpu);
+    CHECK(err <= kBf16Budget);
+    CHECK(agree > 0);
+    CHECK(errCpu <= kBf16Budget);
     for (int step = 0; step < 5; ++step) {
         const int32_t t = pick(rng);
-        ForwardResult gs = run(*sg, {t}, false);
-        ForwardResult cs = run(*sc, {t}, false);
-        CHECK(normalizedMaxError(gs.logits.data(), cs.logits.data(), cs.logits.size()) <= kLogitsTolerance);
+        const ForwardResult gs = sg.forward({t}, false);
+        const auto follow = followOf(gs.routing, true, 0.0);
+        const auto rs = fp32.forward({t}, false, &follow);
+        CHECK(normalizedMaxError(gs.logits.data(), rs.logits.data(), rs.logits.size()) <= kBf16Budget);
     }
+    checkSublayers(sg.checker.report(), c);
 }
 
 TEST_CASE("rewind: truncate then the same tokens give the same logits; stats follow") {
     Loaded m = load(tinyLiteDir(), MlaForm::Auto);
-    const ModelConfig& config = m.folder->config();
+    const ModelConfig& config = m.config();
     auto s = session(*m.backend);
     std::vector<int32_t> tokens;
     for (int i = 0; i < 100; ++i) tokens.push_back((i * 37 + 11) % static_cast<int32_t>(config.vocabSize));
@@ -256,7 +393,7 @@ TEST_CASE("bad input is refused and leaves the cache as it was") {
     REQUIRE(small.isOk());
     BackendSession& s = **small;
     run(s, {1, 2, 3}, false);
-    const auto badId = s.forward(std::vector<int32_t>{5, static_cast<int32_t>(m.folder->config().vocabSize)}, false);
+    const auto badId = s.forward(std::vector<int32_t>{5, static_cast<int32_t>(m.config().vocabSize)}, false);
     CHECK(badId.status().code() == StatusCode::InvalidArgument);
     CHECK(s.length() == 3);
     const auto tooLong = s.forward(std::vector<int32_t>(68, 1), false);

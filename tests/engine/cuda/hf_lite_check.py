@@ -10,9 +10,14 @@
    greedy continuation by full recomputation, with each step's top-1/top-2 logit gap.
 3. The engine: `dsv2 logits --backend cuda` (all positions) and `dsv2 generate --backend cuda
    --greedy --ignore-eos` on the same folder.
-4. Compares: normalized max error and cosine of the logits at a sample of positions, argmax per
-   position, and the greedy tokens (a difference is allowed only where HF's own top-1/top-2 gap is a
-   near-tie). Writes $OUT/hf_lite.json and prints a table; exit 1 on a mismatch.
+4. HF transformers in bf16 (from_pretrained(dtype=bfloat16), every activation bf16) on the same
+   prompt: what a stock bf16 engine gets against the fp32 logits, the yardstick for ours.
+5. Compares: normalized max error and cosine of the logits at a sample of positions and at all of
+   them, argmax per position, and the greedy tokens (a difference is allowed only where HF's own
+   top-1/top-2 gap is a near-tie). The logits pass within --tolerance, or when no worse than HF's own
+   bf16 run (a random N(0, 0.02) model with 64 experts has many router near-ties: a bf16 engine
+   takes some of them the other way). Writes $OUT/hf_lite.json and prints a table; exit 1 on a
+   mismatch.
 
     python3 tests/engine/cuda/hf_lite_check.py --dsv2 build-device/app/dsv2 [--prompt-len 600]
 """
@@ -145,6 +150,18 @@ def hf_reference(folder: Path, prompt, greedy_steps):
     return logits, greedy, gaps
 
 
+def hf_bf16_logits(folder: Path, prompt):
+    from transformers import DeepseekV2ForCausalLM
+
+    model = DeepseekV2ForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16, device_map="cuda")
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt], device="cuda")).logits[0].float().cpu()
+    del model
+    torch.cuda.empty_cache()
+    return logits
+
+
 def run(cmd):
     log("$ " + " ".join(cmd[:6]) + (" ..." if len(cmd) > 6 else ""))
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -157,7 +174,9 @@ def run(cmd):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dsv2", default=str(REPO / "build-device/app/dsv2"))
-    ap.add_argument("--folder", default="/tmp/dsv2-lite-random")
+    # /dev/shm when it can hold the ~31 GB (faster to write and to map), else /tmp.
+    shm_ok = Path("/dev/shm").is_dir() and shutil.disk_usage("/dev/shm").free > (40 << 30)
+    ap.add_argument("--folder", default="/dev/shm/dsv2-lite-random" if shm_ok else "/tmp/dsv2-lite-random")
     ap.add_argument("--prompt-len", type=int, default=600)
     ap.add_argument("--greedy", type=int, default=8)
     ap.add_argument("--seed", type=int, default=7)
@@ -177,6 +196,8 @@ def main():
 
     log("HF transformers reference (fp32)")
     hf_logits, hf_greedy, hf_gaps = hf_reference(folder, prompt, args.greedy)
+    log("HF transformers in bf16 (the yardstick)")
+    hf_bf16 = hf_bf16_logits(folder, prompt)
     t_hf = time.time()
 
     tokens = ",".join(map(str, prompt))
@@ -201,8 +222,12 @@ def main():
         argmax_same += same
         worst = max(worst, err)
         rows.append({"position": p, "normalized_max_error": err, "cosine": cos, "argmax_same": same})
-    all_err = ((ours.double() - hf_logits.double()).abs().max() / hf_logits.double().abs().max()).item()
-    all_argmax = (ours.argmax(dim=1) == hf_logits.argmax(dim=1)).float().mean().item()
+    def all_positions(x):
+        err = ((x.double() - hf_logits.double()).abs().max() / hf_logits.double().abs().max()).item()
+        return err, (x.argmax(dim=1) == hf_logits.argmax(dim=1)).float().mean().item()
+
+    all_err, all_argmax = all_positions(ours)
+    bf16_err, bf16_argmax = all_positions(hf_bf16)
 
     greedy_ok, first_diff = True, None
     for i, (o, h) in enumerate(zip(our_greedy, hf_greedy)):
@@ -213,11 +238,13 @@ def main():
     if len(our_greedy) != len(hf_greedy) and first_diff is None:
         greedy_ok = False
 
-    ok = worst <= args.tolerance and all_err <= args.tolerance and greedy_ok
+    logits_ok = (worst <= args.tolerance and all_err <= args.tolerance) or all_err <= bf16_err
+    ok = logits_ok and greedy_ok
     result = {
         "model": "DeepSeek-V2-Lite-shaped random (27 layers, 64 experts), bf16 weights, seed %d" % args.seed,
         "prompt_len": P, "hf": "transformers fp32, from_pretrained on the same folder",
         "sample": rows, "all_positions_normalized_max_error": all_err, "all_positions_argmax_agreement": all_argmax,
+        "hf_bf16_all_positions_normalized_max_error": bf16_err, "hf_bf16_all_positions_argmax_agreement": bf16_argmax,
         "hf_greedy": hf_greedy, "hf_greedy_relative_gaps": hf_gaps, "our_greedy": our_greedy,
         "first_greedy_difference": first_diff, "ok": ok, "seconds": time.time() - t0, "hf_seconds": t_hf - t0,
     }
@@ -226,6 +253,7 @@ def main():
     for r in rows:
         print(f"{r['position']:>8} {r['normalized_max_error']:>13.3e} {r['cosine']:>9.6f} {'same' if r['argmax_same'] else 'DIFF'}")
     print(f"all {P} positions: normalized max error {all_err:.3e}, argmax agreement {all_argmax:.4f}")
+    print(f"HF bf16 (yardstick): normalized max error {bf16_err:.3e}, argmax agreement {bf16_argmax:.4f}")
     print(f"greedy HF   {hf_greedy}\ngreedy ours {our_greedy}\n(first difference: {first_diff})")
     print("hf_lite_check:", "OK" if ok else "MISMATCH")
     return 0 if ok else 1
