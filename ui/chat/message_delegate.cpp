@@ -52,7 +52,10 @@ MessageDelegate::MessageDelegate(QObject* parent) : QStyledItemDelegate(parent) 
 
 void MessageDelegate::setViewportWidth(int width) { m_viewportWidth = std::max(200, width); }
 
-void MessageDelegate::setFont(const QFont& font) { m_cache.setFont(font); }
+void MessageDelegate::setFont(const QFont& font) {
+    m_cache.setFont(font);
+    m_rowHeights.clear();
+}
 
 int MessageDelegate::docWidthFor(int rowWidth) const { return std::max(80, rowWidth - 2 * kOuterH - 2 * kPad); }
 
@@ -105,13 +108,18 @@ QSize MessageDelegate::sizeHint(const QStyleOptionViewItem&, const QModelIndex& 
     const qint64 id = index.data(MessageModel::IdRole).toLongLong();
     const quint32 revision = index.data(MessageModel::RevisionRole).toUInt();
     const int docWidth = docWidthFor(m_viewportWidth);
-    qreal docHeight = 0;
-    if (auto known = m_cache.knownHeight(id, revision, docWidth))
-        docHeight = *known;
-    else
-        docHeight = m_cache.estimateHeight(index.data(MessageModel::ContentRole).toString(), docWidth);
+    const auto known = m_cache.knownHeight(id, revision, docWidth);
+    const auto it = m_rowHeights.constFind(id);
+    if (it != m_rowHeights.constEnd() && it->revision == revision && it->width == m_viewportWidth &&
+        (it->exact || !known))
+        return {m_viewportWidth, it->height};
+    // Laid out: the exact height; not yet: a guess from the text (cheap, but still not per relayout).
+    const qreal docHeight =
+        known ? *known : m_cache.estimateHeight(index.data(MessageModel::ContentRole).toString(), docWidth);
     const Geometry g = geometry(QRect(0, 0, m_viewportWidth, 0), index, docHeight);
-    return {m_viewportWidth, g.bubble.height() + 2 * kOuterV};
+    const int height = g.bubble.height() + 2 * kOuterV;
+    m_rowHeights.insert(id, {revision, m_viewportWidth, height, known.has_value()});
+    return {m_viewportWidth, height};
 }
 
 QRect MessageDelegate::headerButton(const Geometry& g, int slot, const QString& text) const {

@@ -35,6 +35,8 @@ public:
     QString codeBlockText(const QModelIndex& index, int codeBlock) const;
     int codeBlockCount(const QModelIndex& index) const;
 
+    // The rendered document of a message (built if needed), as painted.
+    std::shared_ptr<QTextDocument> document(const QModelIndex& index) const { return documentFor(index).doc; }
     // Lays the message out now (instead of at its first paint) and tells the view its height.
     void measure(const QModelIndex& index) const;
 
@@ -59,7 +61,16 @@ private:
     QString footerNote(const QModelIndex& index) const;
     QRect headerButton(const Geometry& g, int slot, const QString& text) const;
 
+    struct RowHeight {
+        quint32 revision = 0;
+        int width = 0;
+        int height = 0;
+        bool exact = false;
+    };
+
     mutable MessageDocumentCache m_cache;
+    // sizeHint is asked for every row at every relayout of the view: answered from here.
+    mutable QHash<qint64, RowHeight> m_rowHeights;
     int m_viewportWidth = 600;
     QPoint m_hover{-1, -1};
 };
