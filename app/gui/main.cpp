@@ -35,30 +35,46 @@ bool handledBeforeQt(int argc, char** argv) {
     return false;
 }
 
-// --screenshot waits until the window has something to show: the history is open, the model is
-// loaded (or failed) and the --prompt answer, if any, is finished.
-class ReadyWatcher : public QObject {
+// --prompt (repeatable): sends the prompts one after the other in a new chat, each when the answer to
+// the previous one is finished, once the history and the model are ready (demos, screenshots).
+// --screenshot waits for the same readiness and for every answer.
+class Script : public QObject {
 public:
-    ReadyWatcher(dsv2::ui::ChatBackend* backend, bool waitForAnswer, std::function<void()> onReady)
-        : m_waitForAnswer(waitForAnswer), m_onReady(std::move(onReady)) {
-        connect(backend, &dsv2::ui::ChatBackend::historyReady, this, [this] { m_history = true; check(); });
-        connect(backend, &dsv2::ui::ChatBackend::historyFailed, this, [this] { m_history = true; check(); });
-        connect(backend, &dsv2::ui::ChatBackend::modelLoaded, this, [this] { m_model = true; check(); });
-        connect(backend, &dsv2::ui::ChatBackend::modelLoadFailed, this, [this] { m_model = true; m_waitForAnswer = false; check(); });
-        connect(backend, &dsv2::ui::ChatBackend::generationFinished, this, [this] { m_answered = true; check(); });
+    Script(dsv2::ui::ChatBackend* backend, dsv2::ui::ChatController* chat, QStringList prompts,
+           std::function<void()> onDone)
+        : m_chat(chat), m_prompts(std::move(prompts)), m_onDone(std::move(onDone)) {
+        connect(backend, &dsv2::ui::ChatBackend::historyReady, this, [this] { m_history = true; step(); });
+        connect(backend, &dsv2::ui::ChatBackend::historyFailed, this, [this] { m_history = true; step(); });
+        connect(backend, &dsv2::ui::ChatBackend::modelLoaded, this, [this] { m_model = true; step(); });
+        connect(backend, &dsv2::ui::ChatBackend::modelLoadFailed, this, [this] {
+            m_model = true;
+            m_prompts.clear();  // nothing can answer them
+            step();
+        });
+        connect(backend, &dsv2::ui::ChatBackend::generationFinished, this, [this] {
+            m_waiting = false;
+            step();
+        });
     }
 
 private:
-    void check() {
-        if (m_fired || !m_history || !m_model || (m_waitForAnswer && !m_answered)) return;
-        m_fired = true;
-        m_onReady();
+    void step() {
+        if (m_done || !m_history || !m_model || m_waiting) return;
+        if (m_next < m_prompts.size()) {
+            if (m_next == 0) m_chat->newChat();  // demos never land in an old conversation
+            m_waiting = true;
+            m_chat->send(m_prompts[m_next++]);
+            return;
+        }
+        m_done = true;
+        if (m_onDone) m_onDone();
     }
-    bool m_waitForAnswer;
-    std::function<void()> m_onReady;
-    bool m_history = false, m_model = false, m_answered = false, m_fired = false;
+    dsv2::ui::ChatController* m_chat;
+    QStringList m_prompts;
+    std::function<void()> m_onDone;
+    qsizetype m_next = 0;
+    bool m_history = false, m_model = false, m_waiting = false, m_done = false;
 };
-
 
 struct Options {
     QCommandLineOption model, db, backend, threads, theme, prompt, screenshot, quitAfter;
@@ -108,24 +124,10 @@ int run(const QCommandLineParser& parser, const Options& o) {
         window.loadModel(model.dir);
     }
 
-    if (parser.isSet(o.prompt)) {
-        const QString prompt = parser.value(o.prompt);
-        // Once both the history and the model are ready; a new chat so the demo never lands in an old one.
-        auto sent = std::make_shared<int>(0);
-        auto trySend = [&window, &service, prompt, sent] {
-            if (*sent >= 0 && ++*sent == 2) {
-                *sent = -1;
-                window.controller()->newChat();
-                window.controller()->send(prompt);
-            }
-        };
-        QObject::connect(&service, &dsv2::ui::ChatBackend::historyReady, &window, trySend);
-        QObject::connect(&service, &dsv2::ui::ChatBackend::modelLoaded, &window, trySend);
-    }
-    std::unique_ptr<ReadyWatcher> watcher;
+    std::function<void()> onReady;
     if (parser.isSet(o.screenshot)) {
         const QString path = parser.value(o.screenshot);
-        watcher = std::make_unique<ReadyWatcher>(&service, parser.isSet(o.prompt), [&window, path] {
+        onReady = [&window, path] {
             QTimer::singleShot(400, &window, [&window, path] {
                 const bool saved = window.grab().save(path, "PNG");
                 if (saved)
@@ -134,8 +136,11 @@ int run(const QCommandLineParser& parser, const Options& o) {
                     spdlog::error("could not save a screenshot to {}", path.toStdString());
                 QApplication::exit(saved ? 0 : 1);
             });
-        });
+        };
     }
+    std::unique_ptr<Script> script;
+    if (parser.isSet(o.prompt) || onReady)
+        script = std::make_unique<Script>(&service, window.controller(), parser.values(o.prompt), onReady);
     if (parser.isSet(o.quitAfter)) {
         QTimer::singleShot(parser.value(o.quitAfter).toInt(), qApp, &QApplication::quit);
     }
@@ -179,11 +184,12 @@ int main(int argc, char** argv) {
     QCommandLineOption themeOption(QStringLiteral("theme"), QStringLiteral("system (default), light or dark."),
                                    QStringLiteral("name"));
     QCommandLineOption promptOption(QStringLiteral("prompt"),
-                                    QStringLiteral("Send <text> in a new chat once the model is loaded (demos)."),
+                                    QStringLiteral("Send <text> in a new chat once the model is loaded; repeat for "
+                                                   "more turns (demos)."),
                                     QStringLiteral("text"));
     QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
                                         QStringLiteral("Save a PNG of the window to <file> once it is ready (and the "
-                                                       "--prompt answer finished), then quit."),
+                                                       "--prompt answers finished), then quit."),
                                         QStringLiteral("file"));
     QCommandLineOption quitAfterOption(QStringLiteral("quit-after"),
                                        QStringLiteral("Quit after <ms> milliseconds (smoke tests)."),

@@ -97,6 +97,44 @@ private Q_SLOTS:
         QCOMPARE(QString::fromStdString(answer->content), h.messages()->at(1).content);
     }
 
+    void leavingAndComingBackWhileStreamingLosesNothing() {
+        GuiHarness h;
+        QVERIFY(h.start());
+        h.useSettings(100000);
+        QSignalSpy streamed(&h.service, &dsv2::ui::ChatBackend::streamed);
+        h.typeAndSend(QStringLiteral("A long answer, please"));
+        QVERIFY(streamed.wait(20000));
+        const qint64 conversation = h.controller()->conversationId();
+        const qint64 answer = h.messages()->at(1).id;
+
+        // A new chat while the answer is written elsewhere: Send waits, nothing leaks into this view.
+        h.controller()->newChat();
+        QCOMPARE(h.messages()->rowCount(), 0);
+        QVERIFY(!h.panel()->sendButton()->isEnabled());
+        QVERIFY(streamed.wait(20000));
+        QCOMPARE(h.messages()->rowCount(), 0);
+
+        // Back: the answer shows everything streamed so far (more than its last saved batch) and grows.
+        QString all;
+        for (const auto& args : streamed) {
+            const auto u = args.first().value<dsv2::ui::StreamUpdate>();
+            if (u.messageId == answer) all += u.delta;
+        }
+        h.controller()->openConversation(conversation);
+        QTRY_COMPARE(h.controller()->conversationId(), conversation);
+        QCOMPARE(h.messages()->rowCount(), 2);
+        QVERIFY(h.messages()->at(1).content.startsWith(all));
+        const auto before = h.messages()->at(1).content.size();
+        QTRY_VERIFY(h.messages()->at(1).content.size() > before);
+        QCOMPARE(h.messages()->at(1).state, MessageState::Streaming);
+
+        QTest::keyClick(h.panel()->input(), Qt::Key_Escape);
+        dsv2::ui::GenerationOutcome outcome;
+        QVERIFY(h.waitFinished(&outcome, 20000));
+        QCOMPARE(outcome.state, MessageState::Stopped);
+        QCOMPARE(h.messages()->at(1).content, QString::fromStdString(h.reopenStore().message(answer)->content));
+    }
+
     void regenerateMakesASiblingAndTheSwitchFlips() {
         GuiHarness h;
         QVERIFY(h.start());

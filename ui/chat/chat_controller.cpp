@@ -63,7 +63,7 @@ void ChatController::newChat() {
     m_openTag = m_nextTag++;  // drops a pending open
     m_conversationId = 0;
     m_title.clear();
-    m_settings = GenerationSettings{.systemPrompt = m_settings.systemPrompt};  // the system prompt carries over
+    m_settings = {};  // settings belong to a conversation: a new one starts from the model's defaults
     cancelEdit();
     m_model->clear();
     updateEmptyState();
@@ -193,6 +193,14 @@ void ChatController::onMessageAction(qint64 messageId, MessageDelegate::Action a
 void ChatController::onPathChanged(const PathUpdate& update) {
     const bool ours = update.tag != 0 && update.tag == m_turnTag;
     if (ours) m_pendingText.clear();
+    // Remember the answer being started even if the user has moved to another conversation since:
+    // coming back must show all of its text, not only what storage has committed.
+    for (const MessageItem& m : update.tail) {
+        if (m.state == MessageState::Streaming) {
+            m_streamingMessageId = m.id;
+            m_streamingText = m.content;
+        }
+    }
     if (update.conversationId != m_conversationId) {
         if (!(ours && m_conversationId == 0)) return;
         // The first prompt of a new chat created the conversation.
@@ -200,13 +208,6 @@ void ChatController::onPathChanged(const PathUpdate& update) {
         m_openTag = m_nextTag++;
         m_title = m_lastUpdated.id == m_conversationId ? m_lastUpdated.title : QString();
         Q_EMIT conversationShown(m_conversationId, m_title);
-    }
-    for (const MessageItem& m : update.tail) {
-        if (m.state == MessageState::Streaming) {
-            m_streamingConversationId = update.conversationId;
-            m_streamingMessageId = m.id;
-            m_streamingText = m.content;
-        }
     }
     m_model->replaceTail(update.keep, update.tail);
     updateEmptyState();
@@ -222,7 +223,6 @@ void ChatController::onStreamed(const StreamUpdate& update) {
 void ChatController::onFinished(const GenerationOutcome& outcome) {
     if (outcome.messageId == m_streamingMessageId) {
         m_streamingMessageId = 0;
-        m_streamingConversationId = 0;
         m_streamingText.clear();
     }
     if (outcome.conversationId == m_conversationId)

@@ -70,7 +70,6 @@ private:
     qint64 m_editingId = 0;
     QString m_pendingText;  // sent but not yet stored: restored to the input if the turn fails
     // The answer being written (possibly in another conversation than the one shown).
-    qint64 m_streamingConversationId = 0;
     qint64 m_streamingMessageId = 0;
     QString m_streamingText;
     qint64 m_contextLimit = 0;

@@ -160,12 +160,17 @@ void ChatView::changeEvent(QEvent* event) {
         m_delegate->setFont(font());
         doItemsLayout();
     } else if (event->type() == QEvent::PaletteChange || event->type() == QEvent::StyleChange) {
+        // Rendered documents carry colours (links) from the palette they were built with.
+        m_delegate->cache().clear();
         viewport()->update();
     }
 }
 
 void ChatView::contextMenuEvent(QContextMenuEvent* event) {
-    const QModelIndex index = indexAt(viewport()->mapFromGlobal(event->globalPos()));
+    // From the keyboard (Menu key, Shift+F10) the menu is about the selected message.
+    const QModelIndex index = event->reason() == QContextMenuEvent::Keyboard
+                                  ? currentIndex()
+                                  : indexAt(viewport()->mapFromGlobal(event->globalPos()));
     if (!index.isValid()) return;
     const MessageItem& m = m_model->at(index.row());
     QMenu menu(this);
@@ -187,7 +192,8 @@ void ChatView::contextMenuEvent(QContextMenuEvent* event) {
                                        [this, index] { onAction(index, MessageDelegate::Action::NextBranch, -1); });
         next->setEnabled(m.siblingIndex + 1 < m.siblingCount);
     }
-    menu.exec(event->globalPos());
+    menu.exec(event->reason() == QContextMenuEvent::Keyboard ? viewport()->mapToGlobal(visualRect(index).topLeft())
+                                                             : event->globalPos());
 }
 
 void ChatView::onAction(const QModelIndex& index, MessageDelegate::Action action, int codeBlock) {

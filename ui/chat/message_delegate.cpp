@@ -19,6 +19,7 @@ constexpr int kOuterH = 12;  // row edge → bubble
 constexpr int kOuterV = 4;
 constexpr int kPad = 10;  // bubble edge → content
 constexpr int kGap = 4;   // between header, body and footer
+constexpr int kMaxBubbleWidth = 920;  // lines longer than this are hard to read: wide windows centre the text
 
 MessageRole roleOf(const QModelIndex& i) { return static_cast<MessageRole>(i.data(MessageModel::RoleRole).toInt()); }
 MessageState stateOf(const QModelIndex& i) { return static_cast<MessageState>(i.data(MessageModel::StateRole).toInt()); }
@@ -57,7 +58,9 @@ void MessageDelegate::setFont(const QFont& font) {
     m_rowHeights.clear();
 }
 
-int MessageDelegate::docWidthFor(int rowWidth) const { return std::max(80, rowWidth - 2 * kOuterH - 2 * kPad); }
+int MessageDelegate::docWidthFor(int rowWidth) const {
+    return std::max(80, std::min(rowWidth - 2 * kOuterH, kMaxBubbleWidth) - 2 * kPad);
+}
 
 MessageDocumentCache::Entry MessageDelegate::documentFor(const QModelIndex& index) const {
     const bool markdown = roleOf(index) == MessageRole::Assistant;
@@ -95,7 +98,9 @@ MessageDelegate::Geometry MessageDelegate::geometry(const QRect& rowRect, const 
     g.docHeight = docHeight;
     const int footerH = hasFooter(index) ? kGap + lineH : 0;
     const int bubbleH = kPad / 2 + lineH + kGap + static_cast<int>(std::ceil(docHeight)) + footerH + kPad / 2;
-    g.bubble = QRect(rowRect.left() + kOuterH, rowRect.top() + kOuterV, rowRect.width() - 2 * kOuterH, bubbleH);
+    const int bubbleW = g.docWidth + 2 * kPad;
+    g.bubble = QRect(rowRect.left() + std::max(kOuterH, (rowRect.width() - bubbleW) / 2), rowRect.top() + kOuterV, bubbleW,
+                     bubbleH);
     g.header = QRect(g.bubble.left() + kPad, g.bubble.top() + kPad / 2, g.bubble.width() - 2 * kPad, lineH);
     g.docOrigin = QPoint(g.header.left(), g.header.bottom() + 1 + kGap);
     if (footerH > 0)

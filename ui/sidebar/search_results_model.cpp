@@ -103,7 +103,7 @@ void SearchResultDelegate::paint(QPainter* painter, const QStyleOptionViewItem& 
 
 QSize SearchResultDelegate::sizeHint(const QStyleOptionViewItem& option, const QModelIndex&) const {
     const QFontMetrics fm(option.font);
-    return {200, fm.height() + 2 * fm.lineSpacing() + 10};
+    return {0, fm.height() + 2 * fm.lineSpacing() + 10};  // width 0: as wide as the view
 }
 
 }  // namespace dsv2::ui

@@ -14,6 +14,7 @@
 #include <QVBoxLayout>
 
 #include "backend/chat_backend.h"
+#include "sidebar/conversation_delegate.h"
 #include "sidebar/conversation_list_model.h"
 #include "sidebar/search_results_model.h"
 
@@ -46,6 +47,9 @@ Sidebar::Sidebar(ChatBackend* backend, QWidget* parent) : QWidget(parent), m_bac
     m_list->setAccessibleName(tr("Conversations"));
     m_list->setModel(m_conversations);
     m_list->setUniformItemSizes(true);
+    m_list->setItemDelegate(new ConversationDelegate(m_list));
+    m_list->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_list->setTextElideMode(Qt::ElideRight);
     m_list->setEditTriggers(QAbstractItemView::EditKeyPressed | QAbstractItemView::DoubleClicked);
     m_list->setContextMenuPolicy(Qt::DefaultContextMenu);
     m_list->installEventFilter(this);
@@ -65,6 +69,7 @@ Sidebar::Sidebar(ChatBackend* backend, QWidget* parent) : QWidget(parent), m_bac
     m_results->setModel(m_hits);
     m_results->setItemDelegate(new SearchResultDelegate(m_results));
     m_results->setUniformItemSizes(true);
+    m_results->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_results->setEditTriggers(QAbstractItemView::NoEditTriggers);
     resultsLayout->addWidget(m_noHits);
     resultsLayout->addWidget(m_results, 1);

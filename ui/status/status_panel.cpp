@@ -14,6 +14,7 @@ namespace {
 QLabel* makeLabel(QStatusBar* bar, const char* name, const QString& accessible) {
     auto* l = new QLabel(bar);
     l->setObjectName(QLatin1String(name));
+    l->setContentsMargins(8, 0, 8, 0);
     l->setAccessibleName(accessible);
     return l;
 }
