@@ -12,4 +12,6 @@ if(DSV2_UI AND TARGET dsv2_gui_adapter)
   dsv2_gui_test(gui_model_test gui_model_test.cpp)
   dsv2_gui_test(gui_latency_test gui_latency_test.cpp latency_probe.h)
   dsv2_gui_test(gui_scale_test gui_scale_test.cpp latency_probe.h)
+  # Timing suites: alone on the machine even under `ctest -j`, or they would measure their neighbours.
+  set_tests_properties(gui_latency_test gui_scale_test PROPERTIES RUN_SERIAL TRUE)
 endif()

@@ -1,4 +1,9 @@
 // The main window assembles its parts and remembers its geometry.
+#include <QAbstractButton>
+#include <QAbstractSpinBox>
+#include <QAccessible>
+#include <QComboBox>
+#include <QDialog>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListView>
@@ -44,6 +49,37 @@ private Q_SLOTS:
             QVERIFY2(w, name);
             QVERIFY2(!w->accessibleName().isEmpty(), name);
         }
+    }
+
+    // Every control a person can reach has a name a screen reader can say (its own accessible name,
+    // or its visible text), in the window and in its dialogs.
+    void everyControlHasAnAccessibleName() {
+        dsv2::ui::MainWindow window;
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        window.showSettingsDialog();
+        window.showExportDialog();
+        QVERIFY(window.findChild<QDialog*>(QStringLiteral("conversationSettingsDialog")));
+        QVERIFY(window.findChild<QDialog*>(QStringLiteral("exportDialog")));
+        int checked = 0;
+        for (QWidget* w : window.findChildren<QWidget*>()) {
+            const bool control = qobject_cast<QAbstractButton*>(w) || qobject_cast<QLineEdit*>(w) ||
+                                 qobject_cast<QAbstractItemView*>(w) || qobject_cast<QPlainTextEdit*>(w) ||
+                                 qobject_cast<QComboBox*>(w) || qobject_cast<QAbstractSpinBox*>(w);
+            if (!control || w->focusPolicy() == Qt::NoFocus) continue;
+            // Editors inside spin boxes and combo boxes speak for their parent.
+            if (qobject_cast<QLineEdit*>(w) && (qobject_cast<QAbstractSpinBox*>(w->parentWidget()) ||
+                                                qobject_cast<QComboBox*>(w->parentWidget())))
+                continue;
+            QAccessibleInterface* a = QAccessible::queryAccessibleInterface(w);
+            QVERIFY(a);
+            QString name = a->text(QAccessible::Name);
+            if (name.isEmpty() && qobject_cast<QAbstractButton*>(w)) name = qobject_cast<QAbstractButton*>(w)->text();
+            QVERIFY2(!name.trimmed().isEmpty(), qPrintable(QStringLiteral("%1 (%2) has no accessible name")
+                                                               .arg(w->objectName(), w->metaObject()->className())));
+            ++checked;
+        }
+        QVERIFY(checked > 20);
     }
 
     void ctrlFFocusesSearch() {
