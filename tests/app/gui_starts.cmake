@@ -3,6 +3,7 @@ file(REMOVE_RECURSE ${STATE})
 set(ENV{QT_QPA_PLATFORM} offscreen)
 set(ENV{XDG_STATE_HOME} ${STATE})
 set(ENV{XDG_CONFIG_HOME} ${STATE}/config)
+set(ENV{XDG_DATA_HOME} ${STATE}/data)  # the history file goes here, not into ~/.local/share
 execute_process(COMMAND ${EXE} --quit-after 300 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "dsv2-chat exited with ${rc}\n${out}\n${err}")
