@@ -15,40 +15,12 @@
 
 #include "dsv2/engine.h"
 #include "dsv2/storage/streaming_writer.h"
+#include "common/engine_records.h"
 #include "model_summary.h"
 #include "storage_convert.h"
 
 namespace dsv2::gui {
 namespace {
-
-storage::TokenRecord toRecord(const TokenEvent& t, const ModelInfo& info) {
-    storage::TokenRecord r;
-    r.tokenId = t.id;
-    r.logprob = t.logprob;
-    for (const TokenAlternative& a : t.alternatives) r.topLogprobs.push_back({a.id, a.logprob, a.text});
-    if (!t.routing.expertIds.empty()) {
-        r.moeLayers = static_cast<std::uint16_t>(info.moeLayers.size());
-        r.topK = static_cast<std::uint8_t>(info.expertsPerToken);
-        r.expertIds.assign(t.routing.expertIds.begin(), t.routing.expertIds.end());
-        r.expertWeights = t.routing.weights;
-    }
-    return r;
-}
-
-storage::GenerationStats toStorageStats(const GenerationStats& s, StopReason reason, const std::string& backend) {
-    storage::GenerationStats out;
-    out.promptTokens = s.promptTokens;
-    out.generatedTokens = s.generatedTokens;
-    out.tokensPerSecond = s.decodeTokensPerSecond;
-    out.timeToFirstTokenMs = s.timeToFirstTokenSeconds * 1000.0;
-    out.totalMs = s.totalSeconds * 1000.0;
-    out.stopReason = stopReasonName(reason);
-    out.backend = backend;
-    out.extra = {{"reusedPromptTokens", s.reusedPromptTokens},
-                 {"prefillTokensPerSecond", s.prefillTokensPerSecond},
-                 {"prefillSeconds", s.prefillSeconds}};
-    return out;
-}
 
 EngineOptions engineOptions(ui::BackendPreference preference, int threads) {
     EngineOptions o;
@@ -200,7 +172,7 @@ void EngineWorker::generate(const GenerationJob& job) {
         } else if (const auto* t = std::get_if<TokenEvent>(&event)) {
             std::string text = t->textDelta;
             stripLeadingSpaces(text, atStart);
-            writer.append(text, toRecord(*t, info));
+            writer.append(text, app::toTokenRecord(*t, info));
             pending.delta += QString::fromStdString(text);
             pending.generatedTokens = t->index + 1;
             if (t->index == 0) pending.timeToFirstTokenMs = t->seconds * 1000.0;
@@ -228,7 +200,7 @@ void EngineWorker::generate(const GenerationJob& job) {
         return;
     }
     const GenerateResult& r = *result;
-    const storage::GenerationStats stats = toStorageStats(r.stats, r.reason, info.backend);
+    const storage::GenerationStats stats = app::toStorageStats(r.stats, r.reason, info.backend);
     if (auto saved = writer.finish(stats); !saved) {
         spdlog::error("could not store answer {}: {}", outcome.messageId, saved.error().toString());
         outcome.errorText = tr("The answer could not be saved: %1").arg(toQString(saved.error().message()));
