@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "dsv2/progress.h"
 #include "dsv2/status.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
@@ -41,6 +42,7 @@ struct BackendOptions {
     int device = 0;           // CUDA device index
     int64_t maxContext = 0;   // default session capacity in tokens; 0 = config.maxPositionEmbeddings
     MlaForm mlaForm = MlaForm::Auto;
+    ProgressCallback loadProgress;  // see EngineOptions::loadProgress
 };
 
 // Router decisions for the tokens of one forward call: for each token, for each MoE layer, the

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/engine_internal.h"
+#include "model/safetensors_checkpoint.h"
 #include "dsv2/log.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -85,6 +86,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::filesystem::path& modelD
     bo.threads = options.threads;
     bo.device = options.device;
     bo.maxContext = options.maxContext;
+    bo.loadProgress = options.loadProgress;
     switch (options.attentionForm) {
     case AttentionForm::Auto: bo.mlaForm = MlaForm::Auto; break;
     case AttentionForm::Expanded: bo.mlaForm = MlaForm::Expanded; break;
@@ -96,6 +98,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::filesystem::path& modelD
                                                        std::to_string(config.maxPositionEmbeddings) + ")");
     switch (options.backend) {
     case BackendChoice::Cpu: {
+        DSV2_RETURN_IF_ERROR(impl->folder->checkpoint().prefetch(options.loadProgress));
         DSV2_ASSIGN_OR_RETURN(impl->backend, createBackend(BackendKind::Cpu, config, impl->folder->weights(), bo));
         break;
     }
@@ -107,8 +110,11 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::filesystem::path& modelD
         auto cuda = createBackend(BackendKind::Cuda, config, impl->folder->weights(), bo);
         if (cuda.isOk()) {
             impl->backend = std::move(cuda).value();
+        } else if (cuda.status().code() == StatusCode::Cancelled) {
+            return cuda.status();  // the user stopped the load; falling back would ignore them
         } else {
             logInfo("using the CPU backend: " + cuda.status().message());
+            DSV2_RETURN_IF_ERROR(impl->folder->checkpoint().prefetch(options.loadProgress));
             DSV2_ASSIGN_OR_RETURN(impl->backend, createBackend(BackendKind::Cpu, config, impl->folder->weights(), bo));
         }
         break;

@@ -538,12 +538,13 @@ Result<std::unique_ptr<Backend>> createCudaBackend(const ModelConfig& config, co
                                                    const BackendOptions& options) {
     cuda::CudaBackendExtras extras;
     uint64_t lastTenth = 0;
-    extras.loadProgress = [&lastTenth](uint64_t done, uint64_t total) {
+    extras.loadProgress = [&lastTenth, &options](uint64_t done, uint64_t total) {
         const uint64_t tenth = total ? done * 10 / total : 10;
         if (tenth != lastTenth) {
             lastTenth = tenth;
             logInfo("cuda backend: uploaded " + std::to_string(tenth * 10) + "% of the weights");
         }
+        return options.loadProgress ? options.loadProgress(done, total) : true;
     };
     return cuda::createCudaBackendWithExtras(config, weights, options, extras);
 }

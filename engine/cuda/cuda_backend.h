@@ -26,7 +26,7 @@ struct ResidualTap {
 };
 
 struct CudaBackendExtras {
-    std::function<void(uint64_t done, uint64_t total)> loadProgress;  // bytes uploaded / total
+    ProgressCallback loadProgress;  // bytes uploaded / total; false cancels
     RuntimeShape shape;               // chunk size etc.; cacheTokens is decided by the plan
     MemoryPlan* planOut = nullptr;    // receives the plan when not null (also on a refusal: numbers)
     // Tests only: called after every sublayer of every chunk (a device-to-host copy and a stream

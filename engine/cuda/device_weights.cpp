@@ -240,7 +240,7 @@ Result<DeviceModelWeights> DeviceModelWeights::upload(const ModelConfig& c, cons
             DSV2_CUDA_CHECK(cudaStreamSynchronize(stream));  // convertTmp is reused by the next tensor
         }
         done += v.nbytes;
-        if (progress) progress(done, total);
+        if (progress && !progress(done, total)) return Status(StatusCode::Cancelled, "model load cancelled");
     }
     DSV2_CUDA_CHECK(cudaStreamSynchronize(stream));
 

@@ -13,6 +13,7 @@
 
 #include "cuda/device_buffer.h"
 #include "cuda/moe_layer.h"
+#include "dsv2/progress.h"
 #include "dsv2/status.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
@@ -41,7 +42,7 @@ struct DeviceLayerWeights {
 class DeviceModelWeights {
 public:
     // (bytes uploaded so far, bytes in total)
-    using Progress = std::function<void(uint64_t done, uint64_t total)>;
+    using Progress = ProgressCallback;  // false cancels the upload
 
     static Result<DeviceModelWeights> upload(const ModelConfig& config, const ModelWeights& weights,
                                              const Progress& progress, cudaStream_t stream);

@@ -1,6 +1,7 @@
 #include "model/mapped_file.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -62,6 +63,15 @@ void MappedFile::release() {
     if (m_data) ::munmap(const_cast<std::byte*>(m_data), m_size);
     m_data = nullptr;
     m_size = 0;
+}
+
+void adviseWillNeed(std::span<const std::byte> bytes) {
+    if (bytes.empty()) return;
+    // madvise wants a page-aligned start.
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+    const auto end = reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size();
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
 }
 
 }  // namespace dsv2

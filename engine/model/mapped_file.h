@@ -11,6 +11,9 @@
 
 namespace dsv2 {
 
+// Tells the kernel these mapped bytes will be read soon (madvise WILLNEED); a hint, never fails.
+void adviseWillNeed(std::span<const std::byte> bytes);
+
 class MappedFile {
 public:
     static Result<MappedFile> open(const std::filesystem::path& path);

@@ -1,5 +1,6 @@
 #include "model/safetensors_checkpoint.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -135,6 +136,28 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::openFolder
     }
     if (!problems.empty()) return problems.toStatus(dir.string() + ": the shard index does not match the shards");
     return ckpt;
+}
+
+Status SafetensorsCheckpoint::prefetch(const ProgressCallback& progress, size_t chunkBytes) const {
+    const size_t kChunk = std::max<size_t>(chunkBytes, 1);
+    constexpr size_t kPage = 4096;
+    const uint64_t total = fileBytes();
+    uint64_t done = 0;
+    if (progress && !progress(0, total)) return Status(StatusCode::Cancelled, "model load cancelled");
+    for (const MappedFile& file : m_files) {
+        const std::span<const std::byte> bytes = file.bytes();
+        for (size_t begin = 0; begin < bytes.size(); begin += kChunk) {
+            const size_t end = std::min(bytes.size(), begin + kChunk);
+            adviseWillNeed(bytes.subspan(begin, end - begin));
+            // Touch one byte per page so the chunk is resident when we report it done.
+            volatile std::byte sink{};
+            for (size_t at = begin; at < end; at += kPage) sink = bytes[at];
+            (void)sink;
+            done += end - begin;
+            if (progress && !progress(done, total)) return Status(StatusCode::Cancelled, "model load cancelled");
+        }
+    }
+    return Status::ok();
 }
 
 }  // namespace dsv2

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dsv2/progress.h"
 #include "dsv2/status.h"
 #include "model/mapped_file.h"
 #include "model/tensor.h"
@@ -36,6 +37,11 @@ public:
     const std::vector<SafetensorsShard>& shards() const { return m_shards; }
     bool sharded() const { return m_indexed; }
     uint64_t fileBytes() const;  // sum of the shard file sizes
+    // Reads every shard into memory (the page cache) in order, reporting bytes done, so the
+    // first generation does not stall on disk and a load shows real progress. Cancelled when
+    // `progress` returns false. Chunks of 64 MiB: small enough for a smooth progress bar and a
+    // prompt cancel, large enough that the kernel's read-ahead streams at the disk's speed.
+    Status prefetch(const ProgressCallback& progress, size_t chunkBytes = size_t{64} << 20) const;
 
 private:
     SafetensorsCheckpoint() = default;

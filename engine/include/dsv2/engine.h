@@ -22,6 +22,7 @@
 
 #include "dsv2/events.h"
 #include "dsv2/generate.h"
+#include "dsv2/progress.h"
 #include "dsv2/status.h"
 
 namespace dsv2 {
@@ -42,6 +43,9 @@ struct EngineOptions {
     int device = 0;          // CUDA device
     int64_t maxContext = 0;  // default session capacity in tokens; 0 = the model's maximum
     AttentionForm attentionForm = AttentionForm::Auto;
+    // Called from the loading thread as the weights are read (CPU: paged in from the files; CUDA:
+    // uploaded to the GPU), bytes done of the total. Return false to cancel the load.
+    ProgressCallback loadProgress;
 };
 
 struct ModelInfo {

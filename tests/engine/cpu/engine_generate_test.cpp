@@ -96,6 +96,29 @@ TEST_CASE("engine: model info, defaults from generation_config.json, no CUDA bac
     }
 }
 
+TEST_CASE("engine: load reports progress over the weight files and can be cancelled") {
+    EngineOptions options;
+    uint64_t last = 0, total = 0;
+    int calls = 0;
+    options.loadProgress = [&](uint64_t done, uint64_t t) {
+        CHECK(done >= last);
+        last = done;
+        total = t;
+        ++calls;
+        return true;
+    };
+    auto engine = loadTinyLite(options);
+    CHECK(calls >= 2);
+    CHECK(total == engine->info().weightFileBytes);
+    CHECK(last == total);
+
+    options.backend = BackendChoice::Cpu;
+    options.loadProgress = [](uint64_t, uint64_t) { return false; };
+    auto cancelled = Engine::load(tinyLiteDir(), options);
+    REQUIRE_FALSE(cancelled.isOk());
+    CHECK(cancelled.status().code() == StatusCode::Cancelled);
+}
+
 TEST_CASE("engine: chat messages render to the reference prompt; greedy generation matches HF") {
     auto engine = loadTinyLite();
     const auto cases = loadReferenceCases(tinyLiteDir());

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "model/model_folder.h"
 #include "model/safetensors_checkpoint.h"
@@ -157,6 +159,37 @@ TEST_CASE("a sharded folder opens to the same weights as the single file") {
             for (size_t e = 0; e < a.layers[l].moe->experts.size(); ++e)
                 CHECK(same(a.layers[l].moe->experts[e].downProj, b.layers[l].moe->experts[e].downProj));
     }
+}
+
+TEST_CASE("prefetch reads every shard with progress and can be cancelled") {
+    TinyCopy copy;
+    shardTinyLite(copy.dir, 3);
+    auto folder = ModelFolder::open(copy.dir);
+    REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
+    const SafetensorsCheckpoint& ckpt = (*folder)->checkpoint();
+    const uint64_t total = ckpt.fileBytes();
+    const size_t chunk = 50000;  // several chunks per shard
+
+    std::vector<uint64_t> seen;
+    Status st = ckpt.prefetch(
+        [&](uint64_t done, uint64_t t) {
+            CHECK(t == total);
+            seen.push_back(done);
+            return true;
+        },
+        chunk);
+    REQUIRE_MESSAGE(st.isOk(), st.toString());
+    REQUIRE(seen.size() > 3);
+    CHECK(seen.front() == 0);
+    CHECK(seen.back() == total);
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    for (size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] - seen[i - 1] <= chunk);
+
+    int calls = 0;
+    st = ckpt.prefetch([&](uint64_t, uint64_t) { return ++calls < 3; }, chunk);
+    CHECK(st.code() == StatusCode::Cancelled);
+    CHECK(calls == 3);  // stopped at the first "no"
+    CHECK(ckpt.prefetch({}, chunk).isOk());  // no callback: just reads
 }
 
 TEST_CASE("sharded folder problems: missing shard, index that lies, bad index JSON") {
