@@ -3,6 +3,8 @@
 #include <QCoreApplication>
 #include <QLocale>
 
+#include <algorithm>
+
 namespace dsv2::ui {
 
 QString formatCount(qint64 n) {
@@ -13,14 +15,18 @@ QString formatCount(qint64 n) {
     return QLocale().toString(n);
 }
 
-QString formatBytes(qint64 bytes) {
-    return QLocale().formattedDataSize(bytes, 1, QLocale::DataSizeIecFormat);
-}
+QString formatBytes(qint64 bytes) { return QLocale().formattedDataSize(bytes, 1, QLocale::DataSizeIecFormat); }
 
 QString tokenCountText(qint64 n) {
     // Spelled out rather than tr("%n token(s)"): without a translation loaded, Qt would show "(s)".
     return n == 1 ? QCoreApplication::translate("dsv2", "1 token")
                   : QCoreApplication::translate("dsv2", "%1 tokens").arg(QLocale().toString(n));
+}
+
+QString gpuMemoryText(qint64 usedBytes, qint64 totalBytes) {
+    if (totalBytes <= 0) return QCoreApplication::translate("dsv2", "GPU —");
+    return QCoreApplication::translate("dsv2", "GPU %1 / %2")
+        .arg(formatBytes(std::max<qint64>(0, usedBytes)), formatBytes(totalBytes));
 }
 
 }  // namespace dsv2::ui

@@ -5,6 +5,8 @@
 #include <QMetaType>
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -52,11 +54,16 @@ struct GenerationJob {
     CancelFlag cancel;
 };
 
+// Called on the engine thread with each progress report of a load, before the cancel flag is read
+// (tests use it to act at a known point of a load; the app leaves it empty).
+using LoadProbe = std::function<void(std::uint64_t bytesDone, std::uint64_t bytesTotal)>;
+
 struct LoadJob {
     quint64 loadId = 0;
     QString dir;
     ui::BackendPreference backend = ui::BackendPreference::Auto;
-    CancelFlag cancel;
+    CancelFlag cancel;  // read by the engine's progress callback: setting it aborts the load
+    LoadProbe probe;
 };
 
 }  // namespace dsv2::gui

@@ -29,9 +29,7 @@ void registerTypes() {
     qRegisterMetaType<LoadJob>();
 }
 
-int defaultCpuThreads() {
-    return std::max(1, QThread::idealThreadCount() - 1);
-}
+int defaultCpuThreads() { return std::max(1, QThread::idealThreadCount() - 1); }
 
 }  // namespace
 
@@ -52,7 +50,7 @@ ChatService::ChatService(int cpuThreads, QObject* parent) : ChatBackend(parent) 
 }
 
 ChatService::~ChatService() {
-    // Stop what runs (the engine honours the flag within a token; a load in progress has to finish),
+    // Stop what runs (the engine honours the flags within a token or a 64 MiB chunk of a load),
     // then let each thread drain its queue: an answer in progress is stored as stopped, not lost.
     if (m_cancel) m_cancel->store(true);
     if (m_loadCancel) m_loadCancel->store(true);
@@ -78,18 +76,24 @@ void ChatService::connectWorkers() {
     connect(this, &ChatService::exportRequested, m_storage, &StorageWorker::exportConversations, Q);
     connect(this, &ChatService::touchRequested, m_storage, &StorageWorker::touchConversation, Q);
     // Storage → GUI.
-    connect(m_storage, &StorageWorker::opened, this, [this](const QString& path, qint64 last) {
-        m_historyPath = path;
-        Q_EMIT historyReady(path, last);
-    }, Q);
+    connect(
+        m_storage, &StorageWorker::opened, this,
+        [this](const QString& path, qint64 last) {
+            m_historyPath = path;
+            Q_EMIT historyReady(path, last);
+        },
+        Q);
     connect(m_storage, &StorageWorker::openFailed, this, &ChatBackend::historyFailed, Q);
     connect(m_storage, &StorageWorker::conversationsListed, this, &ChatBackend::conversationsListed, Q);
     connect(m_storage, &StorageWorker::conversationOpened, this, &ChatBackend::conversationOpened, Q);
     connect(m_storage, &StorageWorker::conversationUpdated, this, &ChatBackend::conversationUpdated, Q);
-    connect(m_storage, &StorageWorker::conversationDeleted, this, [this](qint64 id, const QString& title) {
-        Q_EMIT dropSessionRequested(id);
-        Q_EMIT conversationDeleted(id, title);
-    }, Q);
+    connect(
+        m_storage, &StorageWorker::conversationDeleted, this,
+        [this](qint64 id, const QString& title) {
+            Q_EMIT dropSessionRequested(id);
+            Q_EMIT conversationDeleted(id, title);
+        },
+        Q);
     connect(m_storage, &StorageWorker::conversationRestored, this, &ChatBackend::conversationRestored, Q);
     connect(m_storage, &StorageWorker::pathChanged, this, &ChatBackend::pathChanged, Q);
     connect(m_storage, &StorageWorker::searchFinished, this, &ChatBackend::searchFinished, Q);
@@ -120,12 +124,14 @@ void ChatService::loadModel(const QString& dir, ui::BackendPreference backend) {
     m_loadId = m_nextLoadId++;
     m_loadCancel = std::make_shared<std::atomic<bool>>(false);
     Q_EMIT modelLoadStarted(dir);
-    Q_EMIT loadRequested({.loadId = m_loadId, .dir = dir, .backend = backend, .cancel = m_loadCancel});
+    Q_EMIT loadRequested(
+        {.loadId = m_loadId, .dir = dir, .backend = backend, .cancel = m_loadCancel, .probe = m_loadProbe});
 }
 
 void ChatService::cancelModelLoad() {
     if (m_loadId == 0) return;
-    // The engine thread finishes reading and drops the result; the window is free right away.
+    // The engine's progress callback sees the flag and stops the load at its next chunk; the window
+    // is free right away either way.
     m_loadCancel->store(true);
     m_loadId = 0;
     Q_EMIT modelLoadCancelled();
@@ -178,8 +184,7 @@ void ChatService::startTurn(const TurnRequest& request) {
         return;
     }
     if (!m_hasModel) {
-        Q_EMIT failed(tr("No model loaded"),
-                      tr("Open a model folder first (Model → Open model folder…, Ctrl+O)."));
+        Q_EMIT failed(tr("No model loaded"), tr("Open a model folder first (Model → Open model folder…, Ctrl+O)."));
         return;
     }
     m_cancel = std::make_shared<std::atomic<bool>>(false);
@@ -192,20 +197,31 @@ void ChatService::startTurn(const TurnRequest& request) {
 
 void ChatService::sendPrompt(quint64 tag, qint64 conversationId, qint64 parentId, const QString& text,
                              const ui::GenerationSettings& settings) {
-    startTurn({.tag = tag, .kind = TurnKind::Send, .conversationId = conversationId, .messageId = parentId,
-               .text = text, .settings = settings});
+    startTurn({.tag = tag,
+               .kind = TurnKind::Send,
+               .conversationId = conversationId,
+               .messageId = parentId,
+               .text = text,
+               .settings = settings});
 }
 
 void ChatService::regenerate(quint64 tag, qint64 conversationId, qint64 assistantMessageId,
                              const ui::GenerationSettings& settings) {
-    startTurn({.tag = tag, .kind = TurnKind::Regenerate, .conversationId = conversationId,
-               .messageId = assistantMessageId, .settings = settings});
+    startTurn({.tag = tag,
+               .kind = TurnKind::Regenerate,
+               .conversationId = conversationId,
+               .messageId = assistantMessageId,
+               .settings = settings});
 }
 
 void ChatService::editPrompt(quint64 tag, qint64 conversationId, qint64 userMessageId, const QString& text,
                              const ui::GenerationSettings& settings) {
-    startTurn({.tag = tag, .kind = TurnKind::Edit, .conversationId = conversationId, .messageId = userMessageId,
-               .text = text, .settings = settings});
+    startTurn({.tag = tag,
+               .kind = TurnKind::Edit,
+               .conversationId = conversationId,
+               .messageId = userMessageId,
+               .text = text,
+               .settings = settings});
 }
 
 void ChatService::onTurnPrepared(const PreparedTurn& turn) {

@@ -33,6 +33,8 @@ public:
     QString historyPath() const override { return m_historyPath; }
 
     void loadModel(const QString& dir, ui::BackendPreference backend) override;
+    // Tests: called on the engine thread with each progress report of the loads that follow.
+    void setLoadProbe(LoadProbe probe) { m_loadProbe = std::move(probe); }
     void cancelModelLoad() override;
 
     void requestConversations(int offset, int limit) override;
@@ -95,6 +97,7 @@ private:
     quint64 m_loadId = 0;  // the load in flight, 0: none
     quint64 m_nextLoadId = 1;
     CancelFlag m_loadCancel;
+    LoadProbe m_loadProbe;
 
     bool m_generating = false;
     CancelFlag m_cancel;  // of the turn in flight

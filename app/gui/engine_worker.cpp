@@ -13,9 +13,10 @@
 #include <unistd.h>
 #endif
 
+#include "common/engine_records.h"
 #include "dsv2/engine.h"
 #include "dsv2/storage/streaming_writer.h"
-#include "common/engine_records.h"
+#include "format.h"
 #include "model_summary.h"
 #include "storage_convert.h"
 
@@ -56,6 +57,12 @@ void EngineWorker::lowerPriority() {
 #endif
 }
 
+int EngineWorker::loadPercent(uint64_t bytesDone, uint64_t bytesTotal) {
+    if (bytesTotal == 0) return kLoadEndPercent;
+    const double fraction = static_cast<double>(std::min(bytesDone, bytesTotal)) / static_cast<double>(bytesTotal);
+    return kLoadStartPercent + static_cast<int>(fraction * (kLoadEndPercent - kLoadStartPercent));
+}
+
 void EngineWorker::releaseModel() {
     m_sessions.clear();  // sessions before their engine
     m_engine.reset();
@@ -71,11 +78,29 @@ void EngineWorker::load(const LoadJob& job) {
         Q_EMIT loadAbandoned(job.loadId);
         return;
     }
-    Q_EMIT loadProgress(job.loadId, tr("Reading the model folder and loading weights"), -1);
-    auto engine = Engine::load(dir, engineOptions(job.backend, m_cpuThreads));
-    if (job.cancel->load()) {
-        // Loading cannot be interrupted inside the engine; the result is dropped instead.
-        spdlog::info("model load of {} cancelled", dir);
+    Q_EMIT loadProgress(job.loadId, tr("Reading the model folder"), kLoadStartPercent);
+    // The engine reports bytes read (CPU) or uploaded (CUDA); the bar shows them between
+    // kLoadStartPercent and kLoadEndPercent. Returning false when the flag is set makes Engine::load
+    // stop at the next chunk (64 MiB) with StatusCode::Cancelled: the thread is free again at once.
+    EngineOptions options = engineOptions(job.backend, m_cpuThreads);
+    int lastPercent = -1;
+    options.loadProgress = [&](uint64_t done, uint64_t total) {
+        if (job.probe) job.probe(done, total);
+        if (job.cancel->load()) return false;
+        const int percent = loadPercent(done, total);
+        if (percent != lastPercent) {
+            lastPercent = percent;
+            Q_EMIT loadProgress(
+                job.loadId,
+                tr("Loading weights: %1 of %2")
+                    .arg(ui::formatBytes(static_cast<qint64>(done)), ui::formatBytes(static_cast<qint64>(total))),
+                percent);
+        }
+        return true;
+    };
+    auto engine = Engine::load(dir, options);
+    if (job.cancel->load() || (!engine.isOk() && engine.status().code() == StatusCode::Cancelled)) {
+        spdlog::info("model load of {} cancelled{}", dir, engine.isOk() ? " (after it finished)" : "");
         Q_EMIT loadAbandoned(job.loadId);
         return;
     }
@@ -85,7 +110,7 @@ void EngineWorker::load(const LoadJob& job) {
         return;
     }
     m_engine = std::move(*engine);
-    Q_EMIT loadProgress(job.loadId, tr("Preparing the chat"), 95);
+    Q_EMIT loadProgress(job.loadId, tr("Preparing the chat"), kLoadEndPercent);
     if (m_engine->info().hasChatTemplate) {
         const std::vector<ChatTurn> empty;
         const std::vector<ChatTurn> one{{"user", ""}};
@@ -177,7 +202,8 @@ void EngineWorker::generate(const GenerationJob& job) {
             pending.generatedTokens = t->index + 1;
             if (t->index == 0) pending.timeToFirstTokenMs = t->seconds * 1000.0;
             const double decodeSeconds = t->seconds - pending.timeToFirstTokenMs / 1000.0;
-            if (t->index > 0 && decodeSeconds > 0) pending.tokensPerSecond = static_cast<double>(t->index) / decodeSeconds;
+            if (t->index > 0 && decodeSeconds > 0)
+                pending.tokensPerSecond = static_cast<double>(t->index) / decodeSeconds;
             pending.contextTokens = t->cache.tokens;
             pending.contextLimit = t->cache.capacityTokens;
             pending.cacheBytes = t->cache.bytesUsed;

@@ -10,6 +10,7 @@
 #include <QElapsedTimer>
 #include <QObject>
 
+#include <cstdint>
 #include <list>
 #include <memory>
 
@@ -37,6 +38,12 @@ public:
     // backend's pool threads, created here, inherit it): on a machine with few cores the GUI thread
     // then gets a core when it wakes instead of queueing behind the matrix multiplications.
     static constexpr int kNiceOffset = 5;
+
+    // The load bar: the engine's bytes done/total fill kLoadStartPercent..kLoadEndPercent; the rest
+    // is releasing the previous model before and preparing the chat after.
+    static constexpr int kLoadStartPercent = 5;
+    static constexpr int kLoadEndPercent = 95;
+    static int loadPercent(uint64_t bytesDone, uint64_t bytesTotal);
 
 public Q_SLOTS:
     void lowerPriority();  // call once, on the engine thread, before loading

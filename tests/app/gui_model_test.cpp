@@ -6,10 +6,15 @@
 #include <QMessageBox>
 #include <QPointer>
 #include <QProgressBar>
+#include <QSemaphore>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QtTest>
 
+#include <atomic>
+
+#include "engine_worker.h"
+#include "format.h"
 #include "gui_harness.h"
 #include "model/model_info_panel.h"
 #include "settings/conversation_settings_dialog.h"
@@ -56,7 +61,8 @@ private Q_SLOTS:
         QVERIFY(failed.wait(20000));
         QVERIFY(!failed.first().at(1).toString().isEmpty());
         QMessageBox* box = nullptr;
-        QTRY_VERIFY((box = h.window.findChild<QMessageBox*>(QStringLiteral("modelLoadErrorDialog"))) && box->isVisible());
+        QTRY_VERIFY((box = h.window.findChild<QMessageBox*>(QStringLiteral("modelLoadErrorDialog"))) &&
+                    box->isVisible());
         QVERIFY(box->text().contains(empty.path()));
         QVERIFY(box->informativeText().contains(QStringLiteral("config.json")));
         QVERIFY(!h.panel()->sendButton()->isEnabled());
@@ -96,6 +102,89 @@ private Q_SLOTS:
         QVERIFY(!h.panel()->sendButton()->isEnabled());
     }
 
+    // The bar follows the engine's byte counts: the weight files' size is the total, the percent
+    // climbs to the end of the loading span, and the stage says how much was read.
+    void loadProgressCountsTheWeightBytes() {
+        GuiHarness h;
+        QVERIFY(h.start(false));
+        qint64 weightBytes = 0;
+        for (const QFileInfo& f : QDir(dsv2::test::tinyLiteDir()).entryInfoList({QStringLiteral("*.safetensors")}))
+            weightBytes += f.size();
+        QVERIFY(weightBytes > 0);
+        std::atomic<int> reports{0};
+        std::atomic<quint64> lastDone{0}, lastTotal{0};
+        h.service.setLoadProbe([&](std::uint64_t done, std::uint64_t total) {
+            ++reports;
+            lastDone = done;
+            lastTotal = total;
+        });
+        QSignalSpy progress(&h.service, &dsv2::ui::ChatBackend::modelLoadProgress);
+        QSignalSpy loaded(&h.service, &dsv2::ui::ChatBackend::modelLoaded);
+        h.window.loadModel(dsv2::test::tinyLiteDir());
+        QVERIFY(loaded.wait(60000));
+        h.service.setLoadProbe({});
+        QVERIFY(reports.load() >= 2);  // before the first chunk and after the last
+        QCOMPARE(lastTotal.load(), static_cast<quint64>(weightBytes));
+        QCOMPARE(lastDone.load(), lastTotal.load());
+        int previous = -1;
+        bool sawAllBytes = false;
+        for (const QList<QVariant>& args : progress) {
+            const int percent = args.at(1).toInt();
+            if (percent < 0) continue;
+            QVERIFY2(percent >= previous, "the bar never goes back");
+            previous = percent;
+            if (args.at(0).toString() ==
+                QStringLiteral("Loading weights: %1 of %1").arg(dsv2::ui::formatBytes(weightBytes))) {
+                QCOMPARE(percent, dsv2::gui::EngineWorker::kLoadEndPercent);
+                sawAllBytes = true;
+            }
+        }
+        QVERIFY(sawAllBytes);
+        QCOMPARE(dsv2::gui::EngineWorker::loadPercent(0, 1000), dsv2::gui::EngineWorker::kLoadStartPercent);
+        QCOMPARE(dsv2::gui::EngineWorker::loadPercent(500, 1000), 50);
+        QCOMPARE(dsv2::gui::EngineWorker::loadPercent(2000, 1000), dsv2::gui::EngineWorker::kLoadEndPercent);
+        // No GPU here: the status bar says so instead of leaving the field out.
+        auto* gpu = h.window.findChild<QLabel*>(QStringLiteral("gpuMemoryLabel"));
+        QVERIFY(gpu && gpu->isVisible());
+        if (h.service.model().gpuMemoryTotalBytes <= 0) QCOMPARE(gpu->text(), QStringLiteral("GPU —"));
+        QCOMPARE(dsv2::ui::gpuMemoryText(-1, -1), QStringLiteral("GPU —"));
+        QCOMPARE(dsv2::ui::gpuMemoryText(qint64{3} << 30, qint64{80} << 30), QStringLiteral("GPU 3.0 GiB / 80.0 GiB"));
+    }
+
+    // Cancel reaches inside Engine::load: the engine thread is held at the load's first progress
+    // report, Cancel is clicked, and the load must end there — no further chunk is read (a worker
+    // that only dropped the finished engine would report again at the end of the file).
+    void cancelAbortsTheLoadInsideTheEngine() {
+        GuiHarness h;
+        QVERIFY(h.start(false));
+        QSemaphore reached, go;
+        std::atomic<int> reports{0};
+        h.service.setLoadProbe([&](std::uint64_t, std::uint64_t) {
+            if (reports++ == 0) {
+                reached.release();
+                go.tryAcquire(1, 20000);
+            }
+        });
+        QSignalSpy cancelled(&h.service, &dsv2::ui::ChatBackend::modelLoadCancelled);
+        QSignalSpy loaded(&h.service, &dsv2::ui::ChatBackend::modelLoaded);
+        h.window.loadModel(dsv2::test::tinyLiteDir());
+        QVERIFY(QTest::qWaitFor([&] { return reached.available() > 0; }, 20000));
+        h.window.findChild<QPushButton*>(QStringLiteral("cancelLoadButton"))->click();
+        QCOMPARE(cancelled.size(), 1);
+        go.release();
+        QSignalSpy counted(&h.service, &dsv2::ui::ChatBackend::tokensCounted);
+        h.service.countTokens(7, QStringLiteral("probe"));  // queues behind the load on the engine thread
+        QVERIFY(counted.wait(20000));
+        h.service.setLoadProbe({});
+        QCOMPARE(counted.first().at(1).toInt(), -1);
+        QCOMPARE(reports.load(), 1);
+        QVERIFY(loaded.isEmpty());
+        QVERIFY(!h.service.hasModel());
+        // The engine thread is free: the next load works.
+        h.window.loadModel(dsv2::test::tinyLiteDir());
+        QVERIFY(loaded.wait(60000));
+    }
+
     void settingsReachTheEngineAndTheDatabase() {
         GuiHarness h;
         QVERIFY(h.start());
@@ -103,9 +192,11 @@ private Q_SLOTS:
         h.window.findChild<QPushButton*>(QStringLiteral("conversationSettingsButton"))->click();
         dsv2::ui::ConversationSettingsDialog* dialog = nullptr;
         QTRY_VERIFY((dialog = h.window.findChild<dsv2::ui::ConversationSettingsDialog*>()) && dialog->isVisible());
-        QCOMPARE(dialog->findChild<QDoubleSpinBox*>(QStringLiteral("temperatureSpin"))->value(), 0.3);  // generation_config.json
+        QCOMPARE(dialog->findChild<QDoubleSpinBox*>(QStringLiteral("temperatureSpin"))->value(),
+                 0.3);  // generation_config.json
         dialog->findChild<QSpinBox*>(QStringLiteral("maxTokensSpin"))->setValue(5);
-        dialog->findChild<QPlainTextEdit*>(QStringLiteral("systemPromptEdit"))->setPlainText(QStringLiteral("You are terse."));
+        dialog->findChild<QPlainTextEdit*>(QStringLiteral("systemPromptEdit"))
+            ->setPlainText(QStringLiteral("You are terse."));
         QPointer<dsv2::ui::ConversationSettingsDialog> closed(dialog);
         dialog->accept();
         QCOMPARE(h.controller()->settings().maxTokens, std::optional<int>(5));

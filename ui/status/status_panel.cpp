@@ -27,7 +27,7 @@ StatusPanel::StatusPanel(ChatBackend* backend, QStatusBar* bar) : QObject(bar), 
     m_progress->setObjectName(QStringLiteral("modelLoadProgress"));
     m_progress->setAccessibleName(tr("Model loading progress"));
     m_progress->setMaximumWidth(180);
-    m_progress->setTextVisible(false);
+    m_progress->setTextVisible(true);  // "42%": the engine reports bytes loaded
     m_cancel = new QPushButton(tr("Cancel"), bar);
     m_cancel->setObjectName(QStringLiteral("cancelLoadButton"));
     m_cancel->setAccessibleName(tr("Cancel loading the model"));
@@ -42,7 +42,7 @@ StatusPanel::StatusPanel(ChatBackend* backend, QStatusBar* bar) : QObject(bar), 
     bar->addWidget(m_cancel);
     for (QLabel* l : {m_speed, m_ttft, m_tokens, m_context, m_gpu, m_backendLabel}) bar->addPermanentWidget(l);
     setLoading(false);
-    m_gpu->hide();
+    showGpu(-1, -1);
 
     if (!backend) return;
     connect(m_cancel, &QPushButton::clicked, backend, &ChatBackend::cancelModelLoad);
@@ -54,7 +54,7 @@ StatusPanel::StatusPanel(ChatBackend* backend, QStatusBar* bar) : QObject(bar), 
     connect(backend, &ChatBackend::modelLoadProgress, this, [this](const QString& stage, int percent) {
         m_model->setText(stage + QStringLiteral("…"));
         if (percent < 0) {
-            m_progress->setRange(0, 0);  // busy: the engine does not report finer progress
+            m_progress->setRange(0, 0);  // busy: a step without a measure (reading config.json)
         } else {
             m_progress->setRange(0, 100);
             m_progress->setValue(percent);
@@ -112,8 +112,12 @@ void StatusPanel::showContext(qint64 used, qint64 limit) {
 }
 
 void StatusPanel::showGpu(qint64 used, qint64 total) {
-    m_gpu->setVisible(total > 0);
-    if (total > 0) m_gpu->setText(tr("GPU %1 / %2").arg(formatBytes(used), formatBytes(total)));
+    // Always shown, so that "no GPU" is a stated fact rather than a missing field. Refreshed after
+    // each load and each answer (the engine thread queries the device then, never the GUI thread).
+    m_gpu->setText(gpuMemoryText(used, total));
+    m_gpu->setToolTip(total > 0 ? tr("GPU memory in use (all processes) of the device's total")
+                                : tr("No CUDA GPU in use: this build has no CUDA or no GPU was found; the model "
+                                     "runs on the CPU"));
 }
 
 }  // namespace dsv2::ui
