@@ -37,7 +37,9 @@ QVector<MessageItem> conversation(int n, int paragraphs = 3) {
     for (int i = 1; i <= n; ++i) {
         QString text;
         for (int p = 0; p < paragraphs; ++p)
-            text += QStringLiteral("Paragraph %1 of message %2 with enough words to wrap over a line or two. ").arg(p).arg(i) +
+            text += QStringLiteral("Paragraph %1 of message %2 with enough words to wrap over a line or two. ")
+                        .arg(p)
+                        .arg(i) +
                     QStringLiteral("\n\n");
         v.append(message(i, i % 2 ? MessageRole::User : MessageRole::Assistant, text));
     }
@@ -133,6 +135,37 @@ private Q_SLOTS:
         QCOMPARE(action.first().at(1).value<MessageDelegate::Action>(), MessageDelegate::Action::Regenerate);
     }
 
+    // What the model writes is shown, even when it looks like HTML: the demo model's
+    // "<Knghtbrd> so you…" (an IRC quote) once rendered as an empty answer, and a tag must not
+    // turn into markup (an image, a link) either. Markdown itself still renders.
+    void htmlInAnswersIsShownAsText() {
+        QFETCH(QString, content);
+        QFETCH(QString, shown);
+        MessageModel model;
+        model.setMessages({message(1, MessageRole::User, QStringLiteral("Tell me a story")),
+                           message(2, MessageRole::Assistant, content)});
+        ChatView view;
+        view.setMessageModel(&model);
+        view.resize(700, 400);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        const auto doc = view.messageDelegate()->document(model.index(1));
+        QVERIFY(doc);
+        QCOMPARE(doc->toPlainText().trimmed(), shown);
+        QVERIFY(!doc->toHtml().contains(QStringLiteral("<img")));
+    }
+    void htmlInAnswersIsShownAsText_data() {
+        QTest::addColumn<QString>("content");
+        QTest::addColumn<QString>("shown");
+        QTest::newRow("irc quote") << QStringLiteral("<Knghtbrd> so you can't understand you.")
+                                   << QStringLiteral("<Knghtbrd> so you can't understand you.");
+        QTest::newRow("html block") << QStringLiteral("<div>\nhello\n</div>")
+                                    << QStringLiteral("<div> hello </div>");  // soft breaks, as Markdown has them
+        QTest::newRow("image tag") << QStringLiteral("look <img src=\"x.png\"> here")
+                                   << QStringLiteral("look <img src=\"x.png\"> here");
+        QTest::newRow("markdown still") << QStringLiteral("**bold** and `code`") << QStringLiteral("bold and code");
+    }
+
     void branchSwitchOnlyWithSiblings() {
         MessageModel model;
         auto v = conversation(2);
@@ -146,9 +179,13 @@ private Q_SLOTS:
         QVERIFY(QTest::qWaitForWindowExposed(&view));
         const QRect row0 = view.visualRect(model.index(0));
         const QRect row1 = view.visualRect(model.index(1));
-        QVERIFY(view.messageDelegate()->actionRect(row0, model.index(0), MessageDelegate::Action::PreviousBranch).isEmpty());
-        const QRect prev = view.messageDelegate()->actionRect(row1, model.index(1), MessageDelegate::Action::PreviousBranch);
-        const QRect next = view.messageDelegate()->actionRect(row1, model.index(1), MessageDelegate::Action::NextBranch);
+        QVERIFY(view.messageDelegate()
+                    ->actionRect(row0, model.index(0), MessageDelegate::Action::PreviousBranch)
+                    .isEmpty());
+        const QRect prev =
+            view.messageDelegate()->actionRect(row1, model.index(1), MessageDelegate::Action::PreviousBranch);
+        const QRect next =
+            view.messageDelegate()->actionRect(row1, model.index(1), MessageDelegate::Action::NextBranch);
         QVERIFY(!prev.isEmpty() && !next.isEmpty());
         QVERIFY(prev.right() < next.left());
         QSignalSpy action(&view, &ChatView::messageAction);

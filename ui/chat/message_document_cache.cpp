@@ -75,8 +75,12 @@ MessageDocumentCache::Entry MessageDocumentCache::document(qint64 id, quint32 re
         QTextOption option = e.doc->defaultTextOption();
         option.setWrapMode(QTextOption::WrapAtWordBoundaryOrAnywhere);
         e.doc->setDefaultTextOption(option);
+        // Model output is text, never HTML: without MarkdownNoHTML, md4c hands "<Knghtbrd> so you…"
+        // (an IRC quote the demo model learned) to Qt's HTML parser as a tag, and the whole answer
+        // rendered empty. Markdown stays; angle brackets are shown as typed.
         if (markdown)
-            e.doc->setMarkdown(text, QTextDocument::MarkdownDialectGitHub);
+            e.doc->setMarkdown(text, QTextDocument::MarkdownFeatures(QTextDocument::MarkdownDialectGitHub |
+                                                                     QTextDocument::MarkdownNoHTML));
         else
             e.doc->setPlainText(text);
         e.codeBlocks = prepareCodeBlocks(*e.doc);
