@@ -81,9 +81,8 @@ MainWindow::MainWindow(ChatBackend* backend, QWidget* parent) : QMainWindow(pare
             [this](qint64 conversation, qint64 message) { m_controller->openConversation(conversation, message); });
     connect(m_sidebar, &Sidebar::exportRequested, this, [this](qint64 id) { showExportDialog(id); });
     connect(m_controller, &ChatController::conversationShown, this, &MainWindow::onConversationShown);
-    connect(m_controller, &ChatController::statusMessage, this, [this](const QString& text) {
-        statusBar()->showMessage(text, 4000);
-    });
+    connect(m_controller, &ChatController::statusMessage, this,
+            [this](const QString& text) { statusBar()->showMessage(text, 4000); });
     connect(m_chatPanel, &ChatPanel::settingsRequested, this, &MainWindow::showSettingsDialog);
     connect(m_chatPanel, &ChatPanel::openModelRequested, this, &MainWindow::chooseModelFolder);
     connect(m_modelInfo, &ModelInfoPanel::openModelRequested, this, &MainWindow::chooseModelFolder);
@@ -104,6 +103,8 @@ void MainWindow::buildMenus() {
     newChat->setShortcut(QKeySequence::New);
     QAction* exportAction = file->addAction(tr("&Export…"), this, [this] { showExportDialog(); });
     exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
+    QAction* importAction = file->addAction(tr("&Import…"), this, &MainWindow::chooseImportFile);
+    importAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_I));
     file->addSeparator();
     QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
@@ -221,16 +222,17 @@ void MainWindow::connectBackend() {
     connect(m_backend, &ChatBackend::modelLoadStarted, this, [this] { m_modelInfo->setNoModel(tr("Loading…")); });
     connect(m_backend, &ChatBackend::modelLoadCancelled, this,
             [this] { m_modelInfo->setNoModel(tr("Loading was cancelled. Open a model folder to chat.")); });
-    connect(m_backend, &ChatBackend::exportFinished, this, [this](const QString& path, bool ok, const QString& message) {
-        if (ok)
-            statusBar()->showMessage(tr("Exported to %1").arg(path), 6000);
-        else
-            showError(tr("Export failed"), tr("Could not export to %1: %2").arg(path, message));
-        Q_EMIT exportDone(path, ok);
-    });
-    connect(m_backend, &ChatBackend::generatingChanged, this, [this](bool generating) {
-        m_regenerateAction->setEnabled(!generating);
-    });
+    connect(m_backend, &ChatBackend::exportFinished, this,
+            [this](const QString& path, bool ok, const QString& message) {
+                if (ok)
+                    statusBar()->showMessage(tr("Exported to %1").arg(path), 6000);
+                else
+                    showError(tr("Export failed"), tr("Could not export to %1: %2").arg(path, message));
+                Q_EMIT exportDone(path, ok);
+            });
+    connect(m_backend, &ChatBackend::importFinished, this, &MainWindow::onImportFinished);
+    connect(m_backend, &ChatBackend::generatingChanged, this,
+            [this](bool generating) { m_regenerateAction->setEnabled(!generating); });
 }
 
 void MainWindow::setBackendDescription(const QString& text) { m_status->setBackendDescription(text); }
@@ -312,6 +314,60 @@ void MainWindow::startExport(const ExportRequest& request) {
     m_backend->exportConversations(request);
 }
 
+void MainWindow::chooseImportFile() {
+    const QString start = m_lastImportDir.isEmpty() ? m_lastExportDir : m_lastImportDir;
+    const QString file = QFileDialog::getOpenFileName(this, tr("Import conversations (a dsv2-chat JSON export)"), start,
+                                                      tr("dsv2-chat export (*.json);;All files (*)"));
+    if (!file.isEmpty()) startImport(file);
+}
+
+void MainWindow::startImport(const QString& filePath) {
+    if (filePath.isEmpty()) return;
+    m_lastImportDir = QFileInfo(filePath).absolutePath();
+    statusBar()->showMessage(tr("Importing %1…").arg(filePath));
+    m_backend->importConversations(filePath);  // on the storage thread; onImportFinished answers
+}
+
+void MainWindow::onImportFinished(const ImportOutcome& o) {
+    Q_EMIT importDone(o);
+    if (!o.ok) {
+        statusBar()->clearMessage();
+        auto* box = new QMessageBox(QMessageBox::Warning, tr("Import failed"),
+                                    tr("Nothing was imported from %1.").arg(o.filePath), QMessageBox::Close, this);
+        box->setObjectName(QStringLiteral("importErrorDialog"));
+        box->setInformativeText(o.errorText + QStringLiteral("\n\n") +
+                                tr("dsv2-chat imports the JSON files that File → Export… (format JSON) and "
+                                   "`dsv2 history export` write. Your history was not changed."));
+        QPushButton* other = box->addButton(tr("Choose another file…"), QMessageBox::ActionRole);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        connect(box, &QMessageBox::buttonClicked, this, [this, other](QAbstractButton* b) {
+            if (b == other) chooseImportFile();
+        });
+        box->open();
+        return;
+    }
+    if (o.imported == 0) {
+        auto* box = new QMessageBox(
+            QMessageBox::Information, tr("Nothing new to import"),
+            o.skipped == 1
+                ? tr("The conversation in %1 is already in your history.").arg(o.filePath)
+                : tr("All %1 conversations in %2 are already in your history.").arg(o.skipped).arg(o.filePath),
+            QMessageBox::Ok, this);
+        if (o.skipped == 0) box->setText(tr("%1 contains no conversations.").arg(o.filePath));
+        box->setObjectName(QStringLiteral("importNothingDialog"));
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->open();
+        statusBar()->clearMessage();
+        return;
+    }
+    QString text = o.imported == 1 ? tr("Imported 1 conversation (%1 messages)").arg(o.messages)
+                                   : tr("Imported %1 conversations (%2 messages)").arg(o.imported).arg(o.messages);
+    if (o.skipped > 0) text += tr("; %1 already present, skipped").arg(o.skipped);
+    statusBar()->showMessage(text, 8000);
+    // Show what came in: the first imported conversation.
+    if (!m_backend->isGenerating()) m_controller->openConversation(o.firstImportedId);
+}
+
 void MainWindow::showError(const QString& title, const QString& message) {
     auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
     box->setObjectName(QStringLiteral("errorDialog"));
@@ -327,7 +383,8 @@ void MainWindow::onModelLoadFailed(const QString& dir, const QString& message) {
     box->setInformativeText(message);
     QPushButton* other = box->addButton(tr("Open another folder…"), QMessageBox::ActionRole);
     QPushButton* fallback = nullptr;
-    if (!m_fallbackModel.isEmpty() && QFileInfo(m_fallbackModel).canonicalFilePath() != QFileInfo(dir).canonicalFilePath())
+    if (!m_fallbackModel.isEmpty() &&
+        QFileInfo(m_fallbackModel).canonicalFilePath() != QFileInfo(dir).canonicalFilePath())
         fallback = box->addButton(tr("Use the built-in model"), QMessageBox::ActionRole);
     box->setAttribute(Qt::WA_DeleteOnClose);
     connect(box, &QMessageBox::buttonClicked, this, [this, other, fallback](QAbstractButton* b) {
@@ -338,9 +395,9 @@ void MainWindow::onModelLoadFailed(const QString& dir, const QString& message) {
 }
 
 void MainWindow::onHistoryFailed(const QString& path, const QString& message) {
-    auto* box = new QMessageBox(QMessageBox::Critical, tr("The chat history could not be opened"),
-                                tr("dsv2-chat could not open its history at %1.").arg(path), QMessageBox::NoButton,
-                                this);
+    auto* box =
+        new QMessageBox(QMessageBox::Critical, tr("The chat history could not be opened"),
+                        tr("dsv2-chat could not open its history at %1.").arg(path), QMessageBox::NoButton, this);
     box->setObjectName(QStringLiteral("historyErrorDialog"));
     box->setInformativeText(message + QStringLiteral("\n\n") +
                             tr("Nothing was changed in that file. You can try again (for example after closing "
@@ -354,8 +411,8 @@ void MainWindow::onHistoryFailed(const QString& path, const QString& message) {
             m_backend->openHistory(path);
         } else if (b == temporary) {
             const QString dir = QStandardPaths::writableLocation(QStandardPaths::TempLocation);
-            m_backend->openHistory(QDir(dir).filePath(QStringLiteral("dsv2-chat-temporary-%1.sqlite")
-                                                          .arg(QApplication::applicationPid())));
+            m_backend->openHistory(QDir(dir).filePath(
+                QStringLiteral("dsv2-chat-temporary-%1.sqlite").arg(QApplication::applicationPid())));
         } else {
             close();
         }

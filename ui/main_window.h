@@ -45,6 +45,9 @@ public:
     // Runs an export as the dialog would (tests use it with a prepared request).
     void startExport(const ExportRequest& request);
     void showExportDialog(qint64 conversationId = -1);  // -1: the open conversation
+    // File → Import…: asks for a JSON export, then startImport. Tests call startImport directly.
+    void chooseImportFile();
+    void startImport(const QString& filePath);
     void showSettingsDialog();
 
     ChatBackend* backend() const { return m_backend; }
@@ -57,6 +60,7 @@ public:
 
 Q_SIGNALS:
     void exportDone(const QString& path, bool ok);
+    void importDone(const dsv2::ui::ImportOutcome& outcome);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -73,6 +77,7 @@ private:
     void showError(const QString& title, const QString& message);
     void onModelLoadFailed(const QString& dir, const QString& message);
     void onHistoryFailed(const QString& path, const QString& message);
+    void onImportFinished(const ImportOutcome& outcome);
     void onConversationShown(qint64 conversationId, const QString& title);
     void restoreWindowState();
     void saveWindowState();
@@ -93,6 +98,7 @@ private:
     QAction* m_regenerateAction = nullptr;
     QString m_fallbackModel;
     QString m_lastExportDir;
+    QString m_lastImportDir;
 };
 
 }  // namespace dsv2::ui

@@ -23,6 +23,7 @@ void registerTypes() {
     qRegisterMetaType<ui::GenerationOutcome>();
     qRegisterMetaType<ui::ModelSummary>();
     qRegisterMetaType<ui::ExportRequest>();
+    qRegisterMetaType<ui::ImportOutcome>();
     qRegisterMetaType<TurnRequest>();
     qRegisterMetaType<PreparedTurn>();
     qRegisterMetaType<GenerationJob>();
@@ -74,6 +75,7 @@ void ChatService::connectWorkers() {
     connect(this, &ChatService::saveSettingsRequested, m_storage, &StorageWorker::saveSettings, Q);
     connect(this, &ChatService::searchRequested, m_storage, &StorageWorker::search, Q);
     connect(this, &ChatService::exportRequested, m_storage, &StorageWorker::exportConversations, Q);
+    connect(this, &ChatService::importRequested, m_storage, &StorageWorker::importConversations, Q);
     connect(this, &ChatService::touchRequested, m_storage, &StorageWorker::touchConversation, Q);
     // Storage → GUI.
     connect(
@@ -98,6 +100,7 @@ void ChatService::connectWorkers() {
     connect(m_storage, &StorageWorker::pathChanged, this, &ChatBackend::pathChanged, Q);
     connect(m_storage, &StorageWorker::searchFinished, this, &ChatBackend::searchFinished, Q);
     connect(m_storage, &StorageWorker::exportFinished, this, &ChatBackend::exportFinished, Q);
+    connect(m_storage, &StorageWorker::importFinished, this, &ChatBackend::importFinished, Q);
     connect(m_storage, &StorageWorker::failed, this, &ChatBackend::failed, Q);
     connect(m_storage, &StorageWorker::turnPrepared, this, &ChatService::onTurnPrepared, Q);
     connect(m_storage, &StorageWorker::turnFailed, this, &ChatService::onTurnFailed, Q);
@@ -256,6 +259,7 @@ void ChatService::stopGeneration() {
 
 void ChatService::search(quint64 tag, const QString& text) { Q_EMIT searchRequested(tag, text); }
 void ChatService::exportConversations(const ui::ExportRequest& request) { Q_EMIT exportRequested(request); }
+void ChatService::importConversations(const QString& filePath) { Q_EMIT importRequested(filePath); }
 void ChatService::countTokens(quint64 tag, const QString& text) { Q_EMIT countRequested(tag, text); }
 
 }  // namespace dsv2::gui

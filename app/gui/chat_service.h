@@ -55,6 +55,7 @@ public:
 
     void search(quint64 tag, const QString& text) override;
     void exportConversations(const ui::ExportRequest& request) override;
+    void importConversations(const QString& filePath) override;
     void countTokens(quint64 tag, const QString& text) override;
 
 Q_SIGNALS:
@@ -74,6 +75,7 @@ Q_SIGNALS:
     void saveSettingsRequested(qint64 conversationId, const dsv2::ui::GenerationSettings& settings);
     void searchRequested(quint64 tag, const QString& text);
     void exportRequested(const dsv2::ui::ExportRequest& request);
+    void importRequested(const QString& filePath);
     void touchRequested(qint64 conversationId);
 
 private:

@@ -186,9 +186,7 @@ void StorageWorker::doPrepareTurn(const TurnRequest& request) {
         if (promptId == 0) throw StorageFailure("this answer has no prompt to answer again");
         break;
     }
-    case TurnKind::Edit:
-        promptId = take(m_store->editMessage(request.messageId, toStd(request.text)));
-        break;
+    case TurnKind::Edit: promptId = take(m_store->editMessage(request.messageId, toStd(request.text))); break;
     }
 
     auto writer = take(m_store->beginAssistantMessage(conversationId, promptId));
@@ -204,7 +202,8 @@ void StorageWorker::doPrepareTurn(const TurnRequest& request) {
     const int keep = request.kind == TurnKind::Regenerate ? promptIndex + 1 : promptIndex;
     turn.path = {.tag = request.tag, .conversationId = conversationId, .keep = keep, .tail = path.mid(keep)};
 
-    if (!request.settings.systemPrompt.isEmpty()) turn.turns.push_back({"system", toStd(request.settings.systemPrompt)});
+    if (!request.settings.systemPrompt.isEmpty())
+        turn.turns.push_back({"system", toStd(request.settings.systemPrompt)});
     for (int i = 0; i <= promptIndex; ++i) {
         const ui::MessageItem& m = path[i];
         // A failed or empty answer taught the model nothing; leave it out of the prompt.
@@ -220,8 +219,8 @@ void StorageWorker::switchBranch(quint64 tag, qint64 conversationId, qint64 mess
         const auto ids = take(m_store->siblings(messageId));
         const auto it = std::find(ids.begin(), ids.end(), messageId);
         if (it == ids.end()) throw StorageFailure("the message is not among its siblings");
-        const auto index = std::clamp<std::ptrdiff_t>((it - ids.begin()) + step, 0,
-                                                      static_cast<std::ptrdiff_t>(ids.size()) - 1);
+        const auto index =
+            std::clamp<std::ptrdiff_t>((it - ids.begin()) + step, 0, static_cast<std::ptrdiff_t>(ids.size()) - 1);
         const qint64 target = ids[static_cast<size_t>(index)];
         check(m_store->setActiveMessage(target));
         const QVector<ui::MessageItem> path = loadActivePath(*m_store, conversationId);
@@ -296,9 +295,12 @@ void StorageWorker::search(quint64 tag, const QString& text) {
         return;
     }
     for (const storage::SearchHit& h : *found)
-        hits.append({.messageId = h.messageId, .conversationId = h.conversationId,
-                     .conversationTitle = toQString(h.conversationTitle), .role = toUiRole(h.role),
-                     .createdAtMs = h.createdAt, .snippet = toQString(h.snippet)});
+        hits.append({.messageId = h.messageId,
+                     .conversationId = h.conversationId,
+                     .conversationTitle = toQString(h.conversationTitle),
+                     .role = toUiRole(h.role),
+                     .createdAtMs = h.createdAt,
+                     .snippet = toQString(h.snippet)});
     Q_EMIT searchFinished(tag, hits);
 }
 
@@ -314,6 +316,29 @@ void StorageWorker::exportConversations(const ui::ExportRequest& request) {
         return;
     }
     Q_EMIT exportFinished(request.filePath, true, QString());
+}
+
+void StorageWorker::importConversations(const QString& filePath) {
+    ui::ImportOutcome outcome;
+    outcome.filePath = filePath;
+    if (!m_store) {
+        outcome.errorText = tr("The chat history is not open.");
+        Q_EMIT importFinished(outcome);
+        return;
+    }
+    // All or nothing (one transaction): a bad file leaves the history as it was.
+    auto report = m_store->importJsonFile(toStd(filePath));
+    if (!report) {
+        outcome.errorText = toQString(report.error().message());
+        Q_EMIT importFinished(outcome);
+        return;
+    }
+    outcome.ok = true;
+    outcome.imported = report->conversationsImported;
+    outcome.skipped = report->conversationsSkipped;
+    outcome.messages = report->messagesImported;
+    if (!report->importedIds.empty()) outcome.firstImportedId = report->importedIds.front();
+    Q_EMIT importFinished(outcome);
 }
 
 void StorageWorker::touchConversation(qint64 conversationId) {

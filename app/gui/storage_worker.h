@@ -35,6 +35,7 @@ public Q_SLOTS:
     void saveSettings(qint64 conversationId, const dsv2::ui::GenerationSettings& settings);
     void search(quint64 tag, const QString& text);
     void exportConversations(const dsv2::ui::ExportRequest& request);
+    void importConversations(const QString& filePath);
     void touchConversation(qint64 conversationId);  // after an answer: move it to the top
 
 Q_SIGNALS:
@@ -50,6 +51,7 @@ Q_SIGNALS:
     void pathChanged(const dsv2::ui::PathUpdate& update);
     void searchFinished(quint64 tag, const QVector<dsv2::ui::SearchHitItem>& hits);
     void exportFinished(const QString& path, bool ok, const QString& message);
+    void importFinished(const dsv2::ui::ImportOutcome& outcome);
     void failed(const QString& title, const QString& message);
 
 private:

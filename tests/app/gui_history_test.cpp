@@ -9,6 +9,8 @@
 #include <QSignalSpy>
 #include <QtTest>
 
+#include <QFileInfo>
+
 #include "export/export_dialog.h"
 #include "gui_harness.h"
 
@@ -19,7 +21,8 @@ namespace {
 
 // A history with `conversations` conversations of `messages` messages each; conversation `needleIn`
 // has "xylophone" in message `needleAt`. Returns the needle's ids.
-std::pair<qint64, qint64> makeHistory(const QString& file, int conversations, int messages, int needleIn, int needleAt) {
+std::pair<qint64, qint64> makeHistory(const QString& file, int conversations, int messages, int needleIn,
+                                      int needleAt) {
     auto store = dsv2::storage::ConversationStore::open(file.toStdString());
     if (!store) qFatal("%s", store.error().toString().c_str());
     std::pair<qint64, qint64> needle{0, 0};
@@ -70,7 +73,8 @@ private Q_SLOTS:
 
         QSignalSpy opened(&h.service, &dsv2::ui::ChatBackend::conversationOpened);
         QListView* results = sidebar->searchResults();
-        QTest::mouseClick(results->viewport(), Qt::LeftButton, {}, results->visualRect(sidebar->hits()->index(0)).center());
+        QTest::mouseClick(results->viewport(), Qt::LeftButton, {},
+                          results->visualRect(sidebar->hits()->index(0)).center());
         QVERIFY(opened.wait(10000));
         QCOMPARE(h.controller()->conversationId(), conversation);
         QCOMPARE(h.messages()->rowCount(), 120);
@@ -134,6 +138,77 @@ private Q_SLOTS:
         QJsonDocument::fromJson(bytes, &error);
         QCOMPARE(error.error, QJsonParseError::NoError);
         QVERIFY(bytes.contains("Export me please"));
+    }
+
+    // File → Import… of a JSON export: the conversations appear in the sidebar and the first one
+    // opens; importing again adds nothing and says so; a broken file gives a dialog with a way on,
+    // and the history is unchanged.
+    void importAddsConversationsAndExplainsBadFiles() {
+        QTemporaryDir dir;
+        const QString source = dir.filePath(QStringLiteral("source.sqlite"));
+        makeHistory(source, 3, 4, -1, -1);
+        const QString json = dir.filePath(QStringLiteral("export.json"));
+        {
+            auto store = dsv2::storage::ConversationStore::open(source.toStdString());
+            QVERIFY(store.hasValue());
+            QVERIFY(store->exportToFile({}, dsv2::storage::ExportFormat::Json, json.toStdString()).hasValue());
+        }
+        GuiHarness h;
+        QVERIFY(h.start(false));
+        dsv2::ui::Sidebar* sidebar = h.window.sidebar();
+        QCOMPARE(sidebar->conversations()->rowCount(), 0);
+        QSignalSpy done(&h.window, &dsv2::ui::MainWindow::importDone);
+        h.window.startImport(json);
+        QVERIFY(done.wait(10000));
+        auto outcome = done.takeFirst().first().value<dsv2::ui::ImportOutcome>();
+        QVERIFY2(outcome.ok, qPrintable(outcome.errorText));
+        QCOMPARE(outcome.imported, 3);
+        QCOMPARE(outcome.messages, qint64{12});
+        QTRY_COMPARE(sidebar->conversations()->rowCount(), 3);
+        QTRY_COMPARE(h.controller()->conversationId(), outcome.firstImportedId);
+        QTRY_COMPARE(h.messages()->rowCount(), 4);
+        QVERIFY(h.messages()->at(0).content.startsWith(QStringLiteral("Message 0 talks about tea")));
+        QCOMPARE(h.reopenStore().listConversations({}).value().size(), size_t{3});
+
+        // Again: nothing new, and the window says so.
+        h.window.startImport(json);
+        QVERIFY(done.wait(10000));
+        outcome = done.takeFirst().first().value<dsv2::ui::ImportOutcome>();
+        QVERIFY(outcome.ok);
+        QCOMPARE(outcome.imported, 0);
+        QCOMPARE(outcome.skipped, 3);
+        QMessageBox* box = nullptr;
+        QTRY_VERIFY((box = h.window.findChild<QMessageBox*>(QStringLiteral("importNothingDialog"))) &&
+                    box->isVisible());
+        QVERIFY(box->text().contains(QStringLiteral("All 3 conversations")));
+        box->close();
+
+        // Not JSON, and a file that does not exist: a dialog that says what is wrong and what to use.
+        const QString bad = dir.filePath(QStringLiteral("notes.json"));
+        QFile f(bad);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("these are my notes, not an export");
+        f.close();
+        const std::pair<QString, QString> cases[] = {
+            {bad, QStringLiteral("not valid JSON")},
+            {dir.filePath(QStringLiteral("missing.json")), QStringLiteral("no such file")}};
+        for (const auto& [file, why] : cases) {
+            h.window.startImport(file);
+            QVERIFY(done.wait(10000));
+            outcome = done.takeFirst().first().value<dsv2::ui::ImportOutcome>();
+            QVERIFY(!outcome.ok);
+            QTRY_VERIFY((box = h.window.findChild<QMessageBox*>(QStringLiteral("importErrorDialog"))) &&
+                        box->isVisible());
+            QVERIFY2(box->informativeText().contains(why), qPrintable(box->informativeText()));
+            QVERIFY(box->informativeText().contains(QStringLiteral("File → Export…")));
+            QVERIFY(box->text().contains(QFileInfo(file).fileName()));
+            bool hasWayOn = false;
+            for (QAbstractButton* b : box->buttons()) hasWayOn |= b->text() == QStringLiteral("Choose another file…");
+            QVERIFY(hasWayOn);
+            box->close();
+            QTRY_VERIFY(!h.window.findChild<QMessageBox*>(QStringLiteral("importErrorDialog")));
+        }
+        QCOMPARE(h.reopenStore().listConversations({}).value().size(), size_t{3});
     }
 
     void deleteAsksThenUndoRestores() {

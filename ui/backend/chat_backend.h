@@ -52,6 +52,9 @@ public:
     // Search, export, token counts.
     virtual void search(quint64 tag, const QString& text) = 0;
     virtual void exportConversations(const ExportRequest& request) = 0;
+    // Adds the conversations of a JSON export (File → Export…, `dsv2 history export`) to the
+    // history; those already present are skipped. Answers importFinished.
+    virtual void importConversations(const QString& filePath) = 0;
     virtual void countTokens(quint64 tag, const QString& text) = 0;
 
 Q_SIGNALS:
@@ -77,6 +80,7 @@ Q_SIGNALS:
 
     void searchFinished(quint64 tag, const QVector<dsv2::ui::SearchHitItem>& hits);
     void exportFinished(const QString& path, bool ok, const QString& message);
+    void importFinished(const dsv2::ui::ImportOutcome& outcome);
     void tokensCounted(quint64 tag, int tokens);
 
     // Something a person should know about (shown as a dialog): what failed and what to do.

@@ -116,6 +116,17 @@ struct GenerationOutcome {
     qint64 gpuMemoryTotalBytes = -1;
 };
 
+// The result of File → Import…: how many conversations came in and which was first, or why none did.
+struct ImportOutcome {
+    QString filePath;
+    bool ok = false;
+    int imported = 0;
+    int skipped = 0;  // already in the history (same uuid)
+    qint64 messages = 0;
+    qint64 firstImportedId = 0;  // 0: none
+    QString errorText;           // when !ok: what was wrong with the file
+};
+
 enum class BackendPreference { Auto, Cpu, Cuda };
 
 struct ModelSummary {
@@ -160,3 +171,4 @@ Q_DECLARE_METATYPE(dsv2::ui::StreamUpdate)
 Q_DECLARE_METATYPE(dsv2::ui::GenerationOutcome)
 Q_DECLARE_METATYPE(dsv2::ui::ModelSummary)
 Q_DECLARE_METATYPE(dsv2::ui::ExportRequest)
+Q_DECLARE_METATYPE(dsv2::ui::ImportOutcome)

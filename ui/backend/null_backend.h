@@ -31,6 +31,7 @@ public:
     void stopGeneration() override {}
     void search(quint64, const QString&) override {}
     void exportConversations(const ExportRequest&) override {}
+    void importConversations(const QString&) override {}
     void countTokens(quint64, const QString&) override {}
 };
 

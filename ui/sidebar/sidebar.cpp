@@ -136,6 +136,10 @@ Sidebar::Sidebar(ChatBackend* backend, QWidget* parent) : QWidget(parent), m_bac
     connect(backend, &ChatBackend::conversationDeleted, this, &Sidebar::showUndo);
     connect(m_conversations, &QAbstractItemModel::rowsInserted, this, &Sidebar::reselectCurrent);
     connect(backend, &ChatBackend::historyReady, this, [this] { m_conversations->reload(); });
+    // Imported conversations keep their own dates, so they land anywhere in the list: reload it.
+    connect(backend, &ChatBackend::importFinished, this, [this](const ImportOutcome& o) {
+        if (o.ok && o.imported > 0) m_conversations->reload();
+    });
 }
 
 bool Sidebar::isShowingSearch() const { return m_stack->currentIndex() == 1; }
@@ -170,19 +174,18 @@ void Sidebar::renameCurrent() {
     m_list->edit(m_conversations->index(row));
 }
 
-void Sidebar::runSearch() {
-    m_backend->search(++m_searchTag, m_searchBox->text());
-}
+void Sidebar::runSearch() { m_backend->search(++m_searchTag, m_searchBox->text()); }
 
 void Sidebar::requestDelete(qint64 conversationId) {
     if (conversationId == 0) return;
     const QString title = m_conversations->titleOf(conversationId);
-    auto* box = new QMessageBox(QMessageBox::Question, tr("Delete conversation"),
-                                tr("Delete “%1”?").arg(title.isEmpty() ? tr("Untitled") : title),
-                                QMessageBox::Cancel, this);
+    auto* box =
+        new QMessageBox(QMessageBox::Question, tr("Delete conversation"),
+                        tr("Delete “%1”?").arg(title.isEmpty() ? tr("Untitled") : title), QMessageBox::Cancel, this);
     box->setObjectName(QStringLiteral("confirmDeleteDialog"));
-    box->setInformativeText(tr("You can undo this for a few seconds; deleted conversations are kept in the trash "
-                               "for 30 days."));
+    box->setInformativeText(
+        tr("You can undo this for a few seconds; deleted conversations are kept in the trash "
+           "for 30 days."));
     QPushButton* yes = box->addButton(tr("Delete"), QMessageBox::DestructiveRole);
     yes->setObjectName(QStringLiteral("confirmDeleteButton"));
     box->setDefaultButton(QMessageBox::Cancel);
@@ -208,7 +211,8 @@ bool Sidebar::eventFilter(QObject* watched, QEvent* event) {
             m_results->setCurrentIndex(m_hits->index(0));
             return true;
         }
-        if ((key->key() == Qt::Key_Return || key->key() == Qt::Key_Enter) && isShowingSearch() && m_hits->rowCount() > 0) {
+        if ((key->key() == Qt::Key_Return || key->key() == Qt::Key_Enter) && isShowingSearch() &&
+            m_hits->rowCount() > 0) {
             const QModelIndex first = m_hits->index(0);
             m_results->setCurrentIndex(first);
             Q_EMIT m_results->activated(first);
