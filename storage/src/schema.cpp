@@ -94,6 +94,18 @@ END;
 INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 )sql";
 
+// v4: the routing of the prompt tokens each answer added (PromptRouting): one row per answer, the
+// records in the token_chunks BLOB format, their text concatenated beside them.
+constexpr const char* kV4 = R"sql(
+CREATE TABLE prompt_routing(
+    message_id     INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    first_position INTEGER NOT NULL,
+    prompt_tokens  INTEGER NOT NULL,
+    text           BLOB NOT NULL,
+    data           BLOB NOT NULL
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -101,6 +113,7 @@ const std::vector<Migration>& migrations() {
         {1, "conversations and the message tree", kV1},
         {2, "generation stats, token records, crash recovery", kV2},
         {3, "full-text search", kV3},
+        {4, "prompt-token routing", kV4},
     };
     return list;
 }
@@ -120,8 +133,7 @@ void migrate(Database& db, int targetVersion) {
         db.exec(m.sql, fmt::format("upgrading to schema version {}", m.toVersion));
         db.exec(fmt::format("PRAGMA user_version = {}", m.toVersion));
         tx.commit();
-        spdlog::info("storage: {} upgraded to schema version {} ({})", db.file().string(), m.toVersion,
-                     m.description);
+        spdlog::info("storage: {} upgraded to schema version {} ({})", db.file().string(), m.toVersion, m.description);
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include "connection.h"
 #include "store_internal.h"
+#include "token_codec.h"
 
 #include <fmt/format.h>
 
@@ -24,12 +25,12 @@ void checkAppendTarget(Database& db, ConversationId conversation, std::optional<
         Statement st(db, "SELECT conversation_id FROM messages WHERE id = ?");
         st.bind(1, *parent);
         if (!st.step()) {
-            throwError(ErrorCode::NotFound, fmt::format("message {} does not exist in {}", *parent, db.file().string()));
+            throwError(ErrorCode::NotFound,
+                       fmt::format("message {} does not exist in {}", *parent, db.file().string()));
         }
         if (st.columnInt(0) != conversation) {
-            throwError(ErrorCode::InvalidArgument,
-                       fmt::format("message {} belongs to conversation {}, not {}", *parent, st.columnInt(0),
-                                   conversation));
+            throwError(ErrorCode::InvalidArgument, fmt::format("message {} belongs to conversation {}, not {}", *parent,
+                                                               st.columnInt(0), conversation));
         }
     }
 }
@@ -47,7 +48,13 @@ Expected<MessageId> ConversationStore::appendMessage(ConversationId conversation
         Statement st(db,
                      "INSERT INTO messages(conversation_id, parent_id, role, content, status, created_at, updated_at) "
                      "VALUES (?, ?, ?, ?, 'complete', ?, ?)");
-        st.bind(1, conversation).bind(2, parent).bind(3, roleName(role)).bind(4, content).bind(5, now).bind(6, now).run();
+        st.bind(1, conversation)
+            .bind(2, parent)
+            .bind(3, roleName(role))
+            .bind(4, content)
+            .bind(5, now)
+            .bind(6, now)
+            .run();
         const MessageId id = db.lastInsertId();
         makeActive(db, id);
         touchConversation(db, conversation, now);
@@ -117,6 +124,26 @@ Expected<std::vector<TokenRecord>> ConversationStore::tokens(MessageId message) 
     return guarded(*m_conn, fmt::format("reading the token records of message {}", message), [&] {
         loadMessage(m_conn->db, message);
         return loadTokens(m_conn->db, message);
+    });
+}
+
+Expected<std::optional<PromptRouting>> ConversationStore::promptRouting(MessageId message) {
+    return guarded(*m_conn, fmt::format("reading the prompt routing of message {}", message), [&] {
+        loadMessage(m_conn->db, message);
+        Statement st(m_conn->db,
+                     "SELECT first_position, prompt_tokens, text, data FROM prompt_routing WHERE message_id = ?");
+        st.bind(1, message);
+        std::optional<PromptRouting> out;
+        if (st.step()) {
+            PromptRouting r;
+            r.firstPosition = st.columnInt(0);
+            r.promptTokens = st.columnInt(1);
+            const std::vector<std::uint8_t> text = st.columnBlob(2);
+            r.text.assign(text.begin(), text.end());
+            r.records = decodeTokenRecords(st.columnBlob(3));
+            out = std::move(r);
+        }
+        return out;
     });
 }
 

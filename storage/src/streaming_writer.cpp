@@ -42,6 +42,7 @@ struct StreamingWriter::Impl {
     std::int64_t bytesAppended = 0;
     std::int64_t tokensAppended = 0;
     bool warnedBadRouting = false;
+    std::optional<PromptRouting> pendingPrompt;  // written with the next commit
 
     // Commit side, guarded by flushMutex (one commit at a time, in order).
     std::mutex flushMutex;
@@ -106,9 +107,10 @@ struct StreamingWriter::Impl {
                 const std::size_t n = std::size_t(token->moeLayers) * token->topK;
                 if (token->expertIds.size() != n || token->expertWeights.size() != n) {
                     if (!warnedBadRouting) {
-                        spdlog::warn("storage: routing of a token of message {} does not match its shape ({} x {}); "
-                                     "routing not stored for such tokens",
-                                     messageId, token->moeLayers, token->topK);
+                        spdlog::warn(
+                            "storage: routing of a token of message {} does not match its shape ({} x {}); "
+                            "routing not stored for such tokens",
+                            messageId, token->moeLayers, token->topK);
                         warnedBadRouting = true;
                     }
                     token->moeLayers = 0;
@@ -152,8 +154,11 @@ struct StreamingWriter::Impl {
         std::string text;
         std::vector<TokenRecord> tokens;
         std::size_t tokenBytes = 0;
+        std::optional<PromptRouting> prompt;
         {
             std::lock_guard lock(pendingMutex);
+            prompt = std::move(pendingPrompt);
+            pendingPrompt.reset();
             // Text stops at a whole UTF-8 character, and a token goes with the batch that holds all of
             // its text, so that what a crash leaves behind is always consistent.
             const std::size_t cut = final ? pendingText.size() : utf8SafePrefix(pendingText);
@@ -171,7 +176,7 @@ struct StreamingWriter::Impl {
             pendingTokens.erase(pendingTokens.begin(), pendingTokens.begin() + static_cast<std::ptrdiff_t>(k));
             pendingRecordBytes -= std::min(pendingRecordBytes, tokenBytes);
         }
-        if (text.empty() && tokens.empty() && !final) return {};
+        if (text.empty() && tokens.empty() && !prompt && !final) return {};
 
         auto result = guarded(*conn, fmt::format("saving the answer (message {})", messageId), [&] {
             Database& db = conn->db;
@@ -197,6 +202,17 @@ struct StreamingWriter::Impl {
                     .bindBlob(5, encodeTokenRecords(tokens))
                     .run();
             }
+            if (prompt) {
+                Statement insert(db,
+                                 "INSERT OR REPLACE INTO prompt_routing(message_id, first_position, prompt_tokens, "
+                                 "text, data) VALUES (?, ?, ?, ?, ?)");
+                insert.bind(1, messageId)
+                    .bind(2, prompt->firstPosition)
+                    .bind(3, prompt->promptTokens)
+                    .bindBlob(4, std::vector<std::uint8_t>(prompt->text.begin(), prompt->text.end()))
+                    .bindBlob(5, encodeTokenRecords(prompt->records))
+                    .run();
+            }
             if (final) {
                 if (final->stats) insertStats(db, messageId, *final->stats);
                 Statement done(db, "UPDATE messages SET status = ?, error_text = ?, writer = NULL WHERE id = ?");
@@ -216,6 +232,7 @@ struct StreamingWriter::Impl {
                 pendingTokens.insert(pendingTokens.begin(), std::make_move_iterator(tokens.begin()),
                                      std::make_move_iterator(tokens.end()));
                 pendingRecordBytes += tokenBytes;
+                if (prompt && !pendingPrompt) pendingPrompt = std::move(prompt);
             }
             spdlog::warn("storage: {}", result.error().message());
             setError(result.error());
@@ -257,6 +274,11 @@ ConversationId StreamingWriter::conversationId() const { return m_impl->conversa
 
 void StreamingWriter::append(std::string_view text) { m_impl->append(text, nullptr); }
 void StreamingWriter::append(std::string_view text, TokenRecord token) { m_impl->append(text, &token); }
+
+void StreamingWriter::setPromptRouting(PromptRouting routing) {
+    std::lock_guard lock(m_impl->pendingMutex);
+    m_impl->pendingPrompt = std::move(routing);
+}
 
 Expected<void> StreamingWriter::flush() {
     if (m_impl->finished.load()) return {};

@@ -26,23 +26,27 @@ void writeHistoryAtVersion(const std::filesystem::path& file, int version) {
     detail::migrate(db, version);
     REQUIRE(db.queryInt("PRAGMA user_version") == version);
     if (version < 1) return;
-    db.exec("INSERT INTO conversations(id, uuid, title, created_at, updated_at, model_name, system_prompt, "
-            "sampling_json) VALUES (1, 'uuid-old', 'Old chat', 1000, 5000, 'DeepSeek-V2-Lite', 'Be brief.', "
-            "'{\"temperature\":0.5}')");
-    db.exec("INSERT INTO messages(id, conversation_id, parent_id, role, content, created_at, updated_at) VALUES "
-            "(1, 1, NULL, 'user', 'What is a mixture of experts?', 1000, 1000),"
-            "(2, 1, 1, 'assistant', 'A router picks experts per token.', 2000, 2000),"
-            "(3, 1, NULL, 'user', 'Explain multi-head latent attention', 3000, 3000),"
-            "(4, 1, 3, 'assistant', 'It compresses keys and values.', 4000, 4000)");
+    db.exec(
+        "INSERT INTO conversations(id, uuid, title, created_at, updated_at, model_name, system_prompt, "
+        "sampling_json) VALUES (1, 'uuid-old', 'Old chat', 1000, 5000, 'DeepSeek-V2-Lite', 'Be brief.', "
+        "'{\"temperature\":0.5}')");
+    db.exec(
+        "INSERT INTO messages(id, conversation_id, parent_id, role, content, created_at, updated_at) VALUES "
+        "(1, 1, NULL, 'user', 'What is a mixture of experts?', 1000, 1000),"
+        "(2, 1, 1, 'assistant', 'A router picks experts per token.', 2000, 2000),"
+        "(3, 1, NULL, 'user', 'Explain multi-head latent attention', 3000, 3000),"
+        "(4, 1, 3, 'assistant', 'It compresses keys and values.', 4000, 4000)");
     db.exec("UPDATE messages SET active_child_id = 2 WHERE id = 1");
     db.exec("UPDATE messages SET active_child_id = 4 WHERE id = 3");
     db.exec("UPDATE conversations SET active_root_id = 3 WHERE id = 1");
     if (version < 2) return;
-    db.exec("INSERT INTO generation_stats(message_id, generated_tokens, tokens_per_second, stop_reason, backend) "
-            "VALUES (4, 7, 31.5, 'eos', 'cpu')");
+    db.exec(
+        "INSERT INTO generation_stats(message_id, generated_tokens, tokens_per_second, stop_reason, backend) "
+        "VALUES (4, 7, 31.5, 'eos', 'cpu')");
     const std::vector<TokenRecord> tokens = {makeRecord(0), makeRecord(1)};
-    detail::Statement chunk(db, "INSERT INTO token_chunks(message_id, seq, first_token, token_count, data) "
-                                "VALUES (4, 0, 0, 2, ?)");
+    detail::Statement chunk(db,
+                            "INSERT INTO token_chunks(message_id, seq, first_token, token_count, data) "
+                            "VALUES (4, 0, 0, 2, ?)");
     chunk.bindBlob(1, detail::encodeTokenRecords(tokens)).run();
 }
 
@@ -110,6 +114,8 @@ TEST_CASE("migrations: every earlier version upgrades to the latest and keeps it
             const auto hits = require(store.search(q));
             REQUIRE(hits.size() == 1);
             CHECK(hits[0].messageId == 2);
+            // v4: answers stored before it have no prompt routing, and the table takes new rows.
+            CHECK_FALSE(require(store.promptRouting(4)).has_value());
             if (from >= 2) {
                 const auto m = require(store.message(4));
                 REQUIRE(m.stats.has_value());
@@ -193,7 +199,8 @@ TEST_CASE("files that are not ours or are damaged are refused and left byte-iden
         {
             auto store = openStore(file);
             const auto id = require(store.createConversation({.title = "t"}));
-            for (int i = 0; i < 50; ++i) require(store.appendUserMessage(id, std::nullopt, "message " + std::to_string(i)));
+            for (int i = 0; i < 50; ++i)
+                require(store.appendUserMessage(id, std::nullopt, "message " + std::to_string(i)));
         }
         std::string bytes = fileBytes(file);
         std::mt19937 rng(2);

@@ -7,6 +7,8 @@
 #include "store_internal.h"
 #include "token_codec.h"
 
+#include <sqlite3.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -145,8 +147,8 @@ TEST_CASE("a background commit happens on time even when tokens stop coming") {
 
 TEST_CASE("a batch never ends inside a character, and a token goes with all of its text") {
     Chat chat;
-    auto writer = require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt,
-                                                           WriterOptions{.backgroundFlush = false}));
+    auto writer = require(
+        chat.store.beginAssistantMessage(chat.conversation, chat.prompt, WriterOptions{.backgroundFlush = false}));
     writer->append("a", makeRecord(0));
     writer->append(std::string("\xe6\xb7", 2), makeRecord(1));  // "深" split over two tokens
     require(writer->flush());
@@ -173,8 +175,13 @@ TEST_CASE("finish stores stats; fail keeps the error; a dropped writer leaves an
         auto w = require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt));
         done = w->messageId();
         w->append("complete answer", makeRecord(0));
-        GenerationStats stats{.promptTokens = 5, .generatedTokens = 1, .tokensPerSecond = 42.5,
-                              .timeToFirstTokenMs = 80, .totalMs = 23.5, .stopReason = "eos", .backend = "cpu"};
+        GenerationStats stats{.promptTokens = 5,
+                              .generatedTokens = 1,
+                              .tokensPerSecond = 42.5,
+                              .timeToFirstTokenMs = 80,
+                              .totalMs = 23.5,
+                              .stopReason = "eos",
+                              .backend = "cpu"};
         require(w->finish(stats));
         CHECK(w->isFinished());
         w->append("ignored after finish");
@@ -228,8 +235,9 @@ TEST_CASE("opening recovers answers whose writer is gone, and leaves live ones a
         const std::string start = me.substr(startSlash + 1);
         detail::Database db(chat.file.string(), SQLITE_OPEN_READWRITE, chat.file);
         auto insert = [&](const char* writer, TimestampMs updatedAt) {
-            detail::Statement st(db, "INSERT INTO messages(conversation_id, parent_id, role, content, status, writer, "
-                                     "created_at, updated_at) VALUES (?, ?, 'assistant', 'partial', 'streaming', ?, 1, ?)");
+            detail::Statement st(db,
+                                 "INSERT INTO messages(conversation_id, parent_id, role, content, status, writer, "
+                                 "created_at, updated_at) VALUES (?, ?, 'assistant', 'partial', 'streaming', ?, 1, ?)");
             st.bind(1, chat.conversation).bind(2, chat.prompt).bind(4, updatedAt);
             if (writer) {
                 st.bind(3, writer);
@@ -365,8 +373,8 @@ TEST_CASE("a commit blocked by another process's lock is retried without losing 
     OpenOptions quick;
     quick.busyTimeout = 30ms;
     auto store = openStore(chat.file, quick);
-    auto writer = require(store.beginAssistantMessage(chat.conversation, chat.prompt,
-                                                      WriterOptions{.backgroundFlush = false}));
+    auto writer =
+        require(store.beginAssistantMessage(chat.conversation, chat.prompt, WriterOptions{.backgroundFlush = false}));
     writer->append("before ");
     detail::Database other(chat.file.string(), SQLITE_OPEN_READWRITE, chat.file);
     other.exec("BEGIN IMMEDIATE");
@@ -383,8 +391,8 @@ TEST_CASE("a commit blocked by another process's lock is retried without losing 
 
 TEST_CASE("readers on another thread while the writer streams") {
     Chat chat;
-    auto writer = require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt,
-                                                           WriterOptions{.flushInterval = 2ms}));
+    auto writer =
+        require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt, WriterOptions{.flushInterval = 2ms}));
     std::atomic<bool> done{false};
     std::thread generator([&] {
         for (int i = 0; i < 1500; ++i) writer->append(tokenText(i), makeRecord(i));
@@ -407,8 +415,8 @@ TEST_CASE("readers on another thread while the writer streams") {
 
 TEST_CASE("an answer whose conversation is purged while streaming stops cleanly") {
     Chat chat;
-    auto writer = require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt,
-                                                           WriterOptions{.backgroundFlush = false}));
+    auto writer = require(
+        chat.store.beginAssistantMessage(chat.conversation, chat.prompt, WriterOptions{.backgroundFlush = false}));
     writer->append("text");
     require(writer->flush());
     require(chat.store.softDeleteConversation(chat.conversation));
@@ -418,4 +426,45 @@ TEST_CASE("an answer whose conversation is purged while streaming stops cleanly"
     REQUIRE_FALSE(result.hasValue());
     CHECK(result.error().code() == ErrorCode::NotFound);
     CHECK(writer->isFinished());
+}
+
+TEST_CASE("prompt routing is stored with the answer, read back exactly, replaced, and deleted with it") {
+    Chat chat;
+    PromptRouting prompt;
+    prompt.firstPosition = 12;
+    prompt.promptTokens = 15;
+    for (int i = 0; i < 3; ++i) {
+        TokenRecord r = makeRecord(i);
+        r.logprob.reset();  // prompt tokens are given, not sampled
+        r.topLogprobs.clear();
+        r.textOffset = static_cast<std::uint32_t>(prompt.text.size());
+        const std::string text = i == 1 ? std::string("\xe4\xb8", 2) : tokenText(i);  // a partial character too
+        r.textLength = static_cast<std::uint32_t>(text.size());
+        prompt.text += text;
+        prompt.records.push_back(r);
+    }
+    MessageId id = 0;
+    {
+        auto w = require(chat.store.beginAssistantMessage(chat.conversation, chat.prompt, {.backgroundFlush = false}));
+        id = w->messageId();
+        PromptRouting first = prompt;
+        first.firstPosition = 99;
+        w->setPromptRouting(first);
+        w->setPromptRouting(prompt);  // the later one wins
+        w->append("answer", makeRecord(7));
+        require(w->flush());
+        // Durable before the answer ends: another connection sees it.
+        auto other = openStore(chat.file, {.mode = OpenMode::ReadOnly});
+        const auto stored = require(other.promptRouting(id));
+        REQUIRE(stored.has_value());
+        CHECK(*stored == prompt);
+        require(w->finish({}));
+    }
+    CHECK_FALSE(require(chat.store.promptRouting(chat.prompt)).has_value());  // a user message has none
+    CHECK(chat.store.promptRouting(987654).error().code() == ErrorCode::NotFound);
+    require(chat.store.softDeleteConversation(chat.conversation));
+    require(chat.store.purgeConversation(chat.conversation));
+    CHECK(chat.store.promptRouting(id).error().code() == ErrorCode::NotFound);
+    auto raw = dsv2::storage::detail::Database(chat.file.string(), SQLITE_OPEN_READONLY, chat.file);
+    CHECK(raw.queryInt("SELECT count(*) FROM prompt_routing") == 0);  // deleted with its message
 }

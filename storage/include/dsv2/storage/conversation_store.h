@@ -110,6 +110,9 @@ public:
     Expected<void> setActiveMessage(MessageId message);
     // Per-token records (routing, logprobs) of a message, in order.
     Expected<std::vector<TokenRecord>> tokens(MessageId message);
+    // The routing of the prompt tokens an answer stored (StreamingWriter::setPromptRouting);
+    // none for user messages and for answers written before schema v4 or without it.
+    Expected<std::optional<PromptRouting>> promptRouting(MessageId message);
 
     // Streaming: creates the assistant message now (status streaming, empty) under `parent` and
     // returns the writer that fills it. Regenerating = another beginAssistantMessage on the same
@@ -134,8 +137,7 @@ public:
     // Export / import ---------------------------------------------------------------------------
     // `ids` empty: every conversation not in the trash. JSON is full fidelity (all branches, stats,
     // routing, logprobs); Markdown, text and HTML show the active branch.
-    Expected<void> exportConversations(const std::vector<ConversationId>& ids, ExportFormat format,
-                                       std::ostream& out);
+    Expected<void> exportConversations(const std::vector<ConversationId>& ids, ExportFormat format, std::ostream& out);
     Expected<void> exportToFile(const std::vector<ConversationId>& ids, ExportFormat format,
                                 const std::filesystem::path& file);
     // Imports a JSON export. Conversations whose uuid is already present are skipped. All or nothing.

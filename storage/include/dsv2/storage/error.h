@@ -22,8 +22,8 @@ enum class ErrorCode {
     OlderSchema,      // needs an upgrade that a read-only open cannot do
     InvalidData,      // an import file or a stored record is malformed
     DiskFull,
-    Io,               // the OS said no
-    Internal,         // a bug
+    Io,        // the OS said no
+    Internal,  // a bug
 };
 
 const char* errorCodeName(ErrorCode code);
@@ -48,8 +48,8 @@ private:
 template <typename T>
 class [[nodiscard]] Expected {
 public:
-    Expected(T value) : m_v(std::move(value)) {}        // NOLINT(google-explicit-constructor)
-    Expected(Error error) : m_v(std::move(error)) {}    // NOLINT(google-explicit-constructor)
+    Expected(T value) : m_v(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+    Expected(Error error) : m_v(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     bool hasValue() const { return std::holds_alternative<T>(m_v); }
     explicit operator bool() const { return hasValue(); }

@@ -19,9 +19,9 @@ namespace dsv2::storage {
 
 struct CommitInfo {
     MessageId messageId = 0;
-    int batch = 0;                      // 1, 2, ...
-    std::int64_t tokensCommitted = 0;   // token records durable so far
-    std::int64_t bytesCommitted = 0;    // content bytes durable so far
+    int batch = 0;                     // 1, 2, ...
+    std::int64_t tokensCommitted = 0;  // token records durable so far
+    std::int64_t bytesCommitted = 0;   // content bytes durable so far
 };
 
 struct WriterOptions {
@@ -48,6 +48,9 @@ public:
     void append(std::string_view text);
     // Appends one token's text with its record; textOffset/textLength are filled in here.
     void append(std::string_view text, TokenRecord token);
+
+    // The routing of this answer's prompt tokens; stored with the next commit (replaces an earlier one).
+    void setPromptRouting(PromptRouting routing);
 
     // Commits everything buffered so far (text stops at a whole UTF-8 character).
     Expected<void> flush();

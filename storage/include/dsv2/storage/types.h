@@ -30,8 +30,8 @@ std::optional<MessageStatus> messageStatusFromName(std::string_view name);
 // parameters need no schema change (e.g. {"temperature":0.7,"topP":0.95,"seed":42}).
 struct ConversationMeta {
     std::string title;
-    std::string modelDir;    // the model folder it was run with
-    std::string modelName;   // as shown to people ("DeepSeek-V2-Lite-Chat")
+    std::string modelDir;   // the model folder it was run with
+    std::string modelName;  // as shown to people ("DeepSeek-V2-Lite-Chat")
     std::string systemPrompt;
     nlohmann::json sampling = nlohmann::json::object();
     nlohmann::json settings = nlohmann::json::object();  // per-conversation UI/app settings
@@ -64,8 +64,8 @@ struct GenerationStats {
     double tokensPerSecond = 0.0;
     double timeToFirstTokenMs = 0.0;
     double totalMs = 0.0;
-    std::string stopReason;  // "eos", "max_tokens", "stop_sequence", "cancelled", "error", ...
-    std::string backend;     // "cuda", "cpu", ...
+    std::string stopReason;                           // "eos", "max_tokens", "stop_sequence", "cancelled", "error", ...
+    std::string backend;                              // "cuda", "cpu", ...
     nlohmann::json extra = nlohmann::json::object();  // anything else the app wants to keep
 };
 
@@ -109,8 +109,23 @@ struct TokenRecord {
     bool operator==(const TokenRecord&) const = default;
 };
 
+// The routing of an answer's prompt tokens (schema v4). A chat's prompt repeats the whole
+// conversation each turn, so an answer keeps only the prompt tokens from `firstPosition` on: what
+// this turn added after the previous answer (the new user message and the template around it); the
+// first answer of a branch keeps its whole prompt. records[i] is the token at context position
+// firstPosition + i; its textOffset/textLength index `text` (the tokens' own text, concatenated),
+// and it has no logprob: prompt tokens are given, not sampled.
+struct PromptRouting {
+    std::int64_t firstPosition = 0;
+    std::int64_t promptTokens = 0;  // the whole prompt's length, for context
+    std::string text;
+    std::vector<TokenRecord> records;
+
+    bool operator==(const PromptRouting&) const = default;
+};
+
 struct SearchQuery {
-    std::string text;  // words (all must match), "quoted phrases", word* prefixes
+    std::string text;     // words (all must match), "quoted phrases", word* prefixes
     bool rawFts = false;  // text is FTS5 query syntax, passed through as is
     std::optional<ConversationId> conversationId;
     std::optional<TimestampMs> from;   // message created_at >= from
