@@ -48,6 +48,25 @@ endif()
 find_package(SQLite3 QUIET)
 set(DSV2_HAVE_SQLITE ${SQLite3_FOUND})
 
+# cpp-httplib for `dsv2 serve` and the remote client (app/server, app/remote). Debian builds it as a
+# shared library whose header only declares; the pkg-config flags (CPPHTTPLIB_OPENSSL_SUPPORT...) must
+# match the library's build or the classes' layouts differ. Optional: where it is missing (the GPU
+# machine) the server and the client are left out and configure says so.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(DSV2_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib>=0.11)
+endif()
+if(DSV2_HTTPLIB_FOUND)
+  set(DSV2_HAVE_HTTPLIB ON)
+  add_library(dsv2_httplib INTERFACE)
+  target_link_libraries(dsv2_httplib INTERFACE PkgConfig::DSV2_HTTPLIB Threads::Threads)
+  message(STATUS "dsv2: cpp-httplib ${DSV2_HTTPLIB_VERSION}: building `dsv2 serve` and the remote client")
+else()
+  set(DSV2_HAVE_HTTPLIB OFF)
+  message(STATUS "dsv2: cpp-httplib not found (apt install libcpp-httplib-dev): `dsv2 serve` and the remote "
+                 "client are not built")
+endif()
+
 # doctest for the Qt-free suites (engine, storage), which also run on the GPU machine.
 if(DSV2_TESTS)
   find_path(DSV2_DOCTEST_INCLUDE doctest/doctest.h PATHS ${DSV2_EXTRA_INCLUDE_DIR} REQUIRED)

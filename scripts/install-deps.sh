@@ -8,6 +8,7 @@ PACKAGES=(
   qt6-base-dev qt6-base-dev-tools libqt6sql6-sqlite qt6-svg-dev qt6-charts-dev libqt6opengl6-dev
   qt6-tools-dev qt6-l10n-tools libxkbcommon-dev libgl-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libsqlite3-dev doctest-dev
+  libcpp-httplib-dev python3-venv
   xvfb xauth fonts-dejavu-core imagemagick xdotool
 )
 
