@@ -10,6 +10,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libsqlite3-dev doctest-dev
   libcpp-httplib-dev python3-venv
   xvfb xauth fonts-dejavu-core imagemagick xdotool
+  # The Debian package: build it, check it, install it into a chroot (scripts/package-deb.sh, test-package.sh).
+  file dpkg-dev librsvg2-bin desktop-file-utils appstream lintian debootstrap
 )
 
 missing=()

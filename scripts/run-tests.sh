@@ -20,3 +20,14 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export QT_QPA_PLATFORM=offscreen
 cd "$BUILD_DIR"
 ctest --output-on-failure -j "$JOBS" --timeout 900
+
+# The Debian package (docs/packaging.md): a second build, Release without sanitizers or tests, made
+# into a .deb that lintian and the validators check, then installed into a clean Debian 12 chroot
+# where dsv2 and dsv2-chat must run. DSV2_SKIP_PACKAGE=1 skips it (a quick local run; CI never does).
+cd "$OLDPWD"
+if [ "${DSV2_SKIP_PACKAGE:-0}" = 1 ]; then
+  echo "run-tests: DSV2_SKIP_PACKAGE=1: the Debian package is not built or tested"
+else
+  ./scripts/package-deb.sh          # makes build/package/dsv2-chat_*.deb
+  ./scripts/test-package.sh         # installs that one
+fi
