@@ -2,12 +2,13 @@
 // [--served-model-name NAME] [--enable-return-routed-experts] [--max-waiting N] ...: an
 // OpenAI-compatible server (docs/server.md). Prints "listening on http://HOST:PORT" on stdout once
 // it accepts connections; SIGINT/SIGTERM stop it cleanly (the running generation is cancelled).
-#include <pthread.h>
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <thread>
 
 #include "command.h"
+#include "common/logging.h"
 #include "engine_cli.h"
 #include "server/openai_server.h"
 
@@ -20,15 +21,25 @@ struct ServeArgs {
     std::string apiKeyFile;
 };
 
-int runServe(ServeArgs& a) {
-    // SIGINT/SIGTERM are blocked in every thread (the HTTP workers inherit the mask) and taken by
-    // one watcher thread with sigwait: stop() is then called from an ordinary thread, not from a
-    // signal handler where almost nothing is allowed.
-    sigset_t stopSignals;
-    sigemptyset(&stopSignals);
-    sigaddset(&stopSignals, SIGINT);
-    sigaddset(&stopSignals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+// The signal handler only writes a byte to a pipe (about all a handler may do); a watcher thread
+// reads it and calls stop() from ordinary code. A handler rather than sigwait: threads started
+// before this command (spdlog's flusher) would otherwise take the signal with its default action.
+int g_stopPipe[2] = {-1, -1};
+
+extern "C" void onStopSignal(int signal) {
+    const char byte = static_cast<char>(signal);
+    [[maybe_unused]] const ssize_t n = write(g_stopPipe[1], &byte, 1);
+}
+
+int runServe(ServeArgs& a, bool verbose) {
+    // A server's log is its requests: info level on the console (the CLI's default is warnings).
+    app::initLogging({.appName = "dsv2", .toFile = false, .verbose = verbose, .quietConsole = false});
+    if (pipe(g_stopPipe) != 0) return fail("cannot create the shutdown pipe");
+    struct sigaction action {};
+    action.sa_handler = onStopSignal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not a dead server
 
     auto loaded = a.engine.load();
@@ -41,10 +52,9 @@ int runServe(ServeArgs& a) {
     auto port = srv.bind();
     if (!port.isOk()) return fail(port.status().message());
 
-    std::thread watcher([&srv, stopSignals] {
-        int signal = 0;
-        sigwait(&stopSignals, &signal);
-        if (signal == SIGINT || signal == SIGTERM) {
+    std::thread watcher([&srv] {
+        char signal = 0;
+        if (read(g_stopPipe[0], &signal, 1) == 1 && signal != 0) {
             std::fprintf(stderr, "dsv2 serve: %s, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
             srv.stop();
         }
@@ -54,8 +64,9 @@ int runServe(ServeArgs& a) {
                 a.server.host.c_str(), *port);
     std::fflush(stdout);
     const Status served = srv.serve();
-    // serve() also returns when listening failed: wake the watcher so that it can be joined.
-    pthread_kill(watcher.native_handle(), SIGTERM);
+    // serve() also returns when listening failed: wake the watcher (a zero byte: no signal).
+    const char wake = 0;
+    [[maybe_unused]] const ssize_t n = write(g_stopPipe[1], &wake, 1);
     watcher.join();
     if (!served.isOk()) return fail(served.toString());
     std::fprintf(stderr, "dsv2 serve: stopped\n");
@@ -104,7 +115,7 @@ void installServe(CLI::App& root, CliContext& ctx) {
             key.erase(key.find_last_not_of(" \t\r\n") + 1);
             args->server.apiKey = key;
         }
-        ctx.exitCode = runServe(*args);
+        ctx.exitCode = runServe(*args, ctx.verbose);
     });
 }
 

@@ -215,7 +215,7 @@ ApiResult<ApiRequest> parseApiRequest(const std::string& body, Endpoint endpoint
         std::string what = "the request body is not valid JSON";
         try {
             const json again = json::parse(body);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
             what += " (" + std::string(e.what()) + ")";
         }
         return badRequest(what);
