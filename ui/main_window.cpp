@@ -28,6 +28,7 @@
 #include "chat/message_model.h"
 #include "chat/prompt_input.h"
 #include "export/export_dialog.h"
+#include "inspector_dock.h"
 #include "model/model_info_panel.h"
 #include "settings/conversation_settings_dialog.h"
 #include "sidebar/conversation_list_model.h"
@@ -69,6 +70,10 @@ MainWindow::MainWindow(ChatBackend* backend, QWidget* parent) : QMainWindow(pare
     m_modelDock->setWidget(m_modelInfo);
     addDockWidget(Qt::RightDockWidgetArea, m_modelDock);
     m_modelDock->hide();
+
+    m_inspectorDock = new InspectorDock(m_backend, m_chatPanel->view(), m_messages, this);
+    addDockWidget(Qt::RightDockWidgetArea, m_inspectorDock);
+    m_inspectorDock->hide();  // until View → Inspector (then remembered with the window state)
 
     m_status = new StatusPanel(m_backend, statusBar());
     buildMenus();
@@ -205,6 +210,11 @@ void MainWindow::buildViewMenu(QMenu* menu) {
         QSettings().remove(kFontKey);
     });
     reset->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+    menu->addSeparator();
+    QAction* inspector = m_inspectorDock->toggleViewAction();
+    inspector->setText(tr("&Inspector (routing, KV cache)"));
+    inspector->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    menu->addAction(inspector);
 }
 
 void MainWindow::connectBackend() {
@@ -422,6 +432,7 @@ void MainWindow::onHistoryFailed(const QString& path, const QString& message) {
 
 void MainWindow::onConversationShown(qint64 conversationId, const QString& title) {
     m_sidebar->setCurrentConversation(conversationId);
+    m_inspectorDock->inspectLastAnswer();
     setWindowTitle(conversationId == 0 || title.isEmpty() ? QStringLiteral("dsv2-chat")
                                                           : title + QStringLiteral(" — dsv2-chat"));
 }

@@ -19,6 +19,7 @@ namespace dsv2::ui {
 class ChatBackend;
 class ChatController;
 class ChatPanel;
+class InspectorDock;
 class MessageModel;
 class ModelInfoPanel;
 class Sidebar;
@@ -56,6 +57,7 @@ public:
     MessageModel* messageModel() const { return m_messages; }
     Sidebar* sidebar() const { return m_sidebar; }
     ModelInfoPanel* modelInfo() const { return m_modelInfo; }
+    InspectorDock* inspectorDock() const { return m_inspectorDock; }
     QStringList recentModels() const;
 
 Q_SIGNALS:
@@ -91,6 +93,7 @@ private:
     StatusPanel* m_status = nullptr;
     QDockWidget* m_modelDock = nullptr;
     ModelInfoPanel* m_modelInfo = nullptr;
+    InspectorDock* m_inspectorDock = nullptr;
     QMenu* m_recentMenu = nullptr;
     QActionGroup* m_backendGroup = nullptr;
     QActionGroup* m_themeGroup = nullptr;

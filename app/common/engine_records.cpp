@@ -1,5 +1,6 @@
 #include "engine_records.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <sstream>
 
@@ -17,6 +18,47 @@ storage::TokenRecord toTokenRecord(const TokenEvent& token, const ModelInfo& inf
         r.expertWeights = token.routing.weights;
     }
     return r;
+}
+
+std::size_t turnPromptStart(const Engine& engine, const std::vector<ChatTurn>& messages,
+                            const std::vector<std::int32_t>& promptTokens) {
+    if (messages.empty() || messages.back().role != "user") return 0;
+    const bool answeredBefore =
+        std::any_of(messages.begin(), messages.end(), [](const ChatTurn& t) { return t.role == "assistant"; });
+    if (!answeredBefore) return 0;
+    const std::vector<ChatTurn> history(messages.begin(), messages.end() - 1);
+    auto before = engine.renderChat(history, false);
+    if (!before.isOk() || before->size() > promptTokens.size() ||
+        !std::equal(before->begin(), before->end(), promptTokens.begin()))
+        return 0;
+    return before->size();
+}
+
+storage::PromptRouting toPromptRouting(const Engine& engine, const std::vector<std::int32_t>& promptTokens,
+                                       const std::vector<TokenRouting>& routing, std::size_t firstPosition) {
+    const ModelInfo& info = engine.info();
+    storage::PromptRouting out;
+    out.promptTokens = static_cast<std::int64_t>(promptTokens.size());
+    const std::size_t n = std::min(promptTokens.size(), routing.size());
+    firstPosition = std::min(firstPosition, n);
+    out.firstPosition = static_cast<std::int64_t>(firstPosition);
+    out.records.reserve(n - firstPosition);
+    for (std::size_t i = firstPosition; i < n; ++i) {
+        storage::TokenRecord r;
+        r.tokenId = promptTokens[i];
+        const std::string text = engine.tokenText(promptTokens[i]);
+        r.textOffset = static_cast<std::uint32_t>(out.text.size());
+        r.textLength = static_cast<std::uint32_t>(text.size());
+        out.text += text;
+        if (!routing[i].expertIds.empty()) {
+            r.moeLayers = static_cast<std::uint16_t>(info.moeLayers.size());
+            r.topK = static_cast<std::uint8_t>(info.expertsPerToken);
+            r.expertIds.assign(routing[i].expertIds.begin(), routing[i].expertIds.end());
+            r.expertWeights = routing[i].weights;
+        }
+        out.records.push_back(std::move(r));
+    }
+    return out;
 }
 
 storage::GenerationStats toStorageStats(const GenerationStats& s, StopReason reason, const std::string& backend) {

@@ -3,7 +3,10 @@
 // so a conversation stored by the terminal reads back exactly like one stored by the window.
 // No Qt here.
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dsv2/engine.h"
 #include "dsv2/storage/types.h"
@@ -12,6 +15,18 @@ namespace dsv2::app {
 
 // Routing (per MoE layer, top-k ids and weights), the chosen token's logprob and its alternatives.
 storage::TokenRecord toTokenRecord(const TokenEvent& token, const ModelInfo& info);
+
+// Where this turn's own prompt starts in `promptTokens` (the rendered messages): after the
+// rendering of the history before the last user message, when that is a prefix of it; 0 for a
+// first turn (no assistant message yet) or when the template does not render the history as a
+// prefix. Tokens before it were stored with the earlier answers.
+std::size_t turnPromptStart(const Engine& engine, const std::vector<ChatTurn>& messages,
+                            const std::vector<std::int32_t>& promptTokens);
+
+// The routing of prompt positions [firstPosition, routing.size()) as stored with the answer:
+// token ids from `promptTokens`, texts from the tokenizer, no logprobs.
+storage::PromptRouting toPromptRouting(const Engine& engine, const std::vector<std::int32_t>& promptTokens,
+                                       const std::vector<TokenRouting>& routing, std::size_t firstPosition);
 
 storage::GenerationStats toStorageStats(const GenerationStats& stats, StopReason reason, const std::string& backend);
 

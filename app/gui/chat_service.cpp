@@ -24,6 +24,7 @@ void registerTypes() {
     qRegisterMetaType<ui::ModelSummary>();
     qRegisterMetaType<ui::ExportRequest>();
     qRegisterMetaType<ui::ImportOutcome>();
+    qRegisterMetaType<ui::RoutingData>();
     qRegisterMetaType<TurnRequest>();
     qRegisterMetaType<PreparedTurn>();
     qRegisterMetaType<GenerationJob>();
@@ -76,6 +77,7 @@ void ChatService::connectWorkers() {
     connect(this, &ChatService::searchRequested, m_storage, &StorageWorker::search, Q);
     connect(this, &ChatService::exportRequested, m_storage, &StorageWorker::exportConversations, Q);
     connect(this, &ChatService::importRequested, m_storage, &StorageWorker::importConversations, Q);
+    connect(this, &ChatService::routingRequested, m_storage, &StorageWorker::loadRouting, Q);
     connect(this, &ChatService::touchRequested, m_storage, &StorageWorker::touchConversation, Q);
     // Storage → GUI.
     connect(
@@ -101,6 +103,7 @@ void ChatService::connectWorkers() {
     connect(m_storage, &StorageWorker::searchFinished, this, &ChatBackend::searchFinished, Q);
     connect(m_storage, &StorageWorker::exportFinished, this, &ChatBackend::exportFinished, Q);
     connect(m_storage, &StorageWorker::importFinished, this, &ChatBackend::importFinished, Q);
+    connect(m_storage, &StorageWorker::routingLoaded, this, &ChatBackend::routingLoaded, Q);
     connect(m_storage, &StorageWorker::failed, this, &ChatBackend::failed, Q);
     connect(m_storage, &StorageWorker::turnPrepared, this, &ChatService::onTurnPrepared, Q);
     connect(m_storage, &StorageWorker::turnFailed, this, &ChatService::onTurnFailed, Q);
@@ -260,6 +263,9 @@ void ChatService::stopGeneration() {
 void ChatService::search(quint64 tag, const QString& text) { Q_EMIT searchRequested(tag, text); }
 void ChatService::exportConversations(const ui::ExportRequest& request) { Q_EMIT exportRequested(request); }
 void ChatService::importConversations(const QString& filePath) { Q_EMIT importRequested(filePath); }
+void ChatService::requestRouting(quint64 tag, qint64 messageId, int experts) {
+    Q_EMIT routingRequested(tag, messageId, experts);
+}
 void ChatService::countTokens(quint64 tag, const QString& text) { Q_EMIT countRequested(tag, text); }
 
 }  // namespace dsv2::gui

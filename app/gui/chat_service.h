@@ -56,6 +56,7 @@ public:
     void search(quint64 tag, const QString& text) override;
     void exportConversations(const ui::ExportRequest& request) override;
     void importConversations(const QString& filePath) override;
+    void requestRouting(quint64 tag, qint64 messageId, int experts) override;
     void countTokens(quint64 tag, const QString& text) override;
 
 Q_SIGNALS:
@@ -76,6 +77,7 @@ Q_SIGNALS:
     void searchRequested(quint64 tag, const QString& text);
     void exportRequested(const dsv2::ui::ExportRequest& request);
     void importRequested(const QString& filePath);
+    void routingRequested(quint64 tag, qint64 messageId, int experts);
     void touchRequested(qint64 conversationId);
 
 private:

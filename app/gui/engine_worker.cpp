@@ -17,6 +17,8 @@
 #include "dsv2/engine.h"
 #include "dsv2/storage/streaming_writer.h"
 #include "format.h"
+#include "inspect/engine_routing.h"
+#include "inspect/storage_routing.h"
 #include "model_summary.h"
 #include "storage_convert.h"
 
@@ -173,17 +175,26 @@ void EngineWorker::generate(const GenerationJob& job) {
     GenerateRequest request;
     request.messages = turn.turns;
     request.params = applySettings(m_engine->defaultParams(), turn.settings);
-    request.params.topNAlternatives = 5;  // kept with each token for the inspection views
+    request.params.topNAlternatives = 5;      // kept with each token for the inspection views
+    request.params.wantPromptRouting = true;  // this turn's prompt rows: stored and shown live
     request.cancel = job.cancel.get();
 
     const ModelInfo& info = m_engine->info();
+    // The prompt's token ids (the engine renders the same messages); only this turn's part of it
+    // is stored and shown: the rest belongs to the earlier answers.
+    std::vector<int32_t> promptIds;
+    if (auto rendered = m_engine->renderChat(turn.turns, true); rendered.isOk()) promptIds = std::move(*rendered);
+    const std::size_t promptStart = app::turnPromptStart(*m_engine, turn.turns, promptIds);
     ui::StreamUpdate pending{.conversationId = turn.conversationId, .messageId = turn.assistantMessageId};
+    pending.routingShape = inspect::liveTable(info, turn.assistantMessageId);
     QElapsedTimer sinceEmit;
     bool atStart = true;
     bool emittedOnce = false;
     auto emitPending = [&] {
         Q_EMIT streamed(pending);
         pending.delta.clear();
+        pending.routingShape.reset();
+        pending.routingRows.clear();
         sinceEmit.restart();
         emittedOnce = true;
     };
@@ -194,10 +205,25 @@ void EngineWorker::generate(const GenerationJob& job) {
             pending.contextTokens = p->cache.tokens;
             pending.contextLimit = p->cache.capacityTokens;
             pending.cacheBytes = p->cache.bytesUsed;
+            pending.cache = inspect::cacheState(p->cache);
+            if (!p->routing.empty() && p->routing.size() == promptIds.size()) {
+                storage::PromptRouting prompt = app::toPromptRouting(*m_engine, promptIds, p->routing, promptStart);
+                for (std::vector<inspect::TokenRow> rows = inspect::promptRowsFromStorage(prompt);
+                     inspect::TokenRow & row : rows)
+                    pending.routingRows.push_back(std::move(row));
+                writer.setPromptRouting(std::move(prompt));
+            } else if (!p->routing.empty()) {
+                spdlog::warn("prompt routing not stored: {} routed tokens for a prompt of {}", p->routing.size(),
+                             promptIds.size());
+            }
         } else if (const auto* t = std::get_if<TokenEvent>(&event)) {
             std::string text = t->textDelta;
             stripLeadingSpaces(text, atStart);
             writer.append(text, app::toTokenRecord(*t, info));
+            inspect::TokenRow row = inspect::tokenRow(*t);
+            row.text = text;  // as the chat shows it (the template's leading space dropped)
+            pending.routingRows.push_back(std::move(row));
+            pending.cache = inspect::cacheState(t->cache);
             pending.delta += QString::fromStdString(text);
             pending.generatedTokens = t->index + 1;
             if (t->index == 0) pending.timeToFirstTokenMs = t->seconds * 1000.0;

@@ -43,9 +43,18 @@ public:
     Script(dsv2::ui::ChatBackend* backend, dsv2::ui::ChatController* chat, QStringList prompts,
            std::function<void()> onDone)
         : m_chat(chat), m_prompts(std::move(prompts)), m_onDone(std::move(onDone)) {
-        connect(backend, &dsv2::ui::ChatBackend::historyReady, this, [this] { m_history = true; step(); });
-        connect(backend, &dsv2::ui::ChatBackend::historyFailed, this, [this] { m_history = true; step(); });
-        connect(backend, &dsv2::ui::ChatBackend::modelLoaded, this, [this] { m_model = true; step(); });
+        connect(backend, &dsv2::ui::ChatBackend::historyReady, this, [this] {
+            m_history = true;
+            step();
+        });
+        connect(backend, &dsv2::ui::ChatBackend::historyFailed, this, [this] {
+            m_history = true;
+            step();
+        });
+        connect(backend, &dsv2::ui::ChatBackend::modelLoaded, this, [this] {
+            m_model = true;
+            step();
+        });
         connect(backend, &dsv2::ui::ChatBackend::modelLoadFailed, this, [this] {
             m_model = true;
             m_prompts.clear();  // nothing can answer them
@@ -83,8 +92,8 @@ struct Options {
 // The window and the workers live in here, so they are gone (threads joined) before logging stops.
 int run(const QCommandLineParser& parser, const Options& o) {
     QSettings settings;
-    const QString themeArg = parser.isSet(o.theme) ? parser.value(o.theme)
-                                                       : settings.value(QStringLiteral("view/theme")).toString();
+    const QString themeArg =
+        parser.isSet(o.theme) ? parser.value(o.theme) : settings.value(QStringLiteral("view/theme")).toString();
     dsv2::ui::applyTheme(dsv2::ui::themeFromName(themeArg));
     if (parser.isSet(o.backend)) {
         const QString b = parser.value(o.backend).toLower();
@@ -113,10 +122,10 @@ int run(const QCommandLineParser& parser, const Options& o) {
     window.show();
 
     const QString dbPath = parser.isSet(o.db) ? QFileInfo(parser.value(o.db)).absoluteFilePath()
-                                                  : QString::fromStdString(dsv2::storage::defaultDatabasePath().string());
+                                              : QString::fromStdString(dsv2::storage::defaultDatabasePath().string());
     service.openHistory(dbPath);
-    const dsv2::gui::ModelChoice model = dsv2::gui::resolveDefaultModel(
-        parser.value(o.model), settings.value(QStringLiteral("model/last")).toString());
+    const dsv2::gui::ModelChoice model =
+        dsv2::gui::resolveDefaultModel(parser.value(o.model), settings.value(QStringLiteral("model/last")).toString());
     if (model.dir.isEmpty()) {
         spdlog::warn("no model folder found (no --model, no last model, no demo model)");
     } else {
@@ -197,8 +206,8 @@ int main(int argc, char** argv) {
     parser.addOptions({versionOption, verboseOption, modelOption, dbOption, backendOption, threadsOption, themeOption,
                        promptOption, screenshotOption, quitAfterOption});
     parser.process(app);
-    const Options options{modelOption, dbOption, backendOption, threadsOption, themeOption, promptOption,
-                          screenshotOption, quitAfterOption};
+    const Options options{modelOption, dbOption,     backendOption,    threadsOption,
+                          themeOption, promptOption, screenshotOption, quitAfterOption};
 
     const auto logFile = dsv2::app::initLogging(
         {.appName = "dsv2-chat", .toFile = true, .verbose = parser.isSet(verboseOption), .quietConsole = false});

@@ -58,10 +58,12 @@ QString toyNote(const QString& dir, qint64 parametersTotal) {
         "For real answers, download DeepSeek-V2-Lite-Chat (Hugging Face: deepseek-ai/DeepSeek-V2-Lite-Chat) "
         "and open its folder with Model → Open model folder… (Ctrl+O).");
     if (isTinyLiteDir(dir))
-        return QObject::tr("tiny-lite is a test model with random weights: it writes noise.") + QLatin1Char(' ') + howTo;
+        return QObject::tr("tiny-lite is a test model with random weights: it writes noise.") + QLatin1Char(' ') +
+               howTo;
     if (isDemoDir(dir))
-        return QObject::tr("This is the built-in demo model: a tiny model trained on a small corpus, so expect "
-                           "short and simple answers.") +
+        return QObject::tr(
+                   "This is the built-in demo model: a tiny model trained on a small corpus, so expect "
+                   "short and simple answers.") +
                QLatin1Char(' ') + howTo;
     if (parametersTotal > 0 && parametersTotal < 100'000'000)
         return QObject::tr("This model has only %1 million parameters: it is a toy.")

@@ -36,6 +36,7 @@ ui::ModelSummary summarizeModel(const Engine& engine) {
         spdlog::warn("model summary: {}", config.status().message());
     }
     queryGpuMemory(&s.gpuMemoryUsedBytes, &s.gpuMemoryTotalBytes);
+    s.shape = ui::modelShapeFromConfig(toQString((info.path / "config.json").string()));
     s.toyNote = toyNote(s.path, s.parametersTotal);
     s.isToy = !s.toyNote.isEmpty();
     s.defaults = settingsFromParams(engine.defaultParams());

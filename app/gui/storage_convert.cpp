@@ -51,13 +51,19 @@ ui::MessageItem toUiMessage(const storage::Message& m) {
 }
 
 ui::ConversationItem toUiConversation(const storage::ConversationSummary& s) {
-    return {.id = s.id, .title = toQString(s.title), .modelName = toQString(s.modelName),
-            .updatedAtMs = s.updatedAt, .messageCount = s.messageCount};
+    return {.id = s.id,
+            .title = toQString(s.title),
+            .modelName = toQString(s.modelName),
+            .updatedAtMs = s.updatedAt,
+            .messageCount = s.messageCount};
 }
 
 ui::ConversationItem toUiConversation(const storage::Conversation& c) {
-    return {.id = c.id, .title = toQString(c.meta.title), .modelName = toQString(c.meta.modelName),
-            .updatedAtMs = c.updatedAt, .messageCount = 0};
+    return {.id = c.id,
+            .title = toQString(c.meta.title),
+            .modelName = toQString(c.meta.modelName),
+            .updatedAtMs = c.updatedAt,
+            .messageCount = 0};
 }
 
 nlohmann::json settingsToJson(const ui::GenerationSettings& s) {

@@ -9,6 +9,7 @@
 
 #include "dsv2/storage/conversation_store.h"
 #include "dsv2/storage/streaming_writer.h"
+#include "inspect/storage_routing.h"
 #include "storage_convert.h"
 
 namespace dsv2::gui {
@@ -339,6 +340,29 @@ void StorageWorker::importConversations(const QString& filePath) {
     outcome.messages = report->messagesImported;
     if (!report->importedIds.empty()) outcome.firstImportedId = report->importedIds.front();
     Q_EMIT importFinished(outcome);
+}
+
+void StorageWorker::loadRouting(quint64 tag, qint64 messageId, int experts) {
+    ui::RoutingData data;
+    data.messageId = messageId;
+    auto fail = [&](const storage::Error& e) {
+        data.errorText = toQString(e.message());
+        Q_EMIT routingLoaded(tag, data);
+    };
+    if (!m_store) {
+        data.errorText = tr("The chat history is not open.");
+        Q_EMIT routingLoaded(tag, data);
+        return;
+    }
+    auto message = m_store->message(messageId);
+    if (!message) return fail(message.error());
+    auto table = inspect::loadMessageRouting(*m_store, messageId, experts);
+    if (!table) return fail(table.error());
+    data.table = std::move(table).value();
+    auto conversation = inspect::loadConversationRouting(*m_store, message->conversationId, experts);
+    if (!conversation) return fail(conversation.error());
+    data.conversation = std::move(conversation).value();
+    Q_EMIT routingLoaded(tag, data);
 }
 
 void StorageWorker::touchConversation(qint64 conversationId) {

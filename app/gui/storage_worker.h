@@ -36,6 +36,7 @@ public Q_SLOTS:
     void search(quint64 tag, const QString& text);
     void exportConversations(const dsv2::ui::ExportRequest& request);
     void importConversations(const QString& filePath);
+    void loadRouting(quint64 tag, qint64 messageId, int experts);
     void touchConversation(qint64 conversationId);  // after an answer: move it to the top
 
 Q_SIGNALS:
@@ -52,6 +53,7 @@ Q_SIGNALS:
     void searchFinished(quint64 tag, const QVector<dsv2::ui::SearchHitItem>& hits);
     void exportFinished(const QString& path, bool ok, const QString& message);
     void importFinished(const dsv2::ui::ImportOutcome& outcome);
+    void routingLoaded(quint64 tag, const dsv2::ui::RoutingData& data);
     void failed(const QString& title, const QString& message);
 
 private:

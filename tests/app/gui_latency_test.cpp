@@ -5,8 +5,11 @@
 
 #include <ctime>
 
-#include "gui_harness.h"
 #include "engine_worker.h"
+#include "gui_harness.h"
+#include "inspect/inspection_model.h"
+#include "inspect/inspector_panel.h"
+#include "inspector_dock.h"
 #include "latency_probe.h"
 
 using dsv2::test::GuiHarness;
@@ -38,6 +41,8 @@ private Q_SLOTS:
             loop.exec();
         }
         idle.stop();
+        // The inspector is docked and follows the stream: its rows are part of what the GUI thread does.
+        h.window.inspectorDock()->show();
         h.useSettings(100000);  // longer than the measurement: it is stopped at the end
         QSignalSpy streamed(&h.service, &dsv2::ui::ChatBackend::streamed);
         h.typeAndSend(QStringLiteral("Stream for a while, please"));
@@ -63,6 +68,9 @@ private Q_SLOTS:
         loop.exec();
         probe.stop();
         measuring = false;
+        QVERIFY(h.window.inspectorDock()->isVisible());
+        QVERIFY2(h.window.inspectorDock()->panel()->model()->tokenCount() > 0,
+                 "the inspector did not follow the stream");
         const double guiCpuMs = threadCpuMs() - cpuBefore;
         const int updates = static_cast<int>(streamed.size());
         qint64 grown = -before;
@@ -76,10 +84,11 @@ private Q_SLOTS:
         qInfo("GUI thread busy %.0f ms of the 3000 ms", guiCpuMs);
         qInfo("event-loop lateness idle: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d ticks", idle.percentile(50),
               idle.percentile(99), idle.max(), idle.samples());
-        qInfo("event-loop lateness while streaming: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d ticks; "
-              "%d stream updates (%.1f per second) over %d answer(s), %lld characters",
-              probe.percentile(50), probe.percentile(99), probe.max(), probe.samples(), updates,
-              updates / 3.0, answers, static_cast<long long>(grown));
+        qInfo(
+            "event-loop lateness while streaming: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d ticks; "
+            "%d stream updates (%.1f per second) over %d answer(s), %lld characters",
+            probe.percentile(50), probe.percentile(99), probe.max(), probe.samples(), updates, updates / 3.0, answers,
+            static_cast<long long>(grown));
         // It was really streaming during the measurement, in frame-sized batches, not one event per token.
         QVERIFY2(updates >= 20, "too few stream updates: the measurement did not overlap the generation");
         QVERIFY(grown > 0);

@@ -55,6 +55,9 @@ public:
     // Adds the conversations of a JSON export (File → Export…, `dsv2 history export`) to the
     // history; those already present are skipped. Answers importFinished.
     virtual void importConversations(const QString& filePath) = 0;
+    // The stored routing of an answer (and of its conversation) for the inspector; `experts` is the
+    // loaded model's routed experts per layer (0: inferred). Answers routingLoaded with the tag.
+    virtual void requestRouting(quint64 tag, qint64 messageId, int experts) = 0;
     virtual void countTokens(quint64 tag, const QString& text) = 0;
 
 Q_SIGNALS:
@@ -81,6 +84,7 @@ Q_SIGNALS:
     void searchFinished(quint64 tag, const QVector<dsv2::ui::SearchHitItem>& hits);
     void exportFinished(const QString& path, bool ok, const QString& message);
     void importFinished(const dsv2::ui::ImportOutcome& outcome);
+    void routingLoaded(quint64 tag, const dsv2::ui::RoutingData& data);
     void tokensCounted(quint64 tag, int tokens);
 
     // Something a person should know about (shown as a dialog): what failed and what to do.

@@ -7,6 +7,10 @@
 #include <QVector>
 
 #include <optional>
+#include <vector>
+
+#include "inspect/kv_figures.h"
+#include "inspect/routing_table.h"
 
 namespace dsv2::ui {
 
@@ -102,6 +106,12 @@ struct StreamUpdate {
     qint64 contextTokens = 0;
     qint64 contextLimit = 0;
     qint64 cacheBytes = 0;
+    // For the inspector: the answer's table shape (layers, topK, experts, model layers; no rows) in
+    // the first update of an answer, then the rows since the last update: this turn's prompt rows
+    // first (isPrompt), then one per generated token; and the session's latent cache after them.
+    std::optional<inspect::RoutingTable> routingShape;
+    std::vector<inspect::TokenRow> routingRows;
+    std::optional<CacheState> cache;
 };
 
 struct GenerationOutcome {
@@ -127,6 +137,15 @@ struct ImportOutcome {
     QString errorText;           // when !ok: what was wrong with the file
 };
 
+// A stored answer's routing for the inspector (read on the storage thread): its table (prompt rows,
+// then answer rows) and every stored answer of its conversation's branch for the conversation load.
+struct RoutingData {
+    qint64 messageId = 0;
+    inspect::RoutingTable table;
+    std::vector<inspect::RoutingTable> conversation;
+    QString errorText;  // non-empty: it could not be read
+};
+
 enum class BackendPreference { Auto, Cpu, Cuda };
 
 struct ModelSummary {
@@ -149,6 +168,7 @@ struct ModelSummary {
     bool isToy = false;
     QString toyNote;  // why it is a toy and what to do about it
     GenerationSettings defaults;
+    std::optional<ModelShape> shape;  // for the inspector's KV-cache comparison (read on the engine thread)
 };
 
 enum class ExportFormat { Markdown, Text, Json, Html };
@@ -172,3 +192,4 @@ Q_DECLARE_METATYPE(dsv2::ui::GenerationOutcome)
 Q_DECLARE_METATYPE(dsv2::ui::ModelSummary)
 Q_DECLARE_METATYPE(dsv2::ui::ExportRequest)
 Q_DECLARE_METATYPE(dsv2::ui::ImportOutcome)
+Q_DECLARE_METATYPE(dsv2::ui::RoutingData)

@@ -32,6 +32,7 @@ public:
     void search(quint64, const QString&) override {}
     void exportConversations(const ExportRequest&) override {}
     void importConversations(const QString&) override {}
+    void requestRouting(quint64, qint64, int) override {}
     void countTokens(quint64, const QString&) override {}
 };
 

@@ -20,6 +20,11 @@ ChatView::ChatView(QWidget* parent) : QListView(parent) {
     setAccessibleName(tr("Messages"));
     setVerticalScrollMode(QAbstractItemView::ScrollPerPixel);
     setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    // Always there, so the viewport's width never depends on the content's height: with "as
+    // needed", a width at which the messages fit only without the bar (the chat narrowed by the
+    // inspector dock) made every relayout in resizeEvent add and remove it, recursing until the
+    // stack overflowed.
+    setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOn);
     setUniformItemSizes(false);
     setResizeMode(QListView::Adjust);
     setSelectionMode(QAbstractItemView::SingleSelection);
@@ -181,9 +186,11 @@ void ChatView::contextMenuEvent(QContextMenuEvent* event) {
                        [this, index, i] { onAction(index, MessageDelegate::Action::CopyCode, i); });
     menu.addSeparator();
     if (m.role == MessageRole::User)
-        menu.addAction(tr("Edit (new branch)"), this, [this, index] { onAction(index, MessageDelegate::Action::Edit, -1); });
+        menu.addAction(tr("Edit (new branch)"), this,
+                       [this, index] { onAction(index, MessageDelegate::Action::Edit, -1); });
     if (m.role == MessageRole::Assistant && m.state != MessageState::Streaming)
-        menu.addAction(tr("Regenerate"), this, [this, index] { onAction(index, MessageDelegate::Action::Regenerate, -1); });
+        menu.addAction(tr("Regenerate"), this,
+                       [this, index] { onAction(index, MessageDelegate::Action::Regenerate, -1); });
     if (m.siblingCount > 1) {
         QAction* prev = menu.addAction(tr("Previous branch"), this,
                                        [this, index] { onAction(index, MessageDelegate::Action::PreviousBranch, -1); });

@@ -5,8 +5,11 @@
 #include <QMouseEvent>
 #include <QPainter>
 #include <QPainterPath>
+#include <QTextBlock>
 #include <QTextDocument>
+#include <QTextLayout>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backend/chat_types.h"
@@ -17,12 +20,14 @@ namespace {
 
 constexpr int kOuterH = 12;  // row edge → bubble
 constexpr int kOuterV = 4;
-constexpr int kPad = 10;  // bubble edge → content
-constexpr int kGap = 4;   // between header, body and footer
+constexpr int kPad = 10;              // bubble edge → content
+constexpr int kGap = 4;               // between header, body and footer
 constexpr int kMaxBubbleWidth = 920;  // lines longer than this are hard to read: wide windows centre the text
 
 MessageRole roleOf(const QModelIndex& i) { return static_cast<MessageRole>(i.data(MessageModel::RoleRole).toInt()); }
-MessageState stateOf(const QModelIndex& i) { return static_cast<MessageState>(i.data(MessageModel::StateRole).toInt()); }
+MessageState stateOf(const QModelIndex& i) {
+    return static_cast<MessageState>(i.data(MessageModel::StateRole).toInt());
+}
 
 QColor mix(const QColor& a, const QColor& b, qreal t) {
     return QColor::fromRgbF(static_cast<float>(a.redF() * (1 - t) + b.redF() * t),
@@ -34,7 +39,8 @@ void paintButton(QPainter* p, const QRect& r, const QString& text, const QPalett
     p->save();
     p->setRenderHint(QPainter::Antialiasing);
     p->setPen(mix(pal.color(QPalette::Base), pal.color(QPalette::Text), 0.35));
-    p->setBrush(hovered ? mix(pal.color(QPalette::Base), pal.color(QPalette::Highlight), 0.25) : pal.color(QPalette::Base));
+    p->setBrush(hovered ? mix(pal.color(QPalette::Base), pal.color(QPalette::Highlight), 0.25)
+                        : pal.color(QPalette::Base));
     p->drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
     p->setPen(pal.color(QPalette::Text));
     p->drawText(r, Qt::AlignCenter, text);
@@ -64,7 +70,8 @@ int MessageDelegate::docWidthFor(int rowWidth) const {
 
 MessageDocumentCache::Entry MessageDelegate::documentFor(const QModelIndex& index) const {
     const bool markdown = roleOf(index) == MessageRole::Assistant;
-    return m_cache.document(index.data(MessageModel::IdRole).toLongLong(), index.data(MessageModel::RevisionRole).toUInt(),
+    return m_cache.document(index.data(MessageModel::IdRole).toLongLong(),
+                            index.data(MessageModel::RevisionRole).toUInt(),
                             index.data(MessageModel::ContentRole).toString(), markdown, docWidthFor(m_viewportWidth));
 }
 
@@ -77,8 +84,9 @@ QString MessageDelegate::footerNote(const QModelIndex& index) const {
     switch (stateOf(index)) {
     case MessageState::Stopped: parts << tr("Stopped"); break;
     case MessageState::Interrupted:
-        parts << tr("⚠ Interrupted: the app closed before this answer was finished; the text ends where it was last "
-                    "saved. Regenerate to get a whole answer.");
+        parts << tr(
+            "⚠ Interrupted: the app closed before this answer was finished; the text ends where it was last "
+            "saved. Regenerate to get a whole answer.");
         break;
     case MessageState::Failed: parts << tr("⚠ Failed: %1").arg(index.data(MessageModel::ErrorRole).toString()); break;
     case MessageState::Streaming:
@@ -99,13 +107,13 @@ MessageDelegate::Geometry MessageDelegate::geometry(const QRect& rowRect, const 
     const int footerH = hasFooter(index) ? kGap + lineH : 0;
     const int bubbleH = kPad / 2 + lineH + kGap + static_cast<int>(std::ceil(docHeight)) + footerH + kPad / 2;
     const int bubbleW = g.docWidth + 2 * kPad;
-    g.bubble = QRect(rowRect.left() + std::max(kOuterH, (rowRect.width() - bubbleW) / 2), rowRect.top() + kOuterV, bubbleW,
-                     bubbleH);
+    g.bubble = QRect(rowRect.left() + std::max(kOuterH, (rowRect.width() - bubbleW) / 2), rowRect.top() + kOuterV,
+                     bubbleW, bubbleH);
     g.header = QRect(g.bubble.left() + kPad, g.bubble.top() + kPad / 2, g.bubble.width() - 2 * kPad, lineH);
     g.docOrigin = QPoint(g.header.left(), g.header.bottom() + 1 + kGap);
     if (footerH > 0)
-        g.footer = QRect(g.header.left(), g.docOrigin.y() + static_cast<int>(std::ceil(docHeight)) + kGap, g.header.width(),
-                         lineH);
+        g.footer = QRect(g.header.left(), g.docOrigin.y() + static_cast<int>(std::ceil(docHeight)) + kGap,
+                         g.header.width(), lineH);
     return g;
 }
 
@@ -142,8 +150,9 @@ QRect MessageDelegate::actionRect(const QRect& rowRect, const QModelIndex& index
     if (!index.isValid()) return {};
     const MessageRole role = roleOf(index);
     const bool streaming = stateOf(index) == MessageState::Streaming;
-    const auto known = m_cache.knownHeight(index.data(MessageModel::IdRole).toLongLong(),
-                                           index.data(MessageModel::RevisionRole).toUInt(), docWidthFor(rowRect.width()));
+    const auto known =
+        m_cache.knownHeight(index.data(MessageModel::IdRole).toLongLong(),
+                            index.data(MessageModel::RevisionRole).toUInt(), docWidthFor(rowRect.width()));
     const qreal docHeight = known ? *known : documentFor(index).height;
     const Geometry g = geometry(rowRect, index, docHeight);
     const QFontMetrics fm(m_cache.font());
@@ -221,7 +230,9 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
     QColor bubble = role == MessageRole::User ? mix(pal.color(QPalette::Base), pal.color(QPalette::Highlight), 0.12)
                                               : pal.color(QPalette::Base);
     if (selected) bubble = mix(bubble, pal.color(QPalette::Highlight), 0.22);
-    painter->setPen(role == MessageRole::User || selected ? Qt::NoPen : QPen(mix(pal.color(QPalette::Base), pal.color(QPalette::Text), 0.10)));
+    painter->setPen(role == MessageRole::User || selected
+                        ? Qt::NoPen
+                        : QPen(mix(pal.color(QPalette::Base), pal.color(QPalette::Text), 0.10)));
     painter->setBrush(bubble);
     painter->drawRoundedRect(QRectF(g.bubble).adjusted(0.5, 0.5, -0.5, -0.5), 8, 8);
 
@@ -255,6 +266,8 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
     }
     painter->save();
     painter->translate(g.docOrigin);
+    if (m_highlightId != 0 && index.data(MessageModel::IdRole).toLongLong() == m_highlightId)
+        paintHighlight(painter, *doc.doc);
     QAbstractTextDocumentLayout::PaintContext ctx;
     ctx.palette = pal;
     ctx.palette.setColor(QPalette::Text, pal.color(QPalette::Text));
@@ -285,8 +298,9 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
             paintButton(painter, prev, QStringLiteral("‹"), pal, prev.contains(m_hover));
             paintButton(painter, next, QStringLiteral("›"), pal, next.contains(m_hover));
             painter->setPen(pal.color(QPalette::Text));
-            painter->drawText(QRect(prev.right() + 1, g.footer.top(), next.left() - prev.right() - 1, g.footer.height()),
-                              Qt::AlignCenter, QStringLiteral("%1 / %2").arg(current).arg(count));
+            painter->drawText(
+                QRect(prev.right() + 1, g.footer.top(), next.left() - prev.right() - 1, g.footer.height()),
+                Qt::AlignCenter, QStringLiteral("%1 / %2").arg(current).arg(count));
             x = next.right() + 10;
         }
         const QString note = footerNote(index);
@@ -300,6 +314,48 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
     painter->restore();
 }
 
+void MessageDelegate::setTokenHighlight(qint64 messageId, const QVector<TextRange>& ranges, const QColor& color) {
+    m_highlightId = ranges.isEmpty() ? 0 : messageId;
+    m_highlightRanges = ranges;
+    m_highlightColor = color;
+}
+
+// Behind each highlighted range, per line it covers: the line's height, from the range's first to
+// its last character (a token split over two lines gets two rectangles).
+void MessageDelegate::paintHighlight(QPainter* painter, const QTextDocument& doc) const {
+    QColor fill = m_highlightColor;
+    fill.setAlpha(150);
+    painter->setPen(Qt::NoPen);
+    painter->setBrush(fill);
+    for (const TextRange& r : m_highlightRanges) {
+        if (r.length <= 0) continue;
+        const QTextBlock block = doc.findBlock(r.start);
+        if (!block.isValid() || !block.layout()) continue;
+        const QTextLayout* layout = block.layout();
+        const int from = r.start - block.position();
+        const int to = std::min(from + r.length, block.length() - 1);
+        for (int i = 0; i < layout->lineCount(); ++i) {
+            const QTextLine line = layout->lineAt(i);
+            const int lineFrom = std::max(from, line.textStart());
+            const int lineTo = std::min(to, line.textStart() + line.textLength());
+            if (lineFrom >= lineTo) continue;
+            const qreal x1 = line.cursorToX(lineFrom);
+            const qreal x2 = line.cursorToX(lineTo);
+            const QPointF origin = layout->position();
+            painter->drawRoundedRect(
+                QRectF(origin.x() + std::min(x1, x2), origin.y() + line.y(), std::abs(x2 - x1), line.height()), 2, 2);
+        }
+    }
+}
+
+int MessageDelegate::documentPositionAt(const QRect& rowRect, const QModelIndex& index, const QPoint& pos) const {
+    const MessageDocumentCache::Entry doc = documentFor(index);
+    const Geometry g = geometry(rowRect, index, doc.height);
+    const QPointF inDoc = QPointF(pos - g.docOrigin);
+    if (inDoc.x() < 0 || inDoc.y() < 0 || inDoc.y() > doc.height) return -1;
+    return doc.doc->documentLayout()->hitTest(inDoc, Qt::ExactHit);
+}
+
 bool MessageDelegate::editorEvent(QEvent* event, QAbstractItemModel* model, const QStyleOptionViewItem& option,
                                   const QModelIndex& index) {
     if (event->type() == QEvent::MouseButtonRelease) {
@@ -311,6 +367,8 @@ bool MessageDelegate::editorEvent(QEvent* event, QAbstractItemModel* model, cons
                 Q_EMIT actionTriggered(index, a, codeBlock);
                 return true;
             }
+            const int at = documentPositionAt(option.rect, index, mouse->position().toPoint());
+            if (at >= 0) Q_EMIT textClicked(index, at);
         }
     }
     return QStyledItemDelegate::editorEvent(event, model, option, index);

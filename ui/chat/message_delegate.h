@@ -6,7 +6,11 @@
 
 #include <QStyledItemDelegate>
 
+#include <QColor>
+#include <QVector>
+
 #include "chat/message_document_cache.h"
+#include "chat/token_span_mapping.h"
 
 namespace dsv2::ui {
 
@@ -42,8 +46,18 @@ public:
 
     MessageDocumentCache& cache() const { return m_cache; }
 
+    // Tokens to colour in one message (the inspector's selected expert): ranges of its rendered
+    // document (mapSpansToRendered), painted behind the text. messageId 0 or no ranges: none.
+    void setTokenHighlight(qint64 messageId, const QVector<TextRange>& ranges, const QColor& color);
+    qint64 highlightedMessage() const { return m_highlightId; }
+    const QVector<TextRange>& highlightRanges() const { return m_highlightRanges; }
+    // The rendered document's character under a viewport point of a row; -1 when not on text.
+    int documentPositionAt(const QRect& rowRect, const QModelIndex& index, const QPoint& pos) const;
+
 Q_SIGNALS:
     void actionTriggered(const QModelIndex& index, dsv2::ui::MessageDelegate::Action action, int codeBlock);
+    // A click on a message's text (not on a button): the character of its rendered document.
+    void textClicked(const QModelIndex& index, int documentPosition);
 
 private:
     struct Geometry {
@@ -55,6 +69,7 @@ private:
         QRect footer;
     };
     Geometry geometry(const QRect& rowRect, const QModelIndex& index, qreal docHeight) const;
+    void paintHighlight(QPainter* painter, const QTextDocument& doc) const;
     int docWidthFor(int rowWidth) const;
     MessageDocumentCache::Entry documentFor(const QModelIndex& index) const;
     bool hasFooter(const QModelIndex& index) const;
@@ -73,6 +88,9 @@ private:
     mutable QHash<qint64, RowHeight> m_rowHeights;
     int m_viewportWidth = 600;
     QPoint m_hover{-1, -1};
+    qint64 m_highlightId = 0;
+    QVector<TextRange> m_highlightRanges;
+    QColor m_highlightColor;
 };
 
 }  // namespace dsv2::ui

@@ -3,9 +3,9 @@
 // a restart. Header-only and Qt-free: the `dsv2 inspect routing` CLI uses it without the ui
 // library; whoever includes it links dsv2_storage (the GUI adapter does already).
 //
-// Prompt tokens: storage keeps one TokenRecord per generated token of an assistant answer; the
-// routing of prompt tokens (PromptProcessedEvent::routing) has no place in the schema, so a table
-// read from storage holds the answer's rows only. Live tables can carry prompt rows (isPrompt).
+// Prompt tokens: since schema v4 an answer also keeps the routing of the prompt tokens its turn
+// added (storage::PromptRouting: the new user message and the template around it; the whole
+// prompt for a branch's first answer). They come first, as isPrompt rows, like a live table's.
 
 #include <string>
 #include <utility>
@@ -61,13 +61,46 @@ inline RoutingTable routingTableFromRecords(const std::vector<storage::TokenReco
     return table;
 }
 
+// Prompt records as rows: their text is their byte range of PromptRouting::text.
+inline std::vector<TokenRow> promptRowsFromStorage(const storage::PromptRouting& prompt) {
+    std::vector<TokenRow> rows;
+    rows.reserve(prompt.records.size());
+    for (const storage::TokenRecord& r : prompt.records) {
+        TokenRow row = tokenRowFromRecord(r, prompt.text);
+        row.textOffset = 0;  // answer rows index the answer's content; prompt rows do not
+        row.textLength = 0;
+        row.logprob.reset();
+        row.isPrompt = true;
+        rows.push_back(std::move(row));
+    }
+    return rows;
+}
+
 inline storage::Expected<RoutingTable> loadMessageRouting(storage::ConversationStore& store, storage::MessageId id,
                                                           int experts = 0) {
     auto message = store.message(id);
     if (!message) return message.error();
     auto records = store.tokens(id);
     if (!records) return records.error();
-    return routingTableFromRecords(*records, message->content, id, experts);
+    auto prompt = store.promptRouting(id);
+    if (!prompt) return prompt.error();
+    RoutingTable table = routingTableFromRecords(*records, message->content, id, experts);
+    if (*prompt && !(*prompt)->records.empty()) {
+        std::vector<TokenRow> rows = promptRowsFromStorage(**prompt);
+        if (table.layers == 0) {  // an answer without routed tokens: the prompt gives the shape
+            table.layers = (*prompt)->records.front().moeLayers;
+            table.topK = (*prompt)->records.front().topK;
+        }
+        for (TokenRow& row : rows) {
+            if (!table.fits(row)) {
+                row.expertIds.clear();
+                row.weights.clear();
+            }
+        }
+        table.rows.insert(table.rows.begin(), std::make_move_iterator(rows.begin()),
+                          std::make_move_iterator(rows.end()));
+    }
+    return table;
 }
 
 // The stored answers on the conversation's active branch, root first: the whole-conversation load.
