@@ -4,8 +4,9 @@
 # AppStream metainfo, man pages, copyright and changelog, and (with CUDA) a private copy of the CUDA
 # runtime and cuBLAS. docs/packaging.md explains each choice and gives the measured figures.
 #
-#   cmake -S . -B build-pkg -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSV2_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
-#   ninja -C build-pkg && (cd build-pkg && cpack)      # scripts/package-deb.sh does this and checks it
+#   cmake -S . -B build/package -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSV2_TESTS=OFF \
+#         -DCMAKE_INSTALL_PREFIX=/usr -DDSV2_BUNDLE_CUDA=ON
+#   ninja -C build/package && (cd build/package && cpack)   # scripts/package-deb.sh does this, and checks
 
 include(GNUInstallDirs)
 

@@ -83,6 +83,10 @@ in_root apt-get update -q > "$work/apt.log" 2>&1 || { cat "$work/apt.log" >&2; f
 in_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")" >> "$work/apt.log" 2>&1 ||
   { tail -n 40 "$work/apt.log" >&2; fail "apt-get install of $(basename "$deb") failed"; }
 echo "test-package: installed $(basename "$deb") and $(grep -c '^Setting up' "$work/apt.log") packages"
+# docs/packaging.md says the Qt SQLite plugin is not needed (storage uses SQLite's C API); the window
+# test below runs without it, so it must not have come in through another package either.
+! in_root dpkg-query -W -f='${Status}' libqt6sql6-sqlite 2>/dev/null | grep -q "ok installed" ||
+  fail "libqt6sql6-sqlite got installed: the window test would not show whether dsv2-chat needs it"
 t2=$(date +%s)
 
 # ---- the installed programs ---------------------------------------------------------------------
