@@ -1,8 +1,10 @@
-// dsv2 bench (--model DIR | --random-weights CONFIG.json) [--backend cuda|cpu] --prompt-len N
+// dsv2 bench (--model DIR | --random-weights CONFIG.json) [--backend cuda|cpu] --prompt-len N[,N2...]
 //            --decode-tokens M [--json]
-// Times one prefill of N seeded random tokens and M greedy decode steps on the backend directly
-// (no tokenizer, no sampling), and prints prefill tok/s, decode tok/s, time to first token, GPU
-// memory in use and KV bytes per token. Random weights give the real Lite/V2 shapes without the
+// For each prompt length (one load, one fresh session each): times one prefill of N seeded random
+// tokens and M greedy decode steps on the backend directly (no tokenizer, no sampling), and prints
+// prefill tok/s, decode tok/s at that context, time to first token, GPU memory in use and KV bytes
+// per token. Each length runs once first as a warm-up (kernel loading, cuBLAS heuristics, CUDA
+// graph capture), so the figures are the steady state a chat sees. Random weights give the real Lite/V2 shapes without the
 // files; for those the CUDA memory plan is checked before any host memory is filled.
 #include <algorithm>
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,8 @@
 #if defined(DSV2_HAS_CUDA_BACKEND)
 #include <cuda_runtime.h>
 
+#include <nvtx3/nvToolsExt.h>
+
 #include "cuda/cuda_backend.h"
 #include "cuda/memory_plan.h"
 #endif
@@ -34,7 +39,7 @@ struct BenchArgs {
     std::string model;
     std::string randomConfig;
     std::string backend = "cuda";
-    int64_t promptLen = 512;
+    std::vector<int64_t> promptLens{512};
     int64_t decodeTokens = 64;
     int64_t context = 0;
     int threads = 0;
@@ -44,6 +49,23 @@ struct BenchArgs {
 
 using Clock = std::chrono::steady_clock;
 
+// An NVTX range around a benchmark phase, so a profiler (nsys) can split kernels by phase.
+class PhaseMark {
+public:
+    explicit PhaseMark([[maybe_unused]] const std::string& name) {
+#if defined(DSV2_HAS_CUDA_BACKEND)
+        nvtxRangePushA(name.c_str());
+#endif
+    }
+    ~PhaseMark() {
+#if defined(DSV2_HAS_CUDA_BACKEND)
+        nvtxRangePop();
+#endif
+    }
+    PhaseMark(const PhaseMark&) = delete;
+    PhaseMark& operator=(const PhaseMark&) = delete;
+};
+
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 int32_t argmax(const std::vector<float>& logits, int64_t vocab) {
@@ -52,7 +74,9 @@ int32_t argmax(const std::vector<float>& logits, int64_t vocab) {
 
 int runBench(const BenchArgs& a) {
     if (a.model.empty() == a.randomConfig.empty()) return fail("give exactly one of --model DIR and --random-weights CONFIG.json");
-    if (a.promptLen < 1 || a.decodeTokens < 0) return fail("--prompt-len must be >= 1 and --decode-tokens >= 0");
+    if (a.promptLens.empty() || *std::min_element(a.promptLens.begin(), a.promptLens.end()) < 1 || a.decodeTokens < 0)
+        return fail("--prompt-len must be >= 1 and --decode-tokens >= 0");
+    const int64_t longest = *std::max_element(a.promptLens.begin(), a.promptLens.end());
     const bool cuda = a.backend == "cuda";
 #if !defined(DSV2_HAS_CUDA_BACKEND)
     if (cuda) return fail("this dsv2 was built without the CUDA backend (-DDSV2_CUDA=OFF); use --backend cpu");
@@ -107,28 +131,56 @@ int runBench(const BenchArgs& a) {
     if (!cuda) backend = createBackend(BackendKind::Cpu, config, *weights, options);
     if (!backend.isOk()) return fail(backend.status().toString());
     const auto tBackend = Clock::now();
-    auto session = (*backend)->createSession(std::max<int64_t>(a.context, a.promptLen + a.decodeTokens));
-    if (!session.isOk()) return fail(session.status().toString());
-
+    const int64_t capacity = std::max<int64_t>(a.context, longest + a.decodeTokens);
     std::mt19937 rng(static_cast<uint32_t>(a.seed));
     std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(config.vocabSize, 100000)) - 1);
-    std::vector<int32_t> prompt(static_cast<size_t>(a.promptLen));
-    for (auto& t : prompt) t = pick(rng);
 
-    const auto t0 = Clock::now();
-    auto first = (*session)->forward(prompt, false);  // logits of the last position reach the host
-    if (!first.isOk()) return fail(first.status().toString());
-    const auto t1 = Clock::now();
-    int32_t next = argmax(first->logits, first->vocab);
-    for (int64_t i = 0; i < a.decodeTokens; ++i) {
-        auto step = (*session)->forward(std::vector<int32_t>{next}, false);
-        if (!step.isOk()) return fail(step.status().toString());
-        next = argmax(step->logits, step->vocab);
+    // One scenario: a fresh session, the prompt's prefill, then greedy decode steps.
+    struct Run {
+        int64_t promptLen = 0, decodeTokens = 0;
+        double prefill = 0, decode = 0;
+        CacheStats cache;
+    };
+    auto runOne = [&](int64_t promptLen, int64_t decodeTokens, bool warmUp) -> Result<Run> {
+        const std::string tag = warmUp ? "warm-up " : "";
+        DSV2_ASSIGN_OR_RETURN(auto session, (*backend)->createSession(capacity));
+        std::vector<int32_t> prompt(static_cast<size_t>(promptLen));
+        for (auto& t : prompt) t = pick(rng);
+        Run r;
+        r.promptLen = promptLen;
+        r.decodeTokens = decodeTokens;
+        const auto t0 = Clock::now();
+        int32_t next = 0;
+        {
+            PhaseMark mark(tag + "prefill " + std::to_string(promptLen));
+            DSV2_ASSIGN_OR_RETURN(ForwardResult first, session->forward(prompt, false));  // last row's logits on the host
+            next = argmax(first.logits, first.vocab);
+        }
+        const auto t1 = Clock::now();
+        {
+            PhaseMark mark(tag + "decode " + std::to_string(promptLen));
+            for (int64_t i = 0; i < decodeTokens; ++i) {
+                DSV2_ASSIGN_OR_RETURN(ForwardResult step, session->forward(std::span<const int32_t>(&next, 1), false));
+                next = argmax(step.logits, step.vocab);
+            }
+        }
+        const auto t2 = Clock::now();
+        r.prefill = seconds(t0, t1);
+        r.decode = seconds(t1, t2);
+        r.cache = session->cacheStats();
+        return r;
+    };
+    // Warm-up: every prompt length once (cuBLAS and CUDA load kernels per shape on first use).
+    for (int64_t n : a.promptLens)
+        if (auto warm = runOne(n, std::min<int64_t>(a.decodeTokens, 4), true); !warm.isOk())
+            return fail(warm.status().toString());
+    std::vector<Run> runs;
+    for (int64_t n : a.promptLens) {
+        auto r = runOne(n, a.decodeTokens, false);
+        if (!r.isOk()) return fail(r.status().toString());
+        runs.push_back(*r);
     }
-    const auto t2 = Clock::now();
 
-    const double prefill = seconds(t0, t1), decode = seconds(t1, t2);
-    const CacheStats cache = (*session)->cacheStats();
     int64_t gpuInUse = -1;
 #if defined(DSV2_HAS_CUDA_BACKEND)
     if (cuda) gpuInUse = cuda::deviceMemoryInUse();
@@ -137,19 +189,23 @@ int runBench(const BenchArgs& a) {
         {"backend", (*backend)->description()},
         {"model", a.model.empty() ? "random weights, " + a.randomConfig : a.model},
         {"layers", config.numHiddenLayers},
-        {"prompt_tokens", a.promptLen},
-        {"decode_tokens", a.decodeTokens},
         {"load_s", seconds(tLoad0, tLoad1)},
         {"backend_init_s", seconds(tLoad1, tBackend)},
-        {"ttft_s", prefill},
-        {"prefill_tok_s", static_cast<double>(a.promptLen) / prefill},
-        {"decode_s", decode},
-        {"decode_tok_s", a.decodeTokens > 0 ? static_cast<double>(a.decodeTokens) / decode : 0.0},
-        {"kv_bytes_per_token", cache.bytesPerToken},
-        {"kv_bytes_used", cache.bytesUsed},
+        {"kv_bytes_per_token", runs.front().cache.bytesPerToken},
         {"gpu_memory_in_use_bytes", gpuInUse},
         {"gpu_memory_planned_bytes", planned},
+        {"runs", nlohmann::json::array()},
     };
+    for (const Run& r : runs)
+        j["runs"].push_back({
+            {"prompt_tokens", r.promptLen},
+            {"decode_tokens", r.decodeTokens},
+            {"ttft_s", r.prefill},
+            {"prefill_tok_s", static_cast<double>(r.promptLen) / r.prefill},
+            {"decode_s", r.decode},
+            {"decode_tok_s", r.decodeTokens > 0 ? static_cast<double>(r.decodeTokens) / r.decode : 0.0},
+            {"kv_bytes_used", r.cache.bytesUsed},
+        });
     if (a.json) {
         std::cout << j.dump(2) << '\n';
         return 0;
@@ -159,14 +215,13 @@ int runBench(const BenchArgs& a) {
     std::printf("model              %s (%lld layers)\n", j["model"].get<std::string>().c_str(),
                 static_cast<long long>(config.numHiddenLayers));
     std::printf("load / init        %.2f s / %.2f s\n", seconds(tLoad0, tLoad1), seconds(tLoad1, tBackend));
-    std::printf("prefill            %lld tokens in %.3f s = %.1f tok/s (time to first token %.3f s)\n",
-                static_cast<long long>(a.promptLen), prefill, static_cast<double>(a.promptLen) / prefill, prefill);
-    if (a.decodeTokens > 0)
-        std::printf("decode             %lld tokens in %.3f s = %.2f tok/s\n", static_cast<long long>(a.decodeTokens),
-                    decode, static_cast<double>(a.decodeTokens) / decode);
-    std::printf("KV cache           %lld bytes per token, %lld bytes used\n", static_cast<long long>(cache.bytesPerToken),
-                static_cast<long long>(cache.bytesUsed));
+    std::printf("KV cache           %lld bytes per token\n", static_cast<long long>(runs.front().cache.bytesPerToken));
     std::printf("GPU memory         %s in use (planned %s)\n", gib(gpuInUse).c_str(), gib(planned).c_str());
+    std::printf("\n%8s %12s %12s %10s %12s\n", "prompt", "prefill tok/s", "TTFT ms", "decode", "decode tok/s");
+    for (const Run& r : runs)
+        std::printf("%8lld %12.1f %12.2f %10lld %12.2f\n", static_cast<long long>(r.promptLen),
+                    static_cast<double>(r.promptLen) / r.prefill, r.prefill * 1e3, static_cast<long long>(r.decodeTokens),
+                    r.decodeTokens > 0 ? static_cast<double>(r.decodeTokens) / r.decode : 0.0);
     return 0;
 }
 
@@ -177,7 +232,9 @@ void installBench(CLI::App& root, CliContext& ctx) {
     cmd->add_option("--random-weights", a->randomConfig, "config.json whose shapes get seeded random bf16 weights")
         ->check(CLI::ExistingFile);
     cmd->add_option("--backend", a->backend, "cuda or cpu")->check(CLI::IsMember({"cuda", "cpu"}))->capture_default_str();
-    cmd->add_option("--prompt-len", a->promptLen, "Prompt tokens (seeded random ids)")->capture_default_str();
+    cmd->add_option("--prompt-len", a->promptLens, "Prompt tokens (seeded random ids); a list runs one session each")
+        ->delimiter(',')
+        ->capture_default_str();
     cmd->add_option("--decode-tokens", a->decodeTokens, "Greedy decode steps after the prompt")->capture_default_str();
     cmd->add_option("--context", a->context, "KV cache / session capacity in tokens (0 = as the backend plans)");
     cmd->add_option("--threads", a->threads, "CPU threads for --backend cpu (0 = all cores)");

@@ -15,16 +15,22 @@ bool fitsInt(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
 }  // namespace
 
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // NVIDIA's recommendation for Hopper
+
 CublasHandle::~CublasHandle() {
     if (m_handle) cublasDestroy(m_handle);
+    if (m_workspace) cudaFree(m_workspace);
 }
 
-CublasHandle::CublasHandle(CublasHandle&& other) noexcept : m_handle(std::exchange(other.m_handle, nullptr)) {}
+CublasHandle::CublasHandle(CublasHandle&& other) noexcept
+    : m_handle(std::exchange(other.m_handle, nullptr)), m_workspace(std::exchange(other.m_workspace, nullptr)) {}
 
 CublasHandle& CublasHandle::operator=(CublasHandle&& other) noexcept {
     if (this != &other) {
         if (m_handle) cublasDestroy(m_handle);
+        if (m_workspace) cudaFree(m_workspace);
         m_handle = std::exchange(other.m_handle, nullptr);
+        m_workspace = std::exchange(other.m_workspace, nullptr);
     }
     return *this;
 }
@@ -34,6 +40,8 @@ Result<CublasHandle> CublasHandle::create() {
     DSV2_CUBLAS_CHECK(cublasCreate(&h.m_handle));
     // fp32 GEMMs (the router) stay true fp32: no TF32 shortcut.
     DSV2_CUBLAS_CHECK(cublasSetMathMode(h.m_handle, CUBLAS_DEFAULT_MATH));
+    DSV2_CUDA_CHECK(cudaMalloc(&h.m_workspace, kWorkspaceBytes));
+    DSV2_CUBLAS_CHECK(cublasSetWorkspace(h.m_handle, h.m_workspace, kWorkspaceBytes));
     return h;
 }
 

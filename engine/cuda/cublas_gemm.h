@@ -50,6 +50,8 @@ public:
 
 private:
     cublasHandle_t m_handle = nullptr;
+    // cuBLAS's workspace, owned here so that calls captured into a CUDA graph never allocate.
+    void* m_workspace = nullptr;
 };
 
 Status gemm(cublasHandle_t handle, const GemmParams& p, cudaStream_t stream);

@@ -1,8 +1,12 @@
 #include "cuda/cuda_backend.h"
 
+#include "cuda/cuda_backend_impl.h"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <string>
@@ -13,9 +17,12 @@
 #include "cuda/device_buffer.h"
 #include "cuda/device_weights.h"
 #include "cuda/embedding.h"
+#include "cuda/gemv.h"
 #include "cuda/latent_cache_ops.h"
 #include "cuda/mla_attention.h"
+#include "cuda/moe_decode.h"
 #include "cuda/moe_layer.h"
+#include "cuda/moe_router.h"
 #include "cuda/paged_latent_cache.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
@@ -24,8 +31,6 @@
 namespace dsv2 {
 namespace cuda {
 namespace {
-
-using bf16 = __nv_bfloat16;
 
 // q_a_layernorm and kv_a_layernorm are built without rms_norm_eps in DeepSeek's and HF's modeling
 // code, so they use RMSNorm's default epsilon whatever config.json says (as the CPU backend).
@@ -48,91 +53,9 @@ Status checkSupported(const ModelConfig& c) {
     return Status(StatusCode::Unsupported, "the CUDA backend cannot run this model: " + why);
 }
 
-class CudaBackend;
-
-class CudaSession final : public BackendSession {
-public:
-    CudaSession(CudaBackend& backend, LatentSequence seq, int64_t capacity)
-        : m_backend(backend), m_seq(std::move(seq)), m_capacity(capacity) {}
-    ~CudaSession() override;
-    Result<ForwardResult> forward(std::span<const int32_t> tokens, bool wantAllLogits) override;
-    Status truncate(int64_t length) override;
-    int64_t length() const override { return m_seq.length; }
-    int64_t capacity() const override { return m_capacity; }
-    CacheStats cacheStats() const override;
-
-private:
-    CudaBackend& m_backend;
-    LatentSequence m_seq;
-    int64_t m_capacity;
-};
-
-class CudaBackend final : public Backend {
-public:
-    CudaBackend(const ModelConfig& config, const BackendOptions& options) : m_config(config), m_options(options) {}
-    ~CudaBackend() override {
-        if (m_stream) cudaStreamDestroy(m_stream);
-    }
-
-    Status init(const ModelWeights& weights, const CudaBackendExtras& extras);
-
-    BackendKind kind() const override { return BackendKind::Cuda; }
-    std::string description() const override { return "cuda bf16, " + m_deviceName; }
-    Result<std::unique_ptr<BackendSession>> createSession(int64_t maxContext) override;
-
-    Status forwardChunk(LatentSequence& seq, const int32_t* tokens, int T, int64_t firstLogitRow, float* logits,
-                        ForwardRouting& routing, int64_t routingToken0);
-    cudaStream_t stream() const { return m_stream; }
-    std::mutex& mutex() { return m_mutex; }
-    PagedLatentCache& cache() { return m_cache; }
-    const ModelConfig& config() const { return m_config; }
-    int64_t chunkTokens() const { return m_plan.shape.chunkTokens; }
-    const std::vector<int32_t>& moeLayers() const { return m_moeLayers; }
-    Status selectDevice() {
-        DSV2_CUDA_CHECK(cudaSetDevice(m_options.device));
-        return Status::ok();
-    }
-
-private:
-    Status attention(int layer, int T, int64_t pos0, LatentSequence& seq);
-    bool useExpanded(int T, int64_t ctx) const;
-    Status tap(int stage, int T, int64_t pos0);
-
-    const ModelConfig& m_config;
-    BackendOptions m_options;
-    std::string m_deviceName;
-    int m_sms = 0;
-    MemoryPlan m_plan;
-    cudaStream_t m_stream = nullptr;
-    CublasHandle m_blas;
-    DeviceModelWeights m_weights;
-    PagedLatentCache m_cache;
-    std::mutex m_mutex;  // one forward at a time (shared scratch, stream, allocator)
-    std::vector<int32_t> m_moeLayers;
-    std::function<void(const ResidualTap&)> m_residualTap;  // tests only
-    std::vector<float> m_tapHost;
-
-    MlaGeometry m_mla;
-    MoeGeometry m_moe;
-    DeviceBuffer<float> m_invFreq;     // [rope/2]
-    DeviceBuffer<int32_t> m_tokens;    // [chunk]
-    DeviceBuffer<int32_t> m_positions; // [chunk]
-    PinnedBuffer<int32_t> m_hostIds;   // [2·chunk]: tokens then positions
-    DeviceBuffer<float> m_residual;    // [chunk, hidden]
-    DeviceBuffer<float> m_delta;       // [chunk, hidden]: o_proj / FFN output, added by the next norm
-    DeviceBuffer<bf16> m_x;            // [chunk, hidden] normed
-    DeviceBuffer<bf16> m_qA;           // [chunk, q_lora]
-    DeviceBuffer<bf16> m_q;            // [chunk, H, dqk]
-    DeviceBuffer<bf16> m_kvA;          // [chunk, kv_lora + rope]
-    DeviceBuffer<bf16> m_attn;         // [chunk, H, v]
-    DeviceBuffer<float> m_logits;      // [logitRows, vocab]
-    PinnedBuffer<int32_t> m_hostRouteIds;   // [n_moe, chunk, top_k]
-    PinnedBuffer<float> m_hostRouteWeights; // [n_moe, chunk, top_k]
-    MlaScratch m_mlaScratch;
-    FfnScratch m_ffnScratch;
-};
-
 int64_t blocksOf(int64_t tokens) { return (tokens + kCacheBlockTokens - 1) / kCacheBlockTokens; }
+
+}  // namespace
 
 Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& extras) {
     const ModelConfig& c = m_config;
@@ -218,6 +141,27 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
                                                std::min(m_plan.shape.expandedCtx, m_plan.shape.cacheTokens)));
     const int maxInter = static_cast<int>(std::max(c.intermediateSize, c.nSharedExperts * c.moeIntermediateSize));
     DSV2_ASSIGN_OR_RETURN(m_ffnScratch, FfnScratch::allocate(m_moe, m_plan.shape.chunkTokens, maxInter));
+    DSV2_ASSIGN_OR_RETURN(m_hostLogits, PinnedBuffer<float>::allocate(static_cast<size_t>(c.vocabSize)));
+
+    // Device tables of every expert's weights, so the one-token MoE path picks experts on the GPU.
+    const auto nExperts = static_cast<size_t>(std::max<int64_t>(c.nRoutedExperts, 1));
+    std::vector<const bf16*> tables(std::max<size_t>(1, m_moeLayers.size() * 2 * nExperts), nullptr);
+    for (size_t m = 0; m < m_moeLayers.size(); ++m) {
+        const MoeDeviceWeights& moe = m_weights.layers[static_cast<size_t>(m_moeLayers[m])].moe;
+        for (size_t e = 0; e < moe.experts.size(); ++e) {
+            tables[(2 * m) * nExperts + e] = moe.experts[e].gate_up;
+            tables[(2 * m + 1) * nExperts + e] = moe.experts[e].down;
+        }
+    }
+    DSV2_ASSIGN_OR_RETURN(m_expertTables, DeviceBuffer<const bf16*>::allocate(tables.size()));
+    DSV2_RETURN_IF_ERROR(m_expertTables.copyFromHost(tables.data(), tables.size()));
+
+    // One-token steps split the context into a fixed number of ranges (the kernel sizes them from
+    // the position on the device): enough blocks to cover the GPU twice.
+    const int headGroups = static_cast<int>((c.numAttentionHeads + 7) / 8);
+    m_decodeSplits = std::clamp(2 * m_sms / std::max(headGroups, 1), 1,
+                                static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
+    if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
 }
@@ -258,10 +202,14 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     const int64_t hidden = c.hiddenSize, H = c.numAttentionHeads, dqk = c.qHeadDim(), entry = c.latentCacheDim();
     const float eps = kLatentNormEps;
 
-    // q [T, H, dqk]
+    // q [T, H, dqk] (or q_a [T, q_lora]) and [c_kv | k_pe] [T, entry] read the same x: one launch.
+    const __nv_bfloat16* qIn = c.qLoraRank ? a.qAProj : a.qProj;
+    bf16* qOut = c.qLoraRank ? m_qA.data() : m_q.data();
+    const int64_t qRows = c.qLoraRank ? *c.qLoraRank : H * dqk;
+    DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(),
+                                       entry, m_stream));
     if (c.qLoraRank) {
         const int64_t r = *c.qLoraRank;
-        DSV2_RETURN_IF_ERROR(linear(blas, m_x.data(), hidden, a.qAProj, m_qA.data(), GemmType::BF16, r, T, r, hidden, m_stream));
         RmsNormParams n;
         n.n_rows = T;
         n.n_cols = static_cast<int>(r);
@@ -272,12 +220,9 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         n.out_stride = r;
         n.eps = eps;
         DSV2_RETURN_IF_ERROR(launchRmsNorm(n, m_stream));
-        DSV2_RETURN_IF_ERROR(linear(blas, m_qA.data(), r, a.qBProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, r, m_stream));
-    } else {
-        DSV2_RETURN_IF_ERROR(linear(blas, m_x.data(), hidden, a.qProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, hidden, m_stream));
+        DSV2_RETURN_IF_ERROR(linearFew(blas, m_qA.data(), r, a.qBProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, r, m_stream));
     }
-    // [c_kv | k_pe] [T, entry]; kv_a_layernorm on c_kv, RoPE on k_pe and q_pe.
-    DSV2_RETURN_IF_ERROR(linear(blas, m_x.data(), hidden, a.kvAProj, m_kvA.data(), GemmType::BF16, entry, T, entry, hidden, m_stream));
+    // kv_a_layernorm on c_kv, RoPE on k_pe and q_pe.
     RmsNormParams n;
     n.n_rows = T;
     n.n_cols = static_cast<int>(c.kvLoraRank);
@@ -312,6 +257,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     w.cache = ref;
     w.n_tokens = T;
     w.pos0 = pos0;
+    w.positions = m_positions.data();  // the same positions, read on the device (CUDA graphs)
     w.src = m_kvA.data();
     w.src_stride = entry;
     DSV2_RETURN_IF_ERROR(launchLatentCacheWrite(w, m_stream));
@@ -323,6 +269,10 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.cache = ref;
     call.kv_b = a.kvBProj;
     call.out = m_attn.data();
+    if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
+        call.q_pos0_device = m_positions.data();
+        call.device_splits = m_decodeSplits;
+    }
     const int64_t ctx = pos0 + T;
     if (m_options.mlaForm == MlaForm::Expanded && ctx > m_mlaScratch.maxExpandedCtx())
         return Status(StatusCode::Unsupported, "the expanded MLA form was forced, but a context of " +
@@ -333,7 +283,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     else
         DSV2_RETURN_IF_ERROR(mlaAttentionAbsorbed(blas, m_mla, call, m_mlaScratch, m_sms, m_stream));
     // o_proj: delta [T, hidden] fp32
-    return linear(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden, T, hidden,
+    return linearFew(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden, T, hidden,
                   H * c.vHeadDim, m_stream);
 }
 
@@ -363,15 +313,39 @@ Status CudaBackend::tap(int stage, int T, int64_t pos0) {
 Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int T, int64_t firstLogitRow,
                                  float* logits, ForwardRouting& routing, int64_t routingToken0) {
     const ModelConfig& c = m_config;
+    const int64_t pos0 = seq.length;
+    for (int t = 0; t < T; ++t) {
+        m_hostIds[static_cast<size_t>(t)] = tokens[t];
+        m_hostIds[static_cast<size_t>(T + t)] = static_cast<int32_t>(pos0 + t);
+    }
+    const bool oneRow = T - firstLogitRow == 1;
+    if (T == 1 && oneRow && decodeGraphUsable())
+        DSV2_RETURN_IF_ERROR(runDecodeGraph(seq));
+    else
+        DSV2_RETURN_IF_ERROR(enqueueForward(seq, T, firstLogitRow, logits));
+    DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    if (oneRow) std::memcpy(logits, m_hostLogits.data(), sizeof(float) * static_cast<size_t>(c.vocabSize));
+
+    const size_t K = static_cast<size_t>(c.numExpertsPerTok);
+    for (size_t m = 0; m < m_moeLayers.size(); ++m) {
+        const size_t slot = m * static_cast<size_t>(m_plan.shape.chunkTokens) * K;
+        for (int t = 0; t < T; ++t)
+            for (size_t k = 0; k < K; ++k) {
+                const int64_t dst = routing.index(routingToken0 + t, static_cast<int64_t>(m), static_cast<int64_t>(k));
+                routing.expertIds[static_cast<size_t>(dst)] = m_hostRouteIds[slot + static_cast<size_t>(t) * K + k];
+                routing.weights[static_cast<size_t>(dst)] = m_hostRouteWeights[slot + static_cast<size_t>(t) * K + k];
+            }
+    }
+    return Status::ok();
+}
+
+Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogitRow, float* logits) {
+    const ModelConfig& c = m_config;
     const int64_t hidden = c.hiddenSize;
     const int64_t pos0 = seq.length;
     const auto eps = static_cast<float>(c.rmsNormEps);
     cublasHandle_t blas = m_blas.get();
 
-    for (int t = 0; t < T; ++t) {
-        m_hostIds[static_cast<size_t>(t)] = tokens[t];
-        m_hostIds[static_cast<size_t>(T + t)] = static_cast<int32_t>(pos0 + t);
-    }
     DSV2_CUDA_CHECK(cudaMemcpyAsync(m_tokens.data(), m_hostIds.data(), sizeof(int32_t) * T, cudaMemcpyHostToDevice, m_stream));
     DSV2_CUDA_CHECK(cudaMemcpyAsync(m_positions.data(), m_hostIds.data() + T, sizeof(int32_t) * T, cudaMemcpyHostToDevice,
                                     m_stream));
@@ -394,7 +368,6 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
     norm.out = m_x.data();
     norm.out_stride = hidden;
     norm.eps = eps;
-    const size_t K = static_cast<size_t>(c.numExpertsPerTok);
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
@@ -407,47 +380,75 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
         norm.weight = L.postNorm;
         DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
-        if (L.moe.gate) {
-            DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));
-            // Routing records: [T, K] ids and weights to the host, asynchronously.
-            const size_t slot = moeIndex * static_cast<size_t>(m_plan.shape.chunkTokens) * K;
-            DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostRouteIds.data() + slot, m_ffnScratch.topkIds.data(),
-                                            sizeof(int32_t) * T * K, cudaMemcpyDeviceToHost, m_stream));
-            DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostRouteWeights.data() + slot, m_ffnScratch.topkWeights.data(),
-                                            sizeof(float) * T * K, cudaMemcpyDeviceToHost, m_stream));
-            ++moeIndex;
-        } else {
-            DSV2_RETURN_IF_ERROR(mlpForward(blas, L.dense, static_cast<int>(hidden), m_x.data(), hidden, T,
-                                            m_delta.data(), hidden, 0.0f, m_ffnScratch, m_stream));
-        }
+        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex));
+        if (L.moe.gate) ++moeIndex;
     }
     norm.delta = m_delta.data();
     norm.weight = m_weights.finalNorm;
     DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
     DSV2_RETURN_IF_ERROR(tap(2 * static_cast<int>(c.numHiddenLayers), T, pos0));
 
-    // lm_head over the requested rows, logitRows at a time, fp32 logits straight to the host.
-    const int64_t first = firstLogitRow;
     const int64_t vocab = c.vocabSize;
-    for (int64_t r0 = first; r0 < T; r0 += m_plan.shape.logitRows) {
+    if (T - firstLogitRow == 1) {  // one row: to pinned memory without waiting (graph-safe)
+        DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data() + firstLogitRow * hidden, hidden, m_weights.lmHead,
+                                       m_logits.data(), GemmType::F32, vocab, 1, vocab, hidden, m_stream));
+        DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostLogits.data(), m_logits.data(), sizeof(float) * vocab,
+                                        cudaMemcpyDeviceToHost, m_stream));
+        return Status::ok();
+    }
+    // lm_head over the requested rows, logitRows at a time, fp32 logits straight to the host.
+    for (int64_t r0 = firstLogitRow; r0 < T; r0 += m_plan.shape.logitRows) {
         const int64_t rows = std::min<int64_t>(m_plan.shape.logitRows, T - r0);
         DSV2_RETURN_IF_ERROR(linear(blas, m_x.data() + r0 * hidden, hidden, m_weights.lmHead, m_logits.data(),
                                     GemmType::F32, vocab, rows, vocab, hidden, m_stream));
-        DSV2_CUDA_CHECK(cudaMemcpyAsync(logits + (r0 - first) * vocab, m_logits.data(), sizeof(float) * rows * vocab,
-                                        cudaMemcpyDeviceToHost, m_stream));
+        DSV2_CUDA_CHECK(cudaMemcpyAsync(logits + (r0 - firstLogitRow) * vocab, m_logits.data(),
+                                        sizeof(float) * rows * vocab, cudaMemcpyDeviceToHost, m_stream));
         DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));  // m_logits is reused by the next rows
     }
-    DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    return Status::ok();
+}
 
-    for (size_t m = 0; m < m_moeLayers.size(); ++m) {
-        const size_t slot = m * static_cast<size_t>(m_plan.shape.chunkTokens) * K;
-        for (int t = 0; t < T; ++t)
-            for (size_t k = 0; k < K; ++k) {
-                const int64_t dst = routing.index(routingToken0 + t, static_cast<int64_t>(m), static_cast<int64_t>(k));
-                routing.expertIds[static_cast<size_t>(dst)] = m_hostRouteIds[slot + static_cast<size_t>(t) * K + k];
-                routing.weights[static_cast<size_t>(dst)] = m_hostRouteWeights[slot + static_cast<size_t>(t) * K + k];
-            }
+// The FFN half of layer `layer` on m_x, into m_delta; MoE layers leave their routing in pinned
+// memory (slot moeIndex) for forwardChunk.
+Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
+    const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(layer)];
+    cublasHandle_t blas = m_blas.get();
+    const int64_t hidden = m_config.hiddenSize;
+    if (!L.moe.gate)
+        return mlpForward(blas, L.dense, static_cast<int>(hidden), m_x.data(), hidden, T, m_delta.data(), hidden, 0.0f,
+                          m_ffnScratch, m_stream);
+    if (T == 1) {
+        // One token: router, then the chosen experts straight from the device's top-k (no host wait).
+        DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data(), hidden, L.moe.gate, m_ffnScratch.logits.data(), GemmType::F32,
+                                       m_moe.n_experts, 1, m_moe.n_experts, hidden, m_stream));
+        MoeRouterParams r = routerParams(m_moe, 1, m_ffnScratch);
+        DSV2_RETURN_IF_ERROR(launchMoeRouter(r, m_stream));
+        const auto nExperts = static_cast<size_t>(m_moe.n_experts);
+        MoeDecodeParams d;
+        d.hidden = static_cast<int>(hidden);
+        d.top_k = m_moe.top_k;
+        d.inter = m_moe.expert_inter;
+        d.shared_inter = L.moe.shared.gate_up ? L.moe.shared.inter : 0;
+        d.x = m_x.data();
+        d.topk_ids = m_ffnScratch.topkIds.data();
+        d.topk_weights = m_ffnScratch.topkWeights.data();
+        d.expert_gate_up = m_expertTables.data() + 2 * moeIndex * nExperts;
+        d.expert_down = m_expertTables.data() + (2 * moeIndex + 1) * nExperts;
+        d.shared_gate_up = L.moe.shared.gate_up;
+        d.shared_down = L.moe.shared.down;
+        d.act = m_ffnScratch.act.data();
+        d.out = m_delta.data();
+        DSV2_RETURN_IF_ERROR(launchMoeDecode(d, m_stream));
+    } else {
+        DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));
     }
+    // Routing records: [T, K] ids and weights to pinned host memory, asynchronously.
+    const size_t K = static_cast<size_t>(m_moe.top_k);
+    const size_t slot = moeIndex * static_cast<size_t>(m_plan.shape.chunkTokens) * K;
+    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostRouteIds.data() + slot, m_ffnScratch.topkIds.data(), sizeof(int32_t) * T * K,
+                                    cudaMemcpyDeviceToHost, m_stream));
+    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostRouteWeights.data() + slot, m_ffnScratch.topkWeights.data(),
+                                    sizeof(float) * T * K, cudaMemcpyDeviceToHost, m_stream));
     return Status::ok();
 }
 
@@ -515,8 +516,6 @@ CacheStats CudaSession::cacheStats() const {
     return makeCacheStats(m_backend.config(), "bf16", 2, m_seq.length,
                           static_cast<int64_t>(m_seq.blocks.size()) * kCacheBlockTokens, m_capacity);
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Backend>> createCudaBackendWithExtras(const ModelConfig& config, const ModelWeights& weights,
                                                              const BackendOptions& options,

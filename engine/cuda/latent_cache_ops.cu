@@ -15,7 +15,7 @@ __device__ __forceinline__ bf16* slotOf(const PagedCacheRef& c, int64_t pos) {
 // grid: n_tokens blocks; one block copies one entry.
 __global__ void latentCacheWriteKernel(LatentCacheWriteParams p) {
     const int t = blockIdx.x;
-    bf16* dst = slotOf(p.cache, p.pos0 + t);
+    bf16* dst = slotOf(p.cache, p.positions ? static_cast<int64_t>(p.positions[t]) : p.pos0 + t);
     const bf16* src = p.src + static_cast<int64_t>(t) * p.src_stride;
     for (int i = threadIdx.x; i < p.cache.entry_dim; i += blockDim.x) dst[i] = src[i];
 }

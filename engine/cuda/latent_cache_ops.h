@@ -24,6 +24,7 @@ struct LatentCacheWriteParams {
     PagedCacheRef cache;
     int n_tokens = 0;
     int64_t pos0 = 0;                       // position of the first new token
+    const int32_t* positions = nullptr;     // when set: token t goes to positions[t] (device; CUDA graphs)
     const __nv_bfloat16* src = nullptr;     // [n_tokens, src_stride], first entry_dim values are copied
     int64_t src_stride = 0;
 };

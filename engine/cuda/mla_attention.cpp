@@ -13,12 +13,21 @@ namespace {
 
 int64_t partialRowsFor(int64_t maxQ, int maxSplits) { return std::max(maxQ, std::min<int64_t>(maxQ, 64) * maxSplits); }
 
+// Score block elements (each: 4 B of fp32 score + 2 B of bf16 probability): at most 48 Mi (288 MiB),
+// enough for 4096 queries × 4096 keys of a 3-head model, or slices of 16+ queries at any context.
+constexpr int64_t kMaxScoreElements = int64_t{48} << 20;
+
+int64_t scoreElementsFor(const MlaGeometry& g, int64_t maxQ, int64_t maxExpandedCtx) {
+    return std::min(kMaxScoreElements, maxQ * g.n_heads * maxExpandedCtx);
+}
+
 }  // namespace
 
 int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
     const int64_t qh = maxQ * g.n_heads;
     return qh * g.kv_lora * (4 + 2) + partialRowsFor(maxQ, maxSplits) * g.n_heads * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
-           maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) * 2;
+           maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) * 2 +
+           scoreElementsFor(g, maxQ, maxExpandedCtx) * (4 + 2);
 }
 
 Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
@@ -36,6 +45,9 @@ Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int 
     DSV2_ASSIGN_OR_RETURN(s.latent, DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
     DSV2_ASSIGN_OR_RETURN(s.kv, DeviceBuffer<__nv_bfloat16>::allocate(
                                     static_cast<size_t>(maxExpandedCtx * g.n_heads * g.kvbRowsPerHead())));
+    s.m_scoreElements = scoreElementsFor(g, maxQ, maxExpandedCtx);
+    DSV2_ASSIGN_OR_RETURN(s.scores, DeviceBuffer<float>::allocate(static_cast<size_t>(s.m_scoreElements)));
+    DSV2_ASSIGN_OR_RETURN(s.probs, DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(s.m_scoreElements)));
     return s;
 }
 
@@ -60,6 +72,71 @@ Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const Mla
     // kv [ctx, H·(nope+v)] = c_kv [ctx, kv_lora] · kv_bᵀ
     DSV2_RETURN_IF_ERROR(linear(blas, scratch.latent.data(), entry, call.kv_b, scratch.kv.data(), GemmType::BF16, kvRow,
                                 ctx, kvRow, g.kv_lora, stream));
+
+    // Query slices whose score block fits the scratch (at least 16 rows; else the flash kernel).
+    const int64_t perRow = static_cast<int64_t>(g.n_heads) * ctx;
+    const int64_t sliceRows = std::min<int64_t>(call.n_q, scratch.scoreElements() / std::max<int64_t>(perRow, 1));
+    if (sliceRows >= std::min<int64_t>(16, call.n_q)) {
+        for (int64_t q0 = 0; q0 < call.n_q; q0 += sliceRows) {
+            const int64_t rows = std::min(sliceRows, call.n_q - q0);
+            const int64_t keys = call.q_pos0 + q0 + rows;  // causal: the slice's last query sees these
+            const int64_t qStride = static_cast<int64_t>(g.n_heads) * g.dqk();
+            // scores[h] [rows, keys] = q_nope[h] · k_nope[h]ᵀ, then += q_pe[h] · k_peᵀ (k_pe shared).
+            GemmParams s;
+            s.m = rows;
+            s.n = keys;
+            s.k = g.d_nope;
+            s.a = call.q + q0 * qStride;
+            s.lda = qStride;
+            s.stride_a = g.dqk();
+            s.b = scratch.kv.data();
+            s.ldb = kvRow;
+            s.trans_b = true;
+            s.stride_b = g.kvbRowsPerHead();
+            s.c = scratch.scores.data();
+            s.c_type = GemmType::F32;
+            s.ldc = keys;
+            s.stride_c = rows * keys;
+            s.batch = g.n_heads;
+            DSV2_RETURN_IF_ERROR(gemm(blas, s, stream));
+            s.k = g.d_rope;
+            s.a = call.q + q0 * qStride + g.d_nope;
+            s.b = scratch.latent.data() + g.kv_lora;
+            s.ldb = entry;
+            s.stride_b = 0;
+            s.beta = 1.0f;
+            DSV2_RETURN_IF_ERROR(gemm(blas, s, stream));
+
+            MlaSoftmaxParams sm;
+            sm.n_heads = g.n_heads;
+            sm.n_rows = static_cast<int>(rows);
+            sm.n_keys = static_cast<int>(keys);
+            sm.q_pos0 = call.q_pos0 + q0;
+            sm.scores = scratch.scores.data();
+            sm.probs = scratch.probs.data();
+            sm.softmax_scale = g.softmax_scale;
+            DSV2_RETURN_IF_ERROR(launchMlaCausalSoftmax(sm, stream));
+
+            // out[q0.., h] [rows, d_v] = P[h] [rows, keys] · v[h] [keys, d_v]
+            GemmParams o;
+            o.m = rows;
+            o.n = g.d_v;
+            o.k = keys;
+            o.a = scratch.probs.data();
+            o.lda = keys;
+            o.stride_a = rows * keys;
+            o.b = scratch.kv.data() + g.d_nope;
+            o.ldb = kvRow;
+            o.stride_b = g.kvbRowsPerHead();
+            o.c = call.out + q0 * static_cast<int64_t>(g.n_heads) * g.d_v;
+            o.c_type = GemmType::BF16;
+            o.ldc = static_cast<int64_t>(g.n_heads) * g.d_v;
+            o.stride_c = g.d_v;
+            o.batch = g.n_heads;
+            DSV2_RETURN_IF_ERROR(gemm(blas, o, stream));
+        }
+        return Status::ok();
+    }
 
     MlaPrefillParams p;
     p.n_q = call.n_q;
@@ -115,7 +192,13 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     // Splits the partial-softmax workspace can hold for this many queries.
     const int maxSplits = static_cast<int>(std::min<int64_t>(scratch.maxSplits(), scratch.partialRows() / call.n_q));
     MlaDecodePlan plan = planMlaDecode(ctx, call.n_q, g.n_heads, n_sms, maxSplits);
-    if (split_len_override > 0) {
+    if (call.q_pos0_device) {
+        if (call.device_splits < 1 || call.device_splits > maxSplits)
+            return Status(StatusCode::InvalidArgument, "mla absorbed: device_splits outside [1, " +
+                                                           std::to_string(maxSplits) + "]");
+        plan.n_splits = call.device_splits;
+        plan.split_len = 0;
+    } else if (split_len_override > 0) {
         plan.split_len = split_len_override;
         plan.n_splits = static_cast<int>((ctx + split_len_override - 1) / split_len_override);
         if (plan.n_splits > maxSplits)
@@ -127,6 +210,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.d_latent = g.kv_lora;
     p.d_rope = g.d_rope;
     p.q_pos0 = call.q_pos0;
+    p.q_pos0_device = call.q_pos0_device;
     p.q_lat = scratch.qLat.data();
     p.q_lat_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
     p.q_lat_head_stride = g.kv_lora;

@@ -52,12 +52,18 @@ public:
     int64_t partialRows() const { return m_partialRows; }
     DeviceBuffer<__nv_bfloat16> latent;  // [maxCtx, entry]
     DeviceBuffer<__nv_bfloat16> kv;      // [maxCtx, H, d_nope + d_v]
+    // The expanded form's score block for a slice of queries: [H, rows, keys] fp32 scores and bf16
+    // probabilities, scoreElements of each (rows chosen per call so that H·rows·keys fits).
+    DeviceBuffer<float> scores;
+    DeviceBuffer<__nv_bfloat16> probs;
+    int64_t scoreElements() const { return m_scoreElements; }
 
 private:
     int64_t m_maxQ = 0;
     int m_maxSplits = 0;
     int64_t m_maxCtx = 0;
     int64_t m_partialRows = 0;
+    int64_t m_scoreElements = 0;
 };
 
 struct MlaCall {
@@ -67,8 +73,17 @@ struct MlaCall {
     PagedCacheRef cache;                  // this layer, entries of [0, q_pos0 + n_q) written
     const __nv_bfloat16* kv_b = nullptr;  // kv_b_proj [H·(d_nope + d_v), kv_lora]
     __nv_bfloat16* out = nullptr;         // [n_q, H, d_v] contiguous
+    // Absorbed form only: q_pos0 read on the device (one launch replayed at every position by a
+    // CUDA graph) over `device_splits` context splits of a length the kernel derives.
+    const int32_t* q_pos0_device = nullptr;
+    int device_splits = 0;
 };
 
+// The expanded (MHA) form for prefill: k_nope and v expanded from the cache by one kv_b GEMM, then
+// per slice of queries three tensor-core GEMMs and a softmax (scores = q_nope·k_nopeᵀ + q_pe·k_peᵀ
+// in fp32, bf16 probabilities, out = P·v), with the slice sized so the score block stays within
+// the scratch: a long prompt never holds a [tokens × tokens] matrix. Without score scratch the
+// flash kernel (mla_prefill.h) runs instead.
 Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const MlaCall& call, MlaScratch& scratch,
                             cudaStream_t stream);
 

@@ -14,6 +14,7 @@ constexpr int kTile = 32;          // cache positions per tile: one per lane whe
 constexpr int kMaxLatent = 512;
 constexpr int kPairsPerLane = kMaxLatent / 64;  // 8 bf16 pairs of o_lat per lane
 constexpr int kMaxEntry = 1024;
+constexpr int kMaxVecPerThread = kTile * (kMaxEntry / 8) / (kHeadsPerBlock * kWarpSize);  // 16-byte loads per tile
 
 __host__ __device__ inline int entryRowStride(int entry) { return (entry / 2) % 2 == 0 ? entry + 2 : entry; }
 
@@ -21,9 +22,11 @@ __device__ __forceinline__ float2 ld2(const bf16* p) {
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
 }
 
+// Positions fit 32 bits (max_position_embeddings); 32-bit division is several times cheaper.
 __device__ __forceinline__ const bf16* cacheEntry(const PagedCacheRef& c, int64_t pos) {
-    const int32_t block = c.block_table[pos / c.block_size];
-    return c.layer_base + (static_cast<int64_t>(block) * c.block_size + pos % c.block_size) * c.entry_dim;
+    const auto ipos = static_cast<int32_t>(pos);
+    const int32_t block = c.block_table[ipos / c.block_size];
+    return c.layer_base + (static_cast<int64_t>(block) * c.block_size + ipos % c.block_size) * c.entry_dim;
 }
 
 // grid: (n_splits, n_q, ceil(H / 8)); block: 256 threads.
@@ -41,47 +44,95 @@ __global__ void __launch_bounds__(kHeadsPerBlock * kWarpSize) mlaDecodeKernel(Ml
     const int lane = tid % kWarpSize;
     const int h = blockIdx.z * kHeadsPerBlock + warp;
     const bool headActive = h < p.n_heads;
-    const int halfEntry = entry / 2;
 
-    for (int idx = tid; idx < kHeadsPerBlock * entry; idx += blockDim.x) {
-        const int r = idx / entry, c = idx % entry;
+    // The 8 heads' [q_lat | q_pe] into shared memory: all of a thread's loads are issued before
+    // its stores, so they overlap instead of each waiting for the previous one.
+    constexpr int kQBatch = kHeadsPerBlock * kMaxEntry / (kHeadsPerBlock * kWarpSize);  // one pass, any entry size
+    float qv[kQBatch];
+#pragma unroll
+    for (int b = 0; b < kQBatch; ++b) {
+        const int idx = tid + b * kHeadsPerBlock * kWarpSize;
+        const int r = idx / entry, c = idx - r * entry;
         const int hh = blockIdx.z * kHeadsPerBlock + r;
-        float v = 0.0f;
-        if (hh < p.n_heads) {
-            v = c < p.d_latent ? p.q_lat[qi * p.q_lat_token_stride + hh * p.q_lat_head_stride + c]
-                               : toFloat(p.q_pe[qi * p.q_pe_token_stride + hh * p.q_pe_head_stride + (c - p.d_latent)]);
-        }
-        sQ[r * entry + c] = v;
+        qv[b] = 0.0f;
+        if (idx < kHeadsPerBlock * entry && hh < p.n_heads)
+            qv[b] = c < p.d_latent ? p.q_lat[qi * p.q_lat_token_stride + hh * p.q_lat_head_stride + c]
+                                   : toFloat(p.q_pe[qi * p.q_pe_token_stride + hh * p.q_pe_head_stride + (c - p.d_latent)]);
+    }
+#pragma unroll
+    for (int b = 0; b < kQBatch; ++b) {
+        const int idx = tid + b * kHeadsPerBlock * kWarpSize;
+        if (idx < kHeadsPerBlock * entry) sQ[idx] = qv[b];
     }
 
-    const int64_t ctx = p.q_pos0 + qi + 1;  // causal length of this query
-    const int64_t begin = static_cast<int64_t>(split) * p.split_len;
-    const int64_t end = min(begin + p.split_len, ctx);
+    const int64_t qPos0 = p.q_pos0_device ? static_cast<int64_t>(*p.q_pos0_device) : p.q_pos0;
+    int64_t splitLen = p.split_len;
+    if (splitLen == 0) splitLen = ceilDiv(ceilDiv(qPos0 + p.n_q, p.n_splits), kTile) * kTile;
+    const int64_t ctx = qPos0 + qi + 1;  // causal length of this query
+    const int64_t begin = static_cast<int64_t>(split) * splitLen;
+    const int64_t end = min(begin + splitLen, ctx);
 
     float m = -INFINITY, l = 0.0f;
     float acc[2 * kPairsPerLane];
 #pragma unroll
     for (int c = 0; c < 2 * kPairsPerLane; ++c) acc[c] = 0.0f;
 
+    // The cache tile goes global -> registers -> shared memory, 16 bytes per load, and the next
+    // tile's loads are issued before this tile is scored, so HBM latency hides behind the math.
+    const int vecPerRow = entry / 8;
+    const int vecPerTile = kTile * vecPerRow;
+    uint4 pending[kMaxVecPerThread];
+    auto loadTile = [&](int64_t t0) {
+#pragma unroll
+        for (int i = 0; i < kMaxVecPerThread; ++i) {
+            const int idx = tid + i * kHeadsPerBlock * kWarpSize;
+            pending[i] = make_uint4(0, 0, 0, 0);
+            if (idx >= vecPerTile) continue;
+            const int r = idx / vecPerRow, c = idx - r * vecPerRow;
+            const int64_t pos = t0 + r;
+            if (pos < end) pending[i] = __ldg(reinterpret_cast<const uint4*>(cacheEntry(p.cache, pos)) + c);
+        }
+    };
+    auto storeTile = [&] {
+#pragma unroll
+        for (int i = 0; i < kMaxVecPerThread; ++i) {
+            const int idx = tid + i * kHeadsPerBlock * kWarpSize;
+            if (idx >= vecPerTile) continue;
+            const int r = idx / vecPerRow, c = idx - r * vecPerRow;
+            // Rows are 4-byte aligned only (the padded stride keeps scoring free of bank conflicts).
+            auto* dst = reinterpret_cast<uint32_t*>(sKV + r * es + c * 8);
+            dst[0] = pending[i].x;
+            dst[1] = pending[i].y;
+            dst[2] = pending[i].z;
+            dst[3] = pending[i].w;
+        }
+    };
+    if (begin < end) loadTile(begin);
+
     for (int64_t t0 = begin; t0 < end; t0 += kTile) {
         __syncthreads();  // sQ written (first pass) / previous tile consumed
-        for (int idx = tid; idx < kTile * halfEntry; idx += blockDim.x) {
-            const int r = idx / halfEntry, d = 2 * (idx % halfEntry);
-            const int64_t pos = t0 + r;
-            __nv_bfloat162 v = __floats2bfloat162_rn(0.0f, 0.0f);
-            if (pos < end) v = *reinterpret_cast<const __nv_bfloat162*>(cacheEntry(p.cache, pos) + d);
-            *reinterpret_cast<__nv_bfloat162*>(sKV + r * es + d) = v;
-        }
+        storeTile();
         __syncthreads();
+        if (t0 + kTile < end) loadTile(t0 + kTile);
         if (!headActive) continue;
 
         const float* q = sQ + warp * entry;
         const bf16* row = sKV + lane * es;
-        float s = 0.0f;
-        for (int d = 0; d < entry; d += 2) {
-            const float2 kf = ld2(row + d);
-            s = fmaf(q[d], kf.x, fmaf(q[d + 1], kf.y, s));
+        // Four independent partial sums: a single chain of 576 dependent FMAs would be latency-bound.
+        float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        int d = 0;
+        for (; d + 8 <= entry; d += 8) {
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const float2 kf = ld2(row + d + 2 * u);
+                s4[u] = fmaf(q[d + 2 * u], kf.x, fmaf(q[d + 2 * u + 1], kf.y, s4[u]));
+            }
         }
+        for (; d < entry; d += 2) {
+            const float2 kf = ld2(row + d);
+            s4[0] = fmaf(q[d], kf.x, fmaf(q[d + 1], kf.y, s4[0]));
+        }
+        const float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
         const bool valid = t0 + lane < end;
         const float sc = valid ? s * p.softmax_scale : -INFINITY;
         const float mNew = fmaxf(m, warpMax(sc));
@@ -125,31 +176,44 @@ __global__ void __launch_bounds__(kHeadsPerBlock * kWarpSize) mlaDecodeKernel(Ml
     }
 }
 
-// grid: n_q · H blocks of 128 threads: merges the splits of one (query, head).
+// grid: (n_q · H, column chunks of 128) blocks of 128 threads: merges the splits of one (query,
+// head) for 128 latent columns. The splits' weights exp(m_s - max) / Σ are formed once in shared
+// memory; then each column is a sum of independent loads (empty splits weigh 0).
 __global__ void mlaDecodeCombineKernel(MlaDecodeParams p) {
+    extern __shared__ float sWeight[];  // [n_splits]
+    __shared__ float scratch[32];
     const int qi = blockIdx.x / p.n_heads;
     const int h = blockIdx.x % p.n_heads;
     const int64_t base = (static_cast<int64_t>(qi) * p.n_heads + h) * p.n_splits;
+    float localMax = -INFINITY;
+    for (int s = threadIdx.x; s < p.n_splits; s += blockDim.x) localMax = fmaxf(localMax, p.partial_ml[(base + s) * 2]);
+    // Block max via the sum helper's pattern: warp max, then across warps.
+    localMax = warpMax(localMax);
+    __syncthreads();
+    if (threadIdx.x % kWarpSize == 0) scratch[threadIdx.x / kWarpSize] = localMax;
+    __syncthreads();
     float mMax = -INFINITY;
-    for (int s = 0; s < p.n_splits; ++s) mMax = fmaxf(mMax, p.partial_ml[(base + s) * 2]);
-    float total = 0.0f;
-    for (int s = 0; s < p.n_splits; ++s) {
+    for (int w = 0; w < static_cast<int>((blockDim.x + kWarpSize - 1) / kWarpSize); ++w) mMax = fmaxf(mMax, scratch[w]);
+    float localSum = 0.0f;
+    for (int s = threadIdx.x; s < p.n_splits; s += blockDim.x) {
         const float ms = p.partial_ml[(base + s) * 2];
-        if (ms != -INFINITY) total += p.partial_ml[(base + s) * 2 + 1] * expf(ms - mMax);
+        const float w = ms == -INFINITY ? 0.0f : expf(ms - mMax);
+        sWeight[s] = w;
+        localSum += p.partial_ml[(base + s) * 2 + 1] * w;
     }
+    const float total = blockSum(localSum, scratch);  // synchronises, so sWeight is complete
     const float inv = total > 0.0f ? 1.0f / total : 0.0f;
     bf16* out = p.out + qi * p.out_token_stride + h * p.out_head_stride;
-    for (int c = threadIdx.x; c < p.d_latent; c += blockDim.x) {
+    for (int c = blockIdx.y * blockDim.x + threadIdx.x; c < p.d_latent; c += gridDim.y * blockDim.x) {
         float v = 0.0f;
-        for (int s = 0; s < p.n_splits; ++s) {
-            const float ms = p.partial_ml[(base + s) * 2];
-            if (ms != -INFINITY) v += p.partial_o[(base + s) * p.d_latent + c] * expf(ms - mMax);
-        }
+        // No branch on empty splits (weight 0, partial 0): the loads stay independent and overlap.
+#pragma unroll 8
+        for (int s = 0; s < p.n_splits; ++s) v = fmaf(p.partial_o[(base + s) * p.d_latent + c], sWeight[s], v);
         out[c] = toBf16(v * inv);
     }
 }
 
-bool aligned4(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 0; }
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 }  // namespace
 
@@ -168,16 +232,18 @@ MlaDecodePlan planMlaDecode(int64_t ctx_len, int n_q, int n_heads, int n_sms, in
 Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
     if (p.n_q == 0) return Status::ok();
     const int entry = p.d_latent + p.d_rope;
+    const bool dynamic = p.q_pos0_device != nullptr;  // split length derived on the device
     if (p.n_q < 0 || p.n_heads <= 0 || p.d_latent <= 0 || p.d_rope < 0 || p.q_pos0 < 0 || p.n_splits < 1 ||
-        p.split_len <= 0 || p.split_len % kTile != 0)
+        (dynamic ? p.split_len != 0 : (p.split_len <= 0 || p.split_len % kTile != 0)))
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: bad sizes or plan");
-    if (static_cast<int64_t>(p.n_splits) * p.split_len < p.q_pos0 + p.n_q)
+    if (!dynamic && static_cast<int64_t>(p.n_splits) * p.split_len < p.q_pos0 + p.n_q)
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: the splits do not cover the context");
-    if (p.d_latent % 2 || p.d_rope % 2 || p.d_latent > kMaxLatent || entry > kMaxEntry || p.cache.entry_dim != entry)
-        return Status(StatusCode::Unsupported,
-                      "launchMlaDecode: need even dims, kv_lora_rank <= 512 and cache entry == kv_lora_rank + rope");
+    if (p.d_latent % 2 || p.d_rope % 2 || entry % 8 || p.d_latent > kMaxLatent || entry > kMaxEntry ||
+        p.cache.entry_dim != entry)
+        return Status(StatusCode::Unsupported, "launchMlaDecode: need even dims, kv_lora_rank + rope a multiple of 8, "
+                                               "kv_lora_rank <= 512 and cache entry == kv_lora_rank + rope");
     if (!p.q_lat || !p.q_pe || !p.cache.layer_base || !p.cache.block_table || p.cache.block_size <= 0 ||
-        !p.partial_o || !p.partial_ml || !p.out || !aligned4(p.cache.layer_base))
+        !p.partial_o || !p.partial_ml || !p.out || !aligned16(p.cache.layer_base))
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: missing or misaligned pointer");
     if (p.n_q > 65535 || ceilDiv(p.n_heads, kHeadsPerBlock) > 65535)
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: too many query tokens for one launch");
@@ -189,7 +255,8 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
                     static_cast<unsigned>(ceilDiv(p.n_heads, kHeadsPerBlock)));
     mlaDecodeKernel<<<grid, kHeadsPerBlock * kWarpSize, smem, stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
-    mlaDecodeCombineKernel<<<static_cast<unsigned>(p.n_q * p.n_heads), 128, 0, stream>>>(p);
+    const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads), static_cast<unsigned>(ceilDiv(p.d_latent, 128)));
+    mlaDecodeCombineKernel<<<combineGrid, 128, sizeof(float) * static_cast<size_t>(p.n_splits), stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

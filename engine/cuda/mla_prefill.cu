@@ -186,4 +186,42 @@ Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream) {
     return Status::ok();
 }
 
+namespace {
+
+// grid: (n_rows, n_heads); one block per score row.
+__global__ void mlaCausalSoftmaxKernel(MlaSoftmaxParams p) {
+    __shared__ float scratch[32];
+    const int i = blockIdx.x, h = blockIdx.y;
+    const int64_t row = static_cast<int64_t>(h) * p.n_rows + i;
+    const float* s = p.scores + row * p.n_keys;
+    bf16* out = p.probs + row * p.n_keys;
+    const int valid = static_cast<int>(min(static_cast<int64_t>(p.n_keys), p.q_pos0 + i + 1));
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, s[j]);
+    // Block max: warps, then across warps (scratch reused by blockSum below after its own sync).
+    mx = warpMax(mx);
+    if (threadIdx.x % kWarpSize == 0) scratch[threadIdx.x / kWarpSize] = mx;
+    __syncthreads();
+    mx = -INFINITY;
+    for (int w = 0; w < static_cast<int>(blockDim.x / kWarpSize); ++w) mx = fmaxf(mx, scratch[w]);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < valid; j += blockDim.x) sum += expf((s[j] - mx) * p.softmax_scale);
+    const float inv = 1.0f / blockSum(sum, scratch);
+    for (int j = threadIdx.x; j < p.n_keys; j += blockDim.x)
+        out[j] = toBf16(j < valid ? expf((s[j] - mx) * p.softmax_scale) * inv : 0.0f);
+}
+
+}  // namespace
+
+Status launchMlaCausalSoftmax(const MlaSoftmaxParams& p, cudaStream_t stream) {
+    if (p.n_rows == 0) return Status::ok();
+    if (p.n_heads <= 0 || p.n_rows < 0 || p.n_keys <= 0 || p.q_pos0 < 0 || !p.scores || !p.probs ||
+        p.n_rows > 2147483647 || p.n_heads > 65535 || p.softmax_scale <= 0.0f)
+        return Status(StatusCode::InvalidArgument, "launchMlaCausalSoftmax: bad parameters");
+    const dim3 grid(static_cast<unsigned>(p.n_rows), static_cast<unsigned>(p.n_heads));
+    mlaCausalSoftmaxKernel<<<grid, 256, 0, stream>>>(p);
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
 }  // namespace dsv2::cuda

@@ -40,4 +40,21 @@ struct MlaPrefillParams {
 
 Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream);
 
+// The softmax step of the GEMM form of prefill attention (mla_attention.cpp): scores of a block of
+// n_rows queries (rows of every head) against n_keys keys, fp32 [H, n_rows, n_keys] as the score
+// GEMM left them. Row i of each head (query position q_pos0 + i) sees keys j <= q_pos0 + i:
+//   probs[h, i, j] = bf16(softmax_j(scale · scores[h, i, j])) for those keys, 0 beyond,
+// the bf16 probabilities the P·V GEMM takes (as FlashAttention rounds P before its P·V product).
+struct MlaSoftmaxParams {
+    int n_heads = 0;
+    int n_rows = 0;
+    int n_keys = 0;
+    int64_t q_pos0 = 0;
+    const float* scores = nullptr;      // [H, n_rows, n_keys]
+    __nv_bfloat16* probs = nullptr;     // [H, n_rows, n_keys]
+    float softmax_scale = 0.0f;
+};
+
+Status launchMlaCausalSoftmax(const MlaSoftmaxParams& p, cudaStream_t stream);
+
 }  // namespace dsv2::cuda

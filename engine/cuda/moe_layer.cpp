@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cuda/cublas_gemm.h"
+#include "cuda/gemv.h"
 #include "cuda/moe_permute.h"
 #include "cuda/moe_router.h"
 #include "cuda/swiglu.h"
@@ -11,9 +12,11 @@
 namespace dsv2::cuda {
 namespace {
 
-// Elements of the act buffer: dense/shared rows (T · maxInter) or routed rows (T · top_k · expert_inter).
+// Elements of the act buffer: dense/shared rows (T · maxInter), routed rows (T · top_k ·
+// expert_inter), or one token's routed + shared activations (the one-token path, moe_decode.h).
 int64_t actElements(const MoeGeometry& g, int64_t maxTokens, int maxInter) {
-    return std::max(maxTokens * maxInter, maxTokens * g.top_k * static_cast<int64_t>(g.expert_inter));
+    const int64_t routed = g.top_k * static_cast<int64_t>(g.expert_inter);
+    return std::max({maxTokens * maxInter, maxTokens * routed, routed + maxInter});
 }
 
 }  // namespace
@@ -47,6 +50,23 @@ Result<FfnScratch> FfnScratch::allocate(const MoeGeometry& g, int64_t maxTokens,
     return s;
 }
 
+MoeRouterParams routerParams(const MoeGeometry& g, int n_tokens, FfnScratch& scratch) {
+    MoeRouterParams r;
+    r.n_tokens = n_tokens;
+    r.n_experts = g.n_experts;
+    r.top_k = g.top_k;
+    r.group_limited = g.group_limited;
+    r.n_group = g.n_group;
+    r.topk_group = g.topk_group;
+    r.norm_topk_prob = g.norm_topk_prob;
+    r.routed_scaling_factor = g.routed_scaling_factor;
+    r.logits = scratch.logits.data();
+    r.logits_stride = g.n_experts;
+    r.topk_ids = scratch.topkIds.data();
+    r.topk_weights = scratch.topkWeights.data();
+    return r;
+}
+
 Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, const __nv_bfloat16* x, int64_t ldx,
                   int64_t n_tokens, float* out, int64_t ldo, float beta, FfnScratch& scratch, cudaStream_t stream) {
     if (n_tokens == 0) return Status::ok();
@@ -54,7 +74,7 @@ Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, co
     if (n_tokens * 2 * inter > static_cast<int64_t>(scratch.gateUp.size()))
         return Status(StatusCode::Internal, "mlpForward: scratch too small for " + std::to_string(n_tokens) + " tokens");
     // gate|up [T, 2·inter] = x · [gate; up]ᵀ
-    DSV2_RETURN_IF_ERROR(linear(blas, x, ldx, w.gate_up, scratch.gateUp.data(), GemmType::BF16, 2 * inter, n_tokens,
+    DSV2_RETURN_IF_ERROR(linearFew(blas, x, ldx, w.gate_up, scratch.gateUp.data(), GemmType::BF16, 2 * inter, n_tokens,
                                 2 * inter, hidden, stream));
     SwigluParams s;
     s.n_rows = static_cast<int>(n_tokens);
@@ -65,7 +85,7 @@ Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, co
     s.out_stride = inter;
     DSV2_RETURN_IF_ERROR(launchSwiglu(s, stream));
     // out [T, hidden] = act · downᵀ (+ out)
-    return linear(blas, scratch.act.data(), inter, w.down, out, GemmType::F32, ldo, n_tokens, hidden, inter, stream,
+    return linearFew(blas, scratch.act.data(), inter, w.down, out, GemmType::F32, ldo, n_tokens, hidden, inter, stream,
                   beta);
 }
 
@@ -84,20 +104,7 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     // Router logits in fp32: [T, E] = x · W_gateᵀ
     DSV2_RETURN_IF_ERROR(
         linear(blas, x, hidden, w.gate, scratch.logits.data(), GemmType::F32, g.n_experts, T, g.n_experts, hidden, stream));
-    MoeRouterParams r;
-    r.n_tokens = T;
-    r.n_experts = g.n_experts;
-    r.top_k = g.top_k;
-    r.group_limited = g.group_limited;
-    r.n_group = g.n_group;
-    r.topk_group = g.topk_group;
-    r.norm_topk_prob = g.norm_topk_prob;
-    r.routed_scaling_factor = g.routed_scaling_factor;
-    r.logits = scratch.logits.data();
-    r.logits_stride = g.n_experts;
-    r.topk_ids = scratch.topkIds.data();
-    r.topk_weights = scratch.topkWeights.data();
-    DSV2_RETURN_IF_ERROR(launchMoeRouter(r, stream));
+    DSV2_RETURN_IF_ERROR(launchMoeRouter(routerParams(g, T, scratch), stream));
 
     MoePermuteParams pp;
     pp.n_tokens = T;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cuda/device_buffer.h"
+#include "cuda/moe_router.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -70,6 +71,9 @@ public:
 private:
     int64_t m_maxTokens = 0;
 };
+
+// The router kernel's parameters for n_tokens rows of scratch.logits, into scratch.topkIds/Weights.
+MoeRouterParams routerParams(const MoeGeometry& g, int n_tokens, FfnScratch& scratch);
 
 // out [T, hidden] fp32 (ldo) = MLP(x [T, hidden] bf16 (ldx)); beta = 1 adds onto out.
 Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, const __nv_bfloat16* x, int64_t ldx,

@@ -6,7 +6,7 @@
 namespace dsv2::cuda {
 namespace {
 
-// grid: n_rows blocks of 256 threads; one block normalises one row. Each thread reads and writes
+// grid: n_rows blocks of 256 (1024 for a few rows) threads; one block normalises one row. Each thread reads and writes
 // the same columns in both passes, so in-place (out == x) is safe without extra synchronisation.
 __global__ void rmsNormKernel(RmsNormParams p) {
     __shared__ float scratch[32];
@@ -57,7 +57,10 @@ Status launchRmsNorm(const RmsNormParams& p, cudaStream_t stream) {
     }
     if (p.out && (!p.weight || p.out_stride < p.n_cols))
         return Status(StatusCode::InvalidArgument, "launchRmsNorm: out needs weight and out_stride >= n_cols");
-    rmsNormKernel<<<p.n_rows, 256, 0, stream>>>(p);
+    // A few rows (decode): wide blocks, so each thread has one or two elements and the row is not
+    // a chain of dependent loads; many rows: 256 threads per row.
+    const int threads = p.n_rows < 64 ? 1024 : 256;
+    rmsNormKernel<<<p.n_rows, threads, 0, stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

@@ -16,6 +16,8 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/moe_router.cu
   ${CMAKE_CURRENT_LIST_DIR}/moe_permute.cu
   ${CMAKE_CURRENT_LIST_DIR}/swiglu.cu
+  ${CMAKE_CURRENT_LIST_DIR}/gemv.cu
+  ${CMAKE_CURRENT_LIST_DIR}/moe_decode.cu
 )
 
 # The backend behind core/backend.h's seam: createBackend(BackendKind::Cuda, ...) dispatches here.
@@ -23,6 +25,7 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/memory_plan.cpp
   ${CMAKE_CURRENT_LIST_DIR}/device_weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cuda_decode_graph.cpp
 )
 # PUBLIC: the CLI (dsv2 bench) also asks whether the CUDA backend is compiled in.
 target_compile_definitions(dsv2_engine PUBLIC DSV2_HAS_CUDA_BACKEND=1)

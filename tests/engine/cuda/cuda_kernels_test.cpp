@@ -12,6 +12,7 @@
 #include "cpu/rope.h"
 #include "cuda/convert.h"
 #include "cuda/cublas_gemm.h"
+#include "cuda/gemv.h"
 #include "cuda/embedding.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
@@ -281,6 +282,76 @@ TEST_CASE("cuBLAS linear: bf16 in, fp32 accumulate, fp32 or bf16 out, awkward si
                                 nullptr));
         CHECK_TENSORS("linear bf16", downloadBf16(dYb), want, shape, (Tolerance{1e-3, 8e-3, 0.9999}));
     }
+}
+
+TEST_CASE("GEMV for decode (linearFew): the linear layer of 1-4 tokens, fp32 or bf16 out, beta; cuBLAS beyond") {
+    auto rng = makeRng("gemv");
+    auto handle = cuda::CublasHandle::create();
+    REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
+    // (tokens, N, K): one row per warp, remainders of the 4-deep unrolled loop, the Lite shapes,
+    // several tokens in a wider buffer, and 5 tokens (cuBLAS fallback).
+    for (const auto& [m, n, k] : std::vector<std::tuple<int, int, int>>{
+             {1, 7, 64}, {1, 576, 2048}, {1, 3, 1408}, {1, 64, 2048}, {2, 129, 200}, {3, 1000, 8}, {4, 300, 2816}, {5, 33, 64}}) {
+        CAPTURE(m);
+        CAPTURE(n);
+        CAPTURE(k);
+        const int64_t lda = k + 8;
+        const auto a = randomBf16(rng, static_cast<size_t>(m * lda));
+        const auto w = randomBf16(rng, static_cast<size_t>(n) * k, 0.05f);
+        auto dA = uploadBf16(a);
+        auto dW = uploadBf16(w);
+        const auto want = referenceLinear(a, lda, w, m, n, k);
+        const std::vector<int64_t> shape{m, n};
+        CHECK(cuda::gemvSupported(k, m, dW.data(), dA.data(), lda) == (m <= cuda::kGemvMaxTokens));
+
+        auto dY = deviceZeros<float>(static_cast<size_t>(m * n));
+        REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), lda, dW.data(), dY.data(), cuda::GemmType::F32, n, m, n, k,
+                                   nullptr));
+        CHECK_TENSORS("gemv f32", download(dY), want, shape, (Tolerance{1e-4, 1e-4, 0.99999}));
+        REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), lda, dW.data(), dY.data(), cuda::GemmType::F32, n, m, n, k,
+                                   nullptr, 1.0f));
+        auto twice = want;
+        for (auto& v : twice) v *= 2.0f;
+        CHECK_TENSORS("gemv beta=1", download(dY), twice, shape, (Tolerance{2e-4, 1e-4, 0.99999}));
+        auto dYb = deviceZeros<bf16>(static_cast<size_t>(m * n));
+        REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), lda, dW.data(), dYb.data(), cuda::GemmType::BF16, n, m, n, k,
+                                   nullptr));
+        CHECK_TENSORS("gemv bf16", downloadBf16(dYb), want, shape, (Tolerance{1e-3, 8e-3, 0.9999}));
+    }
+    // Two projections of the same input in one launch (q and kv_a), and the cuBLAS fallback.
+    for (int m : {1, 3, 6}) {
+        CAPTURE(m);
+        const int k = 256, n1 = 96, n2 = 40;
+        const auto a = randomBf16(rng, static_cast<size_t>(m * k));
+        const auto w1 = randomBf16(rng, static_cast<size_t>(n1 * k), 0.05f), w2 = randomBf16(rng, static_cast<size_t>(n2 * k), 0.05f);
+        auto dA = uploadBf16(a);
+        auto dW1 = uploadBf16(w1);
+        auto dW2 = uploadBf16(w2);
+        auto dY1 = deviceZeros<bf16>(static_cast<size_t>(m * n1));
+        auto dY2 = deviceZeros<bf16>(static_cast<size_t>(m * n2));
+        REQUIRE_OK(cuda::linearFewPair(handle->get(), dA.data(), k, m, k, dW1.data(), dY1.data(), n1, dW2.data(), dY2.data(),
+                                       n2, nullptr));
+        CHECK_TENSORS("pair first", downloadBf16(dY1), referenceLinear(a, k, w1, m, n1, k), (std::vector<int64_t>{m, n1}),
+                      (Tolerance{1e-3, 8e-3, 0.9999}));
+        CHECK_TENSORS("pair second", downloadBf16(dY2), referenceLinear(a, k, w2, m, n2, k), (std::vector<int64_t>{m, n2}),
+                      (Tolerance{1e-3, 8e-3, 0.9999}));
+    }
+
+    // A K that is not a multiple of 8 is not the kernel's: linearFew uses cuBLAS, launchGemv refuses.
+    const auto a = randomBf16(rng, 12), w = randomBf16(rng, 5 * 12);
+    auto dA = uploadBf16(a);
+    auto dW = uploadBf16(w);
+    auto dY = deviceZeros<float>(5);
+    REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), 12, dW.data(), dY.data(), cuda::GemmType::F32, 5, 1, 5, 12, nullptr));
+    CHECK_TENSORS("k=12 via cuBLAS", download(dY), referenceLinear(a, 12, w, 1, 5, 12), (std::vector<int64_t>{1, 5}),
+                  (Tolerance{1e-4, 1e-4, 0.99999}));
+    cuda::GemvParams bad;
+    bad.n_rows = 5;
+    bad.k = 12;
+    bad.w = dW.data();
+    bad.x = dA.data();
+    bad.out = dY.data();
+    CHECK(cuda::launchGemv(bad, nullptr).code() == StatusCode::InvalidArgument);
 }
 
 TEST_CASE("cuBLAS strided batch without transposes (the absorbed q_nope·W_UK shape)") {

@@ -257,6 +257,26 @@ void runAttentionCase(const AttnCase& c, std::mt19937_64& rng, cuda::CublasHandl
     REQUIRE_OK(cuda::mlaAttentionAbsorbed(blas.get(), g, call, *scratch, 132, nullptr, c.forcedSplit));
     CHECK_TENSORS("gpu absorbed", downloadBf16(dOut), want, shape, tol);
 
+    if (c.nq == 1) {  // the graph-replayable form: position on the device, fixed split count
+        const std::vector<int32_t> pos{static_cast<int32_t>(c.ctx - 1)};
+        auto dPos = upload(pos);
+        for (int splits : {1, 7, 64, 128}) {
+            CAPTURE(splits);
+            cuda::MlaCall dev = call;
+            dev.q_pos0 = 0;  // ignored: the device position wins
+            dev.q_pos0_device = dPos.data();
+            dev.device_splits = splits;
+            REQUIRE_OK(dOut.zero());
+            REQUIRE_OK(cuda::mlaAttentionAbsorbed(blas.get(), g, dev, *scratch, 132, nullptr));
+            CHECK_TENSORS("gpu absorbed, device position", downloadBf16(dOut), want, shape, tol);
+        }
+        cuda::MlaCall tooMany = call;
+        tooMany.q_pos0_device = dPos.data();
+        tooMany.device_splits = 129;  // more than the scratch holds
+        CHECK(cuda::mlaAttentionAbsorbed(blas.get(), g, tooMany, *scratch, 132, nullptr).code() ==
+              StatusCode::InvalidArgument);
+    }
+
     REQUIRE_OK(dOut.zero());
     REQUIRE_OK(cuda::mlaAttentionExpanded(blas.get(), g, call, *scratch, nullptr));
     CHECK_TENSORS("gpu expanded", downloadBf16(dOut), want, shape, tol);

@@ -16,6 +16,7 @@
 #include "cpu/cpu_ops.h"
 #include "cpu/router.h"
 #include "cuda/cublas_gemm.h"
+#include "cuda/moe_decode.h"
 #include "cuda/moe_layer.h"
 #include "cuda/moe_permute.h"
 #include "cuda/moe_router.h"
@@ -328,6 +329,9 @@ TEST_CASE("composed MoE FFN matches cpu::routeToken + the MLP at the GPU's round
         {64, 8, 2, 32, 2, false, 1, 1, 1.0f, 1},      {64, 8, 2, 32, 2, false, 1, 1, 1.0f, 65},
         {256, 64, 6, 96, 2, false, 1, 1, 1.0f, 37},   {128, 32, 6, 64, 2, true, 8, 3, 16.0f, 9},
         {96, 16, 4, 48, 0, false, 1, 1, 1.0f, 130},
+        // One token: the decode path (launchMoeDecode) is checked too.
+        {256, 64, 6, 96, 2, false, 1, 1, 1.0f, 1},    {128, 32, 6, 64, 2, true, 8, 3, 16.0f, 1},
+        {96, 16, 4, 48, 0, false, 1, 1, 1.0f, 1},
     };
     auto blas = cuda::CublasHandle::create();
     REQUIRE_MESSAGE(blas.isOk(), blas.status().toString());
@@ -408,6 +412,35 @@ TEST_CASE("composed MoE FFN matches cpu::routeToken + the MLP at the GPU's round
         const std::vector<int64_t> shape{c.T, c.hidden};
         checkFfn("moe ffn vs bf16-rounding reference", got, want, shape, kExactRelRms, kExactMaxOverRms);
         checkFfn("moe ffn vs fp32 reference", got, wantFp32, shape, kFp32RelRms, kFp32MaxOverRms);
+
+        if (c.T == 1) {  // the one-token path: experts picked on the device from the router's top-k
+            std::vector<const bf16*> gateUps, downs;
+            for (const auto& e : w.experts) {
+                gateUps.push_back(e.gate_up);
+                downs.push_back(e.down);
+            }
+            auto dGateUps = upload(gateUps);
+            auto dDowns = upload(downs);
+            auto dDecode = deviceZeros<float>(static_cast<size_t>(c.hidden));
+            cuda::MoeDecodeParams d;
+            d.hidden = c.hidden;
+            d.top_k = c.K;
+            d.inter = c.inter;
+            d.shared_inter = c.nShared ? sharedInter : 0;
+            d.x = dX.data();
+            d.topk_ids = scratch->topkIds.data();
+            d.topk_weights = scratch->topkWeights.data();
+            d.expert_gate_up = dGateUps.data();
+            d.expert_down = dDowns.data();
+            d.shared_gate_up = c.nShared ? w.shared.gate_up : nullptr;
+            d.shared_down = c.nShared ? w.shared.down : nullptr;
+            d.act = scratch->act.data();
+            d.out = dDecode.data();
+            REQUIRE_OK(cuda::launchMoeDecode(d, nullptr));
+            const auto gotDecode = download(dDecode);
+            checkFfn("moe decode vs bf16-rounding reference", gotDecode, want, shape, kExactRelRms, kExactMaxOverRms);
+            checkFfn("moe decode vs the grouped path", gotDecode, got, shape, kExactRelRms, kExactMaxOverRms);
+        }
 
         // The dense path (mlpForward) on the same input, with beta = 1 accumulation.
         if (c.nShared) {

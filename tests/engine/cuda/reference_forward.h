@@ -5,7 +5,8 @@
 //  - Bf16: the CUDA backend's numerics: the same fp32 arithmetic, but every activation the GPU
 //    stores in bf16 is rounded to bf16 at the same point (docs/cuda-engine.md "Numerics"):
 //    the normed sublayer inputs, q (and q_a), kv_a before and after its norm/RoPE (= the cache),
-//    q_pe after RoPE, the expanded k/v and the attention output (expanded form), o_lat and v
+//    q_pe after RoPE, the expanded k/v, the softmax probabilities and the attention output
+//    (expanded form), o_lat and v
 //    (absorbed form; q_lat stays fp32), the MLP gate|up outputs and the SwiGLU output. The residual
 //    stream, router logits, o_proj and down projections stay fp32.
 // The GPU suites use it two ways: teacher-forced (each sublayer fed the GPU's own residual stream,
@@ -143,6 +144,8 @@ public:
                             (cpu::dot(qt, k, dn) + cpu::dot(qt + dn, lat + l * entry + kl, dr)) * scale;
                     }
                     cpu::softmaxInPlace(p.data(), n);
+                    // The GPU's P·V GEMM takes the probabilities in bf16 (as FlashAttention does).
+                    for (int64_t l = 0; l < n; ++l) p[static_cast<size_t>(l)] = rnd(p[static_cast<size_t>(l)]);
                     std::vector<double> acc(static_cast<size_t>(dv), 0.0);
                     for (int64_t l = 0; l < n; ++l) {
                         const float* v = kv.data() + (l * H + hd) * (dn + dv) + dn;

@@ -1,0 +1,133 @@
+#pragma once
+// CudaBackend and CudaSession: the classes behind createCudaBackend (cuda_backend.h). Private to
+// engine/cuda: cuda_backend.cpp has setup, sessions and the forward pass; cuda_decode_graph.cpp
+// the one-token decode step captured as a CUDA graph.
+
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "cuda/cublas_gemm.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/device_buffer.h"
+#include "cuda/device_weights.h"
+#include "cuda/memory_plan.h"
+#include "cuda/mla_attention.h"
+#include "cuda/moe_layer.h"
+#include "cuda/paged_latent_cache.h"
+
+namespace dsv2::cuda {
+
+using bf16 = __nv_bfloat16;
+
+class CudaBackend;
+
+class CudaSession final : public BackendSession {
+public:
+    CudaSession(CudaBackend& backend, LatentSequence seq, int64_t capacity)
+        : m_backend(backend), m_seq(std::move(seq)), m_capacity(capacity) {}
+    ~CudaSession() override;
+    Result<ForwardResult> forward(std::span<const int32_t> tokens, bool wantAllLogits) override;
+    Status truncate(int64_t length) override;
+    int64_t length() const override { return m_seq.length; }
+    int64_t capacity() const override { return m_capacity; }
+    CacheStats cacheStats() const override;
+
+private:
+    CudaBackend& m_backend;
+    LatentSequence m_seq;
+    int64_t m_capacity;
+};
+
+class CudaBackend final : public Backend {
+public:
+    CudaBackend(const ModelConfig& config, const BackendOptions& options) : m_config(config), m_options(options) {}
+    ~CudaBackend() override {
+        dropDecodeGraph();
+        if (m_stream) cudaStreamDestroy(m_stream);
+    }
+
+    Status init(const ModelWeights& weights, const CudaBackendExtras& extras);
+
+    BackendKind kind() const override { return BackendKind::Cuda; }
+    std::string description() const override { return "cuda bf16, " + m_deviceName; }
+    Result<std::unique_ptr<BackendSession>> createSession(int64_t maxContext) override;
+
+    Status forwardChunk(LatentSequence& seq, const int32_t* tokens, int T, int64_t firstLogitRow, float* logits,
+                        ForwardRouting& routing, int64_t routingToken0);
+    cudaStream_t stream() const { return m_stream; }
+    std::mutex& mutex() { return m_mutex; }
+    PagedLatentCache& cache() { return m_cache; }
+    const ModelConfig& config() const { return m_config; }
+    int64_t chunkTokens() const { return m_plan.shape.chunkTokens; }
+    const std::vector<int32_t>& moeLayers() const { return m_moeLayers; }
+    Status selectDevice() {
+        DSV2_CUDA_CHECK(cudaSetDevice(m_options.device));
+        return Status::ok();
+    }
+
+private:
+    // Everything a chunk of T tokens at positions seq.length.. puts on the stream: inputs from
+    // m_hostIds, the layers, lm_head. One logit row goes to m_hostLogits asynchronously (the decode
+    // step: nothing here waits for the host, so it can be captured into a CUDA graph); more rows
+    // are copied to `logits` with waits in between.
+    Status enqueueForward(LatentSequence& seq, int T, int64_t firstLogitRow, float* logits);
+    Status attention(int layer, int T, int64_t pos0, LatentSequence& seq);
+    Status feedForward(int layer, int T, size_t moeIndex);
+    bool useExpanded(int T, int64_t ctx) const;
+    Status tap(int stage, int T, int64_t pos0);
+    // Decode steps as a CUDA graph (cuda_decode_graph.cpp): captured on a session's first step,
+    // replayed while the same session decodes. Graphs need every position-dependent value on the
+    // device (positions, the MLA split length) and no host waits inside the step.
+    bool decodeGraphUsable() const;
+    Status runDecodeGraph(LatentSequence& seq);
+    void dropDecodeGraph();
+
+    const ModelConfig& m_config;
+    BackendOptions m_options;
+    std::string m_deviceName;
+    int m_sms = 0;
+    MemoryPlan m_plan;
+    cudaStream_t m_stream = nullptr;
+    CublasHandle m_blas;
+    DeviceModelWeights m_weights;
+    PagedLatentCache m_cache;
+    std::mutex m_mutex;  // one forward at a time (shared scratch, stream, allocator)
+    std::vector<int32_t> m_moeLayers;
+    std::function<void(const ResidualTap&)> m_residualTap;  // tests only
+    std::vector<float> m_tapHost;
+
+    MlaGeometry m_mla;
+    MoeGeometry m_moe;
+    DeviceBuffer<float> m_invFreq;     // [rope/2]
+    DeviceBuffer<int32_t> m_tokens;    // [chunk]
+    DeviceBuffer<int32_t> m_positions; // [chunk]
+    PinnedBuffer<int32_t> m_hostIds;   // [2·chunk]: tokens then positions
+    DeviceBuffer<float> m_residual;    // [chunk, hidden]
+    DeviceBuffer<float> m_delta;       // [chunk, hidden]: o_proj / FFN output, added by the next norm
+    DeviceBuffer<bf16> m_x;            // [chunk, hidden] normed
+    DeviceBuffer<bf16> m_qA;           // [chunk, q_lora]
+    DeviceBuffer<bf16> m_q;            // [chunk, H, dqk]
+    DeviceBuffer<bf16> m_kvA;          // [chunk, kv_lora + rope]
+    DeviceBuffer<bf16> m_attn;         // [chunk, H, v]
+    DeviceBuffer<float> m_logits;      // [logitRows, vocab]
+    PinnedBuffer<int32_t> m_hostRouteIds;   // [n_moe, chunk, top_k]
+    PinnedBuffer<float> m_hostRouteWeights; // [n_moe, chunk, top_k]
+    MlaScratch m_mlaScratch;
+    FfnScratch m_ffnScratch;
+    PinnedBuffer<float> m_hostLogits;       // [vocab]: the one-row lm_head output
+    DeviceBuffer<const bf16*> m_expertTables;  // [n_moe][2][n_experts]: gate|up and down of each expert
+    int m_decodeSplits = 1;                 // MLA context splits of a one-token step
+
+    cudaGraph_t m_decodeGraph = nullptr;
+    cudaGraphExec_t m_decodeGraphExec = nullptr;
+    const int32_t* m_decodeGraphTable = nullptr;  // the session (block table) it was captured for
+    bool m_graphsEnabled = true;            // DSV2_CUDA_GRAPHS=0 turns them off
+};
+
+
+}  // namespace dsv2::cuda

@@ -1,0 +1,44 @@
+#pragma once
+// The MoE FFN of ONE token without a host round trip (decode, CUDA graphs): the router's top-k
+// experts are read on the device, so nothing waits for the host between the router and the
+// experts. Two kernels stream exactly the chosen experts' weights (top_k routed + the shared
+// expert):
+//   1. gate and up rows of every chosen expert and of the shared expert with SwiGLU fused (one warp
+//      per activation; bf16 rounding of gate, up and the product, as the grouped path);
+//   2. the down projections with the weighted combine fused (one warp per output row):
+//      out[j] = Σ_k w_k · down_k[j]·act_k + down_shared[j]·act_shared, fp32.
+// moeForward() (moe_layer.h) keeps the grouped per-expert path for prefill chunks.
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "dsv2/status.h"
+
+namespace dsv2::cuda {
+
+struct MoeDecodeParams {
+    int hidden = 0;                                  // K of gate|up, N of down (a multiple of 8)
+    int top_k = 0;
+    int inter = 0;                                   // moe_intermediate_size (a multiple of 8)
+    int shared_inter = 0;                            // n_shared_experts · moe_intermediate_size; 0: none
+    const __nv_bfloat16* x = nullptr;                // [hidden], normed input, 16-byte aligned
+    const int32_t* topk_ids = nullptr;               // [top_k] device (from the router)
+    const float* topk_weights = nullptr;             // [top_k] device
+    const __nv_bfloat16* const* expert_gate_up = nullptr;  // [n_experts] device: [2·inter, hidden] each
+    const __nv_bfloat16* const* expert_down = nullptr;     // [n_experts] device: [hidden, inter] each
+    const __nv_bfloat16* shared_gate_up = nullptr;   // [2·shared_inter, hidden]
+    const __nv_bfloat16* shared_down = nullptr;      // [hidden, shared_inter]
+    __nv_bfloat16* act = nullptr;                    // scratch [top_k·inter + shared_inter], 16-byte aligned
+    float* out = nullptr;                            // [hidden]
+};
+
+// Elements of act scratch the call needs.
+inline int64_t moeDecodeActElements(int top_k, int inter, int shared_inter) {
+    return static_cast<int64_t>(top_k) * inter + shared_inter;
+}
+
+Status launchMoeDecode(const MoeDecodeParams& p, cudaStream_t stream);
+
+}  // namespace dsv2::cuda
