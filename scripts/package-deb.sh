@@ -33,14 +33,19 @@ t1=$(now)
 man_dir=$SOURCE_DIR/packaging/man
 missing=()
 # CLI11 lists subcommands as "  name   description" under "Subcommands:".
-for sub in $("$BUILD_DIR/app/dsv2" --help | sed -n '/^Subcommands:/,$p' | awk 'NR>1 && /^  [a-z]/ {print $1}'); do
+subs=$("$BUILD_DIR/app/dsv2" --help | sed -n '/^Subcommands:/,$p' | awk 'NR>1 && /^  [a-z]/ {print $1}')
+opts=$(QT_QPA_PLATFORM=offscreen "$BUILD_DIR/app/dsv2-chat" --help 2>/dev/null |
+       grep -oE '^  (-[A-Za-z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+' || true)
+# A changed --help layout must not turn this check into one that passes on nothing.
+[ "$(wc -w <<<"$subs")" -ge 5 ] || fail "could not read the subcommands from 'dsv2 --help' (got: $subs)"
+[ "$(wc -w <<<"$opts")" -ge 5 ] || fail "could not read the options from 'dsv2-chat --help' (got: $opts)"
+for sub in $subs; do
   esc=${sub//-/\\-}  # roff writes a hyphen as \-
   grep -qF -e ".B $esc " "$man_dir/dsv2.1" || grep -qxF ".B $esc" "$man_dir/dsv2.1" ||
     missing+=("dsv2.1: subcommand '$sub'")
 done
 # Qt's parser lists options as "  -V, --version  ..." or "  --model <dir>  ...".
-for opt in $(QT_QPA_PLATFORM=offscreen "$BUILD_DIR/app/dsv2-chat" --help 2>/dev/null |
-             grep -oE '^  (-[A-Za-z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+'); do
+for opt in $opts; do
   grep -qF -- "${opt//-/\\-}" "$man_dir/dsv2-chat.1" || missing+=("dsv2-chat.1: option '$opt'")
 done
 if [ ${#missing[@]} -gt 0 ]; then
