@@ -176,11 +176,13 @@ __global__ void __launch_bounds__(kHeadsPerBlock * kWarpSize) mlaDecodeKernel(Ml
     }
 }
 
+__host__ __device__ inline int paddedSplits(int n) { return (n + 7) / 8 * 8; }
+
 // grid: (n_q · H, column chunks of 128) blocks of 128 threads: merges the splits of one (query,
 // head) for 128 latent columns. The splits' weights exp(m_s - max) / Σ are formed once in shared
 // memory; then each column is a sum of independent loads (empty splits weigh 0).
 __global__ void mlaDecodeCombineKernel(MlaDecodeParams p) {
-    extern __shared__ float sWeight[];  // [n_splits]
+    extern __shared__ float sWeight[];  // [paddedSplits(n_splits)]
     __shared__ float scratch[32];
     const int qi = blockIdx.x / p.n_heads;
     const int h = blockIdx.x % p.n_heads;
@@ -194,6 +196,9 @@ __global__ void mlaDecodeCombineKernel(MlaDecodeParams p) {
     __syncthreads();
     float mMax = -INFINITY;
     for (int w = 0; w < static_cast<int>((blockDim.x + kWarpSize - 1) / kWarpSize); ++w) mMax = fmaxf(mMax, scratch[w]);
+    // The weight array is padded to a multiple of 8 (zeros): the unrolled sum below may read it in
+    // 16-byte vectors.
+    for (int s = p.n_splits + threadIdx.x; s < paddedSplits(p.n_splits); s += blockDim.x) sWeight[s] = 0.0f;
     float localSum = 0.0f;
     for (int s = threadIdx.x; s < p.n_splits; s += blockDim.x) {
         const float ms = p.partial_ml[(base + s) * 2];
@@ -256,7 +261,7 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
     mlaDecodeKernel<<<grid, kHeadsPerBlock * kWarpSize, smem, stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
     const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads), static_cast<unsigned>(ceilDiv(p.d_latent, 128)));
-    mlaDecodeCombineKernel<<<combineGrid, 128, sizeof(float) * static_cast<size_t>(p.n_splits), stream>>>(p);
+    mlaDecodeCombineKernel<<<combineGrid, 128, sizeof(float) * static_cast<size_t>(paddedSplits(p.n_splits)), stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }
