@@ -4,8 +4,8 @@
 // tokens and M greedy decode steps on the backend directly (no tokenizer, no sampling), and prints
 // prefill tok/s, decode tok/s at that context, time to first token, GPU memory in use and KV bytes
 // per token. Each length runs once first as a warm-up (kernel loading, cuBLAS heuristics, CUDA
-// graph capture), so the figures are the steady state a chat sees. Random weights give the real Lite/V2 shapes without the
-// files; for those the CUDA memory plan is checked before any host memory is filled.
+// graph capture), so the figures are the steady state a chat sees. Random weights give the real Lite/V2 shapes without
+// the files; for those the CUDA memory plan is checked before any host memory is filled.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -73,7 +73,8 @@ int32_t argmax(const std::vector<float>& logits, int64_t vocab) {
 }
 
 int runBench(const BenchArgs& a) {
-    if (a.model.empty() == a.randomConfig.empty()) return fail("give exactly one of --model DIR and --random-weights CONFIG.json");
+    if (a.model.empty() == a.randomConfig.empty())
+        return fail("give exactly one of --model DIR and --random-weights CONFIG.json");
     if (a.promptLens.empty() || *std::min_element(a.promptLens.begin(), a.promptLens.end()) < 1 || a.decodeTokens < 0)
         return fail("--prompt-len must be >= 1 and --decode-tokens >= 0");
     const int64_t longest = *std::max_element(a.promptLens.begin(), a.promptLens.end());
@@ -133,7 +134,8 @@ int runBench(const BenchArgs& a) {
     const auto tBackend = Clock::now();
     const int64_t capacity = std::max<int64_t>(a.context, longest + a.decodeTokens);
     std::mt19937 rng(static_cast<uint32_t>(a.seed));
-    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(config.vocabSize, 100000)) - 1);
+    std::uniform_int_distribution<int32_t> pick(0,
+                                                static_cast<int32_t>(std::min<int64_t>(config.vocabSize, 100000)) - 1);
 
     // One scenario: a fresh session, the prompt's prefill, then greedy decode steps.
     struct Run {
@@ -153,7 +155,8 @@ int runBench(const BenchArgs& a) {
         int32_t next = 0;
         {
             PhaseMark mark(tag + "prefill " + std::to_string(promptLen));
-            DSV2_ASSIGN_OR_RETURN(ForwardResult first, session->forward(prompt, false));  // last row's logits on the host
+            DSV2_ASSIGN_OR_RETURN(ForwardResult first,
+                                  session->forward(prompt, false));  // last row's logits on the host
             next = argmax(first.logits, first.vocab);
         }
         const auto t1 = Clock::now();
@@ -210,7 +213,9 @@ int runBench(const BenchArgs& a) {
         std::cout << j.dump(2) << '\n';
         return 0;
     }
-    auto gib = [](int64_t b) { return b < 0 ? std::string("n/a") : std::to_string(static_cast<double>(b) / (1 << 30)) + " GiB"; };
+    auto gib = [](int64_t b) {
+        return b < 0 ? std::string("n/a") : std::to_string(static_cast<double>(b) / (1 << 30)) + " GiB";
+    };
     std::printf("backend            %s\n", (*backend)->description().c_str());
     std::printf("model              %s (%lld layers)\n", j["model"].get<std::string>().c_str(),
                 static_cast<long long>(config.numHiddenLayers));
@@ -220,18 +225,22 @@ int runBench(const BenchArgs& a) {
     std::printf("\n%8s %12s %12s %10s %12s\n", "prompt", "prefill tok/s", "TTFT ms", "decode", "decode tok/s");
     for (const Run& r : runs)
         std::printf("%8lld %12.1f %12.2f %10lld %12.2f\n", static_cast<long long>(r.promptLen),
-                    static_cast<double>(r.promptLen) / r.prefill, r.prefill * 1e3, static_cast<long long>(r.decodeTokens),
+                    static_cast<double>(r.promptLen) / r.prefill, r.prefill * 1e3,
+                    static_cast<long long>(r.decodeTokens),
                     r.decodeTokens > 0 ? static_cast<double>(r.decodeTokens) / r.decode : 0.0);
     return 0;
 }
 
 void installBench(CLI::App& root, CliContext& ctx) {
-    auto* cmd = root.add_subcommand("bench", "Time prefill and decode on a model folder or on random weights of a config");
+    auto* cmd =
+        root.add_subcommand("bench", "Time prefill and decode on a model folder or on random weights of a config");
     auto a = std::make_shared<BenchArgs>();
     cmd->add_option("-m,--model", a->model, "Model folder (hub layout)")->check(CLI::ExistingDirectory);
     cmd->add_option("--random-weights", a->randomConfig, "config.json whose shapes get seeded random bf16 weights")
         ->check(CLI::ExistingFile);
-    cmd->add_option("--backend", a->backend, "cuda or cpu")->check(CLI::IsMember({"cuda", "cpu"}))->capture_default_str();
+    cmd->add_option("--backend", a->backend, "cuda or cpu")
+        ->check(CLI::IsMember({"cuda", "cpu"}))
+        ->capture_default_str();
     cmd->add_option("--prompt-len", a->promptLens, "Prompt tokens (seeded random ids); a list runs one session each")
         ->delimiter(',')
         ->capture_default_str();

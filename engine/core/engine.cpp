@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "core/engine_internal.h"
-#include "model/safetensors_checkpoint.h"
 #include "dsv2/log.h"
+#include "model/safetensors_checkpoint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -133,7 +133,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::filesystem::path& modelD
     info.nSharedExperts = config.nSharedExperts;
     info.expertsPerToken = config.numExpertsPerTok;
     for (int64_t l = 0; l < config.numHiddenLayers; ++l)
-        if (impl->folder->weights().layers[static_cast<size_t>(l)].moe) info.moeLayers.push_back(static_cast<int32_t>(l));
+        if (impl->folder->weights().layers[static_cast<size_t>(l)].moe)
+            info.moeLayers.push_back(static_cast<int32_t>(l));
     info.maxPositionEmbeddings = config.maxPositionEmbeddings;
     info.defaultContext = options.maxContext > 0 ? options.maxContext : config.maxPositionEmbeddings;
     info.weightFileBytes = impl->folder->weightFileBytes();

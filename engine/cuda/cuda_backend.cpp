@@ -39,16 +39,25 @@ constexpr float kLatentNormEps = 1e-6f;
 // Limits of the kernels, checked once against the config.
 Status checkSupported(const ModelConfig& c) {
     std::string why;
-    if (c.kvLoraRank > 512 || c.kvLoraRank % 2) why = "kv_lora_rank must be even and at most 512";
-    else if (c.qkRopeHeadDim % 2 || c.qkNopeHeadDim % 2 || c.vHeadDim % 2) why = "head dims must be even";
-    else if (c.qHeadDim() > 256) why = "qk_nope_head_dim + qk_rope_head_dim must be at most 256";
-    else if (c.vHeadDim > 128) why = "v_head_dim must be at most 128";
-    else if (c.nRoutedExperts > 256) why = "at most 256 routed experts";
-    else if (c.numExpertsPerTok > 32) why = "at most 32 experts per token";
-    else if (c.topkMethod == TopkMethod::GroupLimitedGreedy && (c.nGroup > 32 || c.nGroup < 1 || c.nRoutedExperts % c.nGroup))
+    if (c.kvLoraRank > 512 || c.kvLoraRank % 2)
+        why = "kv_lora_rank must be even and at most 512";
+    else if (c.qkRopeHeadDim % 2 || c.qkNopeHeadDim % 2 || c.vHeadDim % 2)
+        why = "head dims must be even";
+    else if (c.qHeadDim() > 256)
+        why = "qk_nope_head_dim + qk_rope_head_dim must be at most 256";
+    else if (c.vHeadDim > 128)
+        why = "v_head_dim must be at most 128";
+    else if (c.nRoutedExperts > 256)
+        why = "at most 256 routed experts";
+    else if (c.numExpertsPerTok > 32)
+        why = "at most 32 experts per token";
+    else if (c.topkMethod == TopkMethod::GroupLimitedGreedy &&
+             (c.nGroup > 32 || c.nGroup < 1 || c.nRoutedExperts % c.nGroup))
         why = "group_limited_greedy needs n_group <= 32 dividing n_routed_experts";
-    else if (c.scoringFunc != "softmax") why = "scoring_func " + c.scoringFunc + " (only softmax)";
-    else if (c.hiddenAct != "silu") why = "hidden_act " + c.hiddenAct + " (only silu)";
+    else if (c.scoringFunc != "softmax")
+        why = "scoring_func " + c.scoringFunc + " (only softmax)";
+    else if (c.hiddenAct != "silu")
+        why = "hidden_act " + c.hiddenAct + " (only silu)";
     if (why.empty()) return Status::ok();
     return Status(StatusCode::Unsupported, "the CUDA backend cannot run this model: " + why);
 }
@@ -63,9 +72,9 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     int count = 0;
     const cudaError_t countErr = cudaGetDeviceCount(&count);
     if (countErr != cudaSuccess || count == 0)
-        return Status(StatusCode::Unavailable, std::string("no usable NVIDIA GPU for the CUDA backend: ") +
-                                                   (countErr != cudaSuccess ? cudaGetErrorString(countErr)
-                                                                            : "the runtime lists no device"));
+        return Status(StatusCode::Unavailable,
+                      std::string("no usable NVIDIA GPU for the CUDA backend: ") +
+                          (countErr != cudaSuccess ? cudaGetErrorString(countErr) : "the runtime lists no device"));
     if (m_options.device < 0 || m_options.device >= count)
         return Status(StatusCode::InvalidArgument, "CUDA device " + std::to_string(m_options.device) +
                                                        " does not exist (" + std::to_string(count) + " found)");
@@ -75,8 +84,9 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     m_deviceName = prop.name;
     m_sms = prop.multiProcessorCount;
     if (prop.major < 8)
-        return Status(StatusCode::Unsupported, m_deviceName + " (compute capability " + std::to_string(prop.major) + "." +
-                                                   std::to_string(prop.minor) + ") has no bf16 tensor cores; sm_80+ needed");
+        return Status(StatusCode::Unsupported, m_deviceName + " (compute capability " + std::to_string(prop.major) +
+                                                   "." + std::to_string(prop.minor) +
+                                                   ") has no bf16 tensor cores; sm_80+ needed");
     size_t freeBytes = 0, totalBytes = 0;
     DSV2_CUDA_CHECK(cudaMemGetInfo(&freeBytes, &totalBytes));
 
@@ -102,8 +112,9 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     layout.nBlocks = static_cast<int32_t>(blocksOf(m_plan.shape.cacheTokens));
     DSV2_ASSIGN_OR_RETURN(m_cache, PagedLatentCache::create(layout));
 
-    m_mla = {static_cast<int>(c.numAttentionHeads), static_cast<int>(c.qkNopeHeadDim), static_cast<int>(c.qkRopeHeadDim),
-             static_cast<int>(c.vHeadDim),          static_cast<int>(c.kvLoraRank),     static_cast<float>(c.softmaxScale())};
+    m_mla = {static_cast<int>(c.numAttentionHeads), static_cast<int>(c.qkNopeHeadDim),
+             static_cast<int>(c.qkRopeHeadDim),     static_cast<int>(c.vHeadDim),
+             static_cast<int>(c.kvLoraRank),        static_cast<float>(c.softmaxScale())};
     m_moe.hidden = static_cast<int>(c.hiddenSize);
     m_moe.n_experts = static_cast<int>(c.nRoutedExperts);
     m_moe.top_k = static_cast<int>(c.numExpertsPerTok);
@@ -132,7 +143,8 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     DSV2_ASSIGN_OR_RETURN(m_q, DeviceBuffer<bf16>::allocate(T * H * static_cast<size_t>(c.qHeadDim())));
     DSV2_ASSIGN_OR_RETURN(m_kvA, DeviceBuffer<bf16>::allocate(T * static_cast<size_t>(c.latentCacheDim())));
     DSV2_ASSIGN_OR_RETURN(m_attn, DeviceBuffer<bf16>::allocate(T * H * static_cast<size_t>(c.vHeadDim)));
-    DSV2_ASSIGN_OR_RETURN(m_logits, DeviceBuffer<float>::allocate(static_cast<size_t>(m_plan.shape.logitRows * c.vocabSize)));
+    DSV2_ASSIGN_OR_RETURN(m_logits,
+                          DeviceBuffer<float>::allocate(static_cast<size_t>(m_plan.shape.logitRows * c.vocabSize)));
     const size_t routeSlots = std::max<size_t>(1, m_moeLayers.size() * T * static_cast<size_t>(c.numExpertsPerTok));
     DSV2_ASSIGN_OR_RETURN(m_hostRouteIds, PinnedBuffer<int32_t>::allocate(routeSlots));
     DSV2_ASSIGN_OR_RETURN(m_hostRouteWeights, PinnedBuffer<float>::allocate(routeSlots));
@@ -159,8 +171,9 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     // One-token steps split the context into a fixed number of ranges (the kernel sizes them from
     // the position on the device): enough blocks to cover the GPU twice.
     const int headGroups = static_cast<int>((c.numAttentionHeads + 7) / 8);
-    m_decodeSplits = std::clamp(2 * m_sms / std::max(headGroups, 1), 1,
-                                static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
+    m_decodeSplits =
+        std::clamp(2 * m_sms / std::max(headGroups, 1), 1,
+                   static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
     if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -170,10 +183,9 @@ Result<std::unique_ptr<BackendSession>> CudaBackend::createSession(int64_t maxCo
     int64_t capacity = maxContext > 0 ? maxContext : m_options.maxContext;
     if (capacity <= 0) capacity = std::min(m_config.maxPositionEmbeddings, m_plan.shape.cacheTokens);
     if (capacity > m_config.maxPositionEmbeddings)
-        return Status(StatusCode::InvalidArgument, "a context of " + std::to_string(capacity) +
-                                                       " tokens exceeds the model's " +
-                                                       std::to_string(m_config.maxPositionEmbeddings) +
-                                                       " (max_position_embeddings)");
+        return Status(StatusCode::InvalidArgument,
+                      "a context of " + std::to_string(capacity) + " tokens exceeds the model's " +
+                          std::to_string(m_config.maxPositionEmbeddings) + " (max_position_embeddings)");
     if (capacity > m_plan.shape.cacheTokens)
         return Status(StatusCode::OutOfRange, "a context of " + std::to_string(capacity) +
                                                   " tokens exceeds the GPU KV cache of " +
@@ -206,8 +218,8 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     const __nv_bfloat16* qIn = c.qLoraRank ? a.qAProj : a.qProj;
     bf16* qOut = c.qLoraRank ? m_qA.data() : m_q.data();
     const int64_t qRows = c.qLoraRank ? *c.qLoraRank : H * dqk;
-    DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(),
-                                       entry, m_stream));
+    DSV2_RETURN_IF_ERROR(
+        linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(), entry, m_stream));
     if (c.qLoraRank) {
         const int64_t r = *c.qLoraRank;
         RmsNormParams n;
@@ -220,7 +232,8 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         n.out_stride = r;
         n.eps = eps;
         DSV2_RETURN_IF_ERROR(launchRmsNorm(n, m_stream));
-        DSV2_RETURN_IF_ERROR(linearFew(blas, m_qA.data(), r, a.qBProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, r, m_stream));
+        DSV2_RETURN_IF_ERROR(
+            linearFew(blas, m_qA.data(), r, a.qBProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, r, m_stream));
     }
     // kv_a_layernorm on c_kv, RoPE on k_pe and q_pe.
     RmsNormParams n;
@@ -284,7 +297,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         DSV2_RETURN_IF_ERROR(mlaAttentionAbsorbed(blas, m_mla, call, m_mlaScratch, m_sms, m_stream));
     // o_proj: delta [T, hidden] fp32
     return linearFew(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden, T, hidden,
-                  H * c.vHeadDim, m_stream);
+                     H * c.vHeadDim, m_stream);
 }
 
 Status CudaBackend::tap(int stage, int T, int64_t pos0) {
@@ -295,7 +308,8 @@ Status CudaBackend::tap(int stage, int T, int64_t pos0) {
     } catch (const std::bad_alloc&) {
         return Status(StatusCode::ResourceExhausted, "out of host memory for the residual tap");
     }
-    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_tapHost.data(), m_residual.data(), sizeof(float) * n, cudaMemcpyDeviceToHost, m_stream));
+    DSV2_CUDA_CHECK(
+        cudaMemcpyAsync(m_tapHost.data(), m_residual.data(), sizeof(float) * n, cudaMemcpyDeviceToHost, m_stream));
     DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
     ResidualTap t;
     t.pos0 = pos0;
@@ -346,9 +360,10 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     const auto eps = static_cast<float>(c.rmsNormEps);
     cublasHandle_t blas = m_blas.get();
 
-    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_tokens.data(), m_hostIds.data(), sizeof(int32_t) * T, cudaMemcpyHostToDevice, m_stream));
-    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_positions.data(), m_hostIds.data() + T, sizeof(int32_t) * T, cudaMemcpyHostToDevice,
-                                    m_stream));
+    DSV2_CUDA_CHECK(
+        cudaMemcpyAsync(m_tokens.data(), m_hostIds.data(), sizeof(int32_t) * T, cudaMemcpyHostToDevice, m_stream));
+    DSV2_CUDA_CHECK(cudaMemcpyAsync(m_positions.data(), m_hostIds.data() + T, sizeof(int32_t) * T,
+                                    cudaMemcpyHostToDevice, m_stream));
     EmbeddingParams e;
     e.n_tokens = T;
     e.n_embd = static_cast<int>(hidden);
@@ -473,7 +488,8 @@ Result<ForwardResult> CudaSession::forward(std::span<const int32_t> tokens, bool
     result.routing.moeLayers = m_backend.moeLayers();
     result.routing.topK = static_cast<int32_t>(c.numExpertsPerTok);
     result.routing.nTokens = T;
-    const size_t routingSize = static_cast<size_t>(T) * result.routing.moeLayers.size() * static_cast<size_t>(c.numExpertsPerTok);
+    const size_t routingSize =
+        static_cast<size_t>(T) * result.routing.moeLayers.size() * static_cast<size_t>(c.numExpertsPerTok);
     result.routing.expertIds.assign(routingSize, 0);
     result.routing.weights.assign(routingSize, 0.0f);
     try {

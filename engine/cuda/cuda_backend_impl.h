@@ -103,31 +103,30 @@ private:
 
     MlaGeometry m_mla;
     MoeGeometry m_moe;
-    DeviceBuffer<float> m_invFreq;     // [rope/2]
-    DeviceBuffer<int32_t> m_tokens;    // [chunk]
-    DeviceBuffer<int32_t> m_positions; // [chunk]
-    PinnedBuffer<int32_t> m_hostIds;   // [2·chunk]: tokens then positions
-    DeviceBuffer<float> m_residual;    // [chunk, hidden]
-    DeviceBuffer<float> m_delta;       // [chunk, hidden]: o_proj / FFN output, added by the next norm
-    DeviceBuffer<bf16> m_x;            // [chunk, hidden] normed
-    DeviceBuffer<bf16> m_qA;           // [chunk, q_lora]
-    DeviceBuffer<bf16> m_q;            // [chunk, H, dqk]
-    DeviceBuffer<bf16> m_kvA;          // [chunk, kv_lora + rope]
-    DeviceBuffer<bf16> m_attn;         // [chunk, H, v]
-    DeviceBuffer<float> m_logits;      // [logitRows, vocab]
-    PinnedBuffer<int32_t> m_hostRouteIds;   // [n_moe, chunk, top_k]
-    PinnedBuffer<float> m_hostRouteWeights; // [n_moe, chunk, top_k]
+    DeviceBuffer<float> m_invFreq;           // [rope/2]
+    DeviceBuffer<int32_t> m_tokens;          // [chunk]
+    DeviceBuffer<int32_t> m_positions;       // [chunk]
+    PinnedBuffer<int32_t> m_hostIds;         // [2·chunk]: tokens then positions
+    DeviceBuffer<float> m_residual;          // [chunk, hidden]
+    DeviceBuffer<float> m_delta;             // [chunk, hidden]: o_proj / FFN output, added by the next norm
+    DeviceBuffer<bf16> m_x;                  // [chunk, hidden] normed
+    DeviceBuffer<bf16> m_qA;                 // [chunk, q_lora]
+    DeviceBuffer<bf16> m_q;                  // [chunk, H, dqk]
+    DeviceBuffer<bf16> m_kvA;                // [chunk, kv_lora + rope]
+    DeviceBuffer<bf16> m_attn;               // [chunk, H, v]
+    DeviceBuffer<float> m_logits;            // [logitRows, vocab]
+    PinnedBuffer<int32_t> m_hostRouteIds;    // [n_moe, chunk, top_k]
+    PinnedBuffer<float> m_hostRouteWeights;  // [n_moe, chunk, top_k]
     MlaScratch m_mlaScratch;
     FfnScratch m_ffnScratch;
-    PinnedBuffer<float> m_hostLogits;       // [vocab]: the one-row lm_head output
+    PinnedBuffer<float> m_hostLogits;          // [vocab]: the one-row lm_head output
     DeviceBuffer<const bf16*> m_expertTables;  // [n_moe][2][n_experts]: gate|up and down of each expert
-    int m_decodeSplits = 1;                 // MLA context splits of a one-token step
+    int m_decodeSplits = 1;                    // MLA context splits of a one-token step
 
     cudaGraph_t m_decodeGraph = nullptr;
     cudaGraphExec_t m_decodeGraphExec = nullptr;
     const int32_t* m_decodeGraphTable = nullptr;  // the session (block table) it was captured for
-    bool m_graphsEnabled = true;            // DSV2_CUDA_GRAPHS=0 turns them off
+    bool m_graphsEnabled = true;                  // DSV2_CUDA_GRAPHS=0 turns them off
 };
-
 
 }  // namespace dsv2::cuda

@@ -26,7 +26,7 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
 }
 
 template <int NT, bool kOutBf16>
-__global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) gemvKernel(GemvParams p) {
+__global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParams p) {
     const int lane = threadIdx.x % kWarpSize;
     int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarpSize;
     if (row >= p.n_rows + p.n_rows2) return;
@@ -96,13 +96,14 @@ bool gemvSupported(int k, int n_tokens, const void* w, const void* x, int64_t ld
 
 Status launchGemv(const GemvParams& p, cudaStream_t stream) {
     if (p.n_rows == 0 && p.n_rows2 == 0) return Status::ok();
-    if (p.n_rows2 < 0 || (p.n_rows2 > 0 && (!p.w2 || !aligned16(p.w2) || !p.out2 || (p.n_tokens > 1 && p.ldo2 < p.n_rows2))))
+    if (p.n_rows2 < 0 ||
+        (p.n_rows2 > 0 && (!p.w2 || !aligned16(p.w2) || !p.out2 || (p.n_tokens > 1 && p.ldo2 < p.n_rows2))))
         return Status(StatusCode::InvalidArgument, "launchGemv: bad second projection");
     if (p.n_rows < 0 || !p.out || (p.n_tokens > 1 && p.ldo < p.n_rows) ||
         !gemvSupported(p.k, p.n_tokens, p.w, p.x, p.ldx) || (p.out_type == GemmType::BF16 && p.beta != 0.0f))
         return Status(StatusCode::InvalidArgument, "launchGemv: unsupported shape, pointer alignment or beta (k " +
-                                                       std::to_string(p.k) + ", tokens " +
-                                                       std::to_string(p.n_tokens) + ")");
+                                                       std::to_string(p.k) + ", tokens " + std::to_string(p.n_tokens) +
+                                                       ")");
     switch (p.n_tokens) {
     case 1: launchFor<1>(p, stream); break;
     case 2: launchFor<2>(p, stream); break;

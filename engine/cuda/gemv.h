@@ -19,16 +19,16 @@ namespace dsv2::cuda {
 constexpr int kGemvMaxTokens = 4;
 
 struct GemvParams {
-    int n_rows = 0;                     // N: output features = weight rows
-    int k = 0;                          // K: input features (a multiple of 8)
-    int n_tokens = 1;                   // 1 .. kGemvMaxTokens
-    const __nv_bfloat16* w = nullptr;   // [N, K] row-major, 16-byte aligned
-    const __nv_bfloat16* x = nullptr;   // [n_tokens, ldx], 16-byte aligned rows
+    int n_rows = 0;                    // N: output features = weight rows
+    int k = 0;                         // K: input features (a multiple of 8)
+    int n_tokens = 1;                  // 1 .. kGemvMaxTokens
+    const __nv_bfloat16* w = nullptr;  // [N, K] row-major, 16-byte aligned
+    const __nv_bfloat16* x = nullptr;  // [n_tokens, ldx], 16-byte aligned rows
     int64_t ldx = 0;
-    void* out = nullptr;                // [n_tokens, ldo] of out_type
+    void* out = nullptr;  // [n_tokens, ldo] of out_type
     int64_t ldo = 0;
     GemmType out_type = GemmType::F32;
-    float beta = 0.0f;                  // F32 only: out = beta · out + W·x
+    float beta = 0.0f;  // F32 only: out = beta · out + W·x
     // Optional second projection of the same x in the same launch (q and kv_a): rows
     // [n_rows, n_rows + n_rows2) come from w2 [n_rows2, K] and go to out2 (ldo2), same out_type.
     const __nv_bfloat16* w2 = nullptr;

@@ -25,8 +25,10 @@ int64_t scoreElementsFor(const MlaGeometry& g, int64_t maxQ, int64_t maxExpanded
 
 int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
     const int64_t qh = maxQ * g.n_heads;
-    return qh * g.kv_lora * (4 + 2) + partialRowsFor(maxQ, maxSplits) * g.n_heads * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
-           maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) * 2 +
+    return qh * g.kv_lora * (4 + 2) +
+           partialRowsFor(maxQ, maxSplits) * g.n_heads * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
+           maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) *
+               2 +
            scoreElementsFor(g, maxQ, maxExpandedCtx) * (4 + 2);
 }
 
@@ -42,7 +44,8 @@ Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int 
     DSV2_ASSIGN_OR_RETURN(s.oLat, DeviceBuffer<__nv_bfloat16>::allocate(qh * g.kv_lora));
     DSV2_ASSIGN_OR_RETURN(s.partialO, DeviceBuffer<float>::allocate(ph * g.kv_lora));
     DSV2_ASSIGN_OR_RETURN(s.partialMl, DeviceBuffer<float>::allocate(ph * 2));
-    DSV2_ASSIGN_OR_RETURN(s.latent, DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
+    DSV2_ASSIGN_OR_RETURN(s.latent,
+                          DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
     DSV2_ASSIGN_OR_RETURN(s.kv, DeviceBuffer<__nv_bfloat16>::allocate(
                                     static_cast<size_t>(maxExpandedCtx * g.n_heads * g.kvbRowsPerHead())));
     s.m_scoreElements = scoreElementsFor(g, maxQ, maxExpandedCtx);
@@ -194,8 +197,8 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     MlaDecodePlan plan = planMlaDecode(ctx, call.n_q, g.n_heads, n_sms, maxSplits);
     if (call.q_pos0_device) {
         if (call.device_splits < 1 || call.device_splits > maxSplits)
-            return Status(StatusCode::InvalidArgument, "mla absorbed: device_splits outside [1, " +
-                                                           std::to_string(maxSplits) + "]");
+            return Status(StatusCode::InvalidArgument,
+                          "mla absorbed: device_splits outside [1, " + std::to_string(maxSplits) + "]");
         plan.n_splits = call.device_splits;
         plan.split_len = 0;
     } else if (split_len_override > 0) {

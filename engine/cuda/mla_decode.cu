@@ -30,11 +30,11 @@ __device__ __forceinline__ const bf16* cacheEntry(const PagedCacheRef& c, int64_
 }
 
 // grid: (n_splits, n_q, ceil(H / 8)); block: 256 threads.
-__global__ void __launch_bounds__(kHeadsPerBlock * kWarpSize) mlaDecodeKernel(MlaDecodeParams p) {
+__global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(MlaDecodeParams p) {
     extern __shared__ __align__(16) unsigned char smemRaw[];
     const int entry = p.d_latent + p.d_rope;
     const int es = entryRowStride(entry);
-    float* sQ = reinterpret_cast<float*>(smemRaw);                  // [8, entry]
+    float* sQ = reinterpret_cast<float*>(smemRaw);                     // [8, entry]
     bf16* sKV = reinterpret_cast<bf16*>(sQ + kHeadsPerBlock * entry);  // [kTile, es]
 
     const int split = blockIdx.x;
@@ -56,8 +56,9 @@ __global__ void __launch_bounds__(kHeadsPerBlock * kWarpSize) mlaDecodeKernel(Ml
         const int hh = blockIdx.z * kHeadsPerBlock + r;
         qv[b] = 0.0f;
         if (idx < kHeadsPerBlock * entry && hh < p.n_heads)
-            qv[b] = c < p.d_latent ? p.q_lat[qi * p.q_lat_token_stride + hh * p.q_lat_head_stride + c]
-                                   : toFloat(p.q_pe[qi * p.q_pe_token_stride + hh * p.q_pe_head_stride + (c - p.d_latent)]);
+            qv[b] = c < p.d_latent
+                        ? p.q_lat[qi * p.q_lat_token_stride + hh * p.q_lat_head_stride + c]
+                        : toFloat(p.q_pe[qi * p.q_pe_token_stride + hh * p.q_pe_head_stride + (c - p.d_latent)]);
     }
 #pragma unroll
     for (int b = 0; b < kQBatch; ++b) {
@@ -225,7 +226,8 @@ bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 MlaDecodePlan planMlaDecode(int64_t ctx_len, int n_q, int n_heads, int n_sms, int max_splits) {
     MlaDecodePlan plan;
     ctx_len = std::max<int64_t>(ctx_len, 1);
-    const int64_t blocksPerSplit = static_cast<int64_t>(std::max(n_q, 1)) * ceilDiv(std::max(n_heads, 1), kHeadsPerBlock);
+    const int64_t blocksPerSplit =
+        static_cast<int64_t>(std::max(n_q, 1)) * ceilDiv(std::max(n_heads, 1), kHeadsPerBlock);
     const int64_t wanted = ceilDiv(2 * static_cast<int64_t>(std::max(n_sms, 1)), blocksPerSplit);
     const int64_t byLength = ceilDiv(ctx_len, 256);
     const int64_t splits = std::clamp<int64_t>(std::min(wanted, byLength), 1, std::max(max_splits, 1));
@@ -245,23 +247,25 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: the splits do not cover the context");
     if (p.d_latent % 2 || p.d_rope % 2 || entry % 8 || p.d_latent > kMaxLatent || entry > kMaxEntry ||
         p.cache.entry_dim != entry)
-        return Status(StatusCode::Unsupported, "launchMlaDecode: need even dims, kv_lora_rank + rope a multiple of 8, "
-                                               "kv_lora_rank <= 512 and cache entry == kv_lora_rank + rope");
-    if (!p.q_lat || !p.q_pe || !p.cache.layer_base || !p.cache.block_table || p.cache.block_size <= 0 ||
-        !p.partial_o || !p.partial_ml || !p.out || !aligned16(p.cache.layer_base))
+        return Status(StatusCode::Unsupported,
+                      "launchMlaDecode: need even dims, kv_lora_rank + rope a multiple of 8, "
+                      "kv_lora_rank <= 512 and cache entry == kv_lora_rank + rope");
+    if (!p.q_lat || !p.q_pe || !p.cache.layer_base || !p.cache.block_table || p.cache.block_size <= 0 || !p.partial_o ||
+        !p.partial_ml || !p.out || !aligned16(p.cache.layer_base))
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: missing or misaligned pointer");
     if (p.n_q > 65535 || ceilDiv(p.n_heads, kHeadsPerBlock) > 65535)
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: too many query tokens for one launch");
     const size_t smem = sizeof(float) * kHeadsPerBlock * entry + sizeof(bf16) * kTile * entryRowStride(entry);
     if (smem > 48 * 1024)
-        DSV2_CUDA_CHECK(cudaFuncSetAttribute(mlaDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(smem)));
+        DSV2_CUDA_CHECK(
+            cudaFuncSetAttribute(mlaDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     const dim3 grid(static_cast<unsigned>(p.n_splits), static_cast<unsigned>(p.n_q),
                     static_cast<unsigned>(ceilDiv(p.n_heads, kHeadsPerBlock)));
     mlaDecodeKernel<<<grid, kHeadsPerBlock * kWarpSize, smem, stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
     const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads), static_cast<unsigned>(ceilDiv(p.d_latent, 128)));
-    mlaDecodeCombineKernel<<<combineGrid, 128, sizeof(float) * static_cast<size_t>(paddedSplits(p.n_splits)), stream>>>(p);
+    mlaDecodeCombineKernel<<<combineGrid, 128, sizeof(float) * static_cast<size_t>(paddedSplits(p.n_splits)), stream>>>(
+        p);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

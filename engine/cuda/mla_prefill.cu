@@ -8,12 +8,12 @@
 namespace dsv2::cuda {
 namespace {
 
-constexpr int kQTile = 32;      // queries per block
-constexpr int kKTile = 32;      // keys per tile: one key per lane when scoring
+constexpr int kQTile = 32;  // queries per block
+constexpr int kKTile = 32;  // keys per tile: one key per lane when scoring
 constexpr int kWarps = 4;
 constexpr int kQPerWarp = kQTile / kWarps;  // 8
 constexpr int kMaxDqk = 256;
-constexpr int kMaxDv = 128;     // 2 bf16 pairs per lane
+constexpr int kMaxDv = 128;  // 2 bf16 pairs per lane
 constexpr int kVPairsPerLane = kMaxDv / 64;
 
 // K rows in shared memory get an odd number of 4-byte words so that 32 lanes reading the same
@@ -25,13 +25,13 @@ __device__ __forceinline__ float2 ld2(const bf16* p) {
 }
 
 // grid: (ceil(n_q / 32), n_heads); block: 128 threads. Warp w owns queries w·8 .. w·8+7 of the tile.
-__global__ void __launch_bounds__(kWarps * kWarpSize) mlaPrefillKernel(MlaPrefillParams p) {
+__global__ void __launch_bounds__(kWarps* kWarpSize) mlaPrefillKernel(MlaPrefillParams p) {
     extern __shared__ __align__(16) unsigned char smemRaw[];
     const int dqk = p.d_nope + p.d_rope;
     const int ks = kRowStride(dqk);
     bf16* sQ = reinterpret_cast<bf16*>(smemRaw);  // [kQTile, dqk]
-    bf16* sK = sQ + kQTile * dqk;                  // [kKTile, ks]
-    bf16* sV = sK + kKTile * ks;                   // [kKTile, d_v]
+    bf16* sK = sQ + kQTile * dqk;                 // [kKTile, ks]
+    bf16* sV = sK + kKTile * ks;                  // [kKTile, d_v]
 
     const int h = blockIdx.y;
     const int q0 = blockIdx.x * kQTile;
@@ -168,8 +168,8 @@ bool aligned4(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 
 Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream) {
     if (p.n_q == 0) return Status::ok();
     const int dqk = p.d_nope + p.d_rope;
-    if (p.n_q < 0 || p.n_kv < p.q_pos0 + p.n_q || p.q_pos0 < 0 || p.n_heads <= 0 || p.d_nope <= 0 ||
-        p.d_rope <= 0 || p.d_v <= 0)
+    if (p.n_q < 0 || p.n_kv < p.q_pos0 + p.n_q || p.q_pos0 < 0 || p.n_heads <= 0 || p.d_nope <= 0 || p.d_rope <= 0 ||
+        p.d_v <= 0)
         return Status(StatusCode::InvalidArgument,
                       "launchMlaPrefill: bad sizes (need n_kv >= q_pos0 + n_q and positive dimensions)");
     if (p.d_nope % 2 || p.d_rope % 2 || p.d_v % 2 || dqk > kMaxDqk || p.d_v > kMaxDv)
@@ -178,8 +178,9 @@ Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream) {
         !aligned4(p.out) || p.q_token_stride % 2 || p.q_head_stride % 2 || p.kv_token_stride % 2 ||
         p.kv_head_stride % 2 || p.k_pe_token_stride % 2 || p.out_token_stride % 2 || p.out_head_stride % 2)
         return Status(StatusCode::InvalidArgument, "launchMlaPrefill: pointers and strides must be bf16-pair aligned");
-    const size_t smem = sizeof(bf16) * (static_cast<size_t>(kQTile) * dqk + static_cast<size_t>(kKTile) * kRowStride(dqk) +
-                                        static_cast<size_t>(kKTile) * p.d_v);
+    const size_t smem =
+        sizeof(bf16) * (static_cast<size_t>(kQTile) * dqk + static_cast<size_t>(kKTile) * kRowStride(dqk) +
+                        static_cast<size_t>(kKTile) * p.d_v);
     const dim3 grid(static_cast<unsigned>(ceilDiv(p.n_q, kQTile)), static_cast<unsigned>(p.n_heads));
     mlaPrefillKernel<<<grid, kWarps * kWarpSize, smem, stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();

@@ -8,7 +8,7 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * kWarpSize;
-constexpr int kMaxSegments = 33;         // top_k <= 32 routed experts + the shared expert
+constexpr int kMaxSegments = 33;  // top_k <= 32 routed experts + the shared expert
 
 __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
     const auto* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
 __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams p) {
     __shared__ const bf16* segBase[kMaxSegments];  // down weights of each segment (row 0)
     __shared__ float segScale[kMaxSegments];
-    __shared__ int segStride[kMaxSegments];       // elements per weight row = inter of the segment
+    __shared__ int segStride[kMaxSegments];  // elements per weight row = inter of the segment
     const int routedAct = p.top_k * p.inter;
     const int nAct = routedAct + p.shared_inter;
     const int nSeg = p.top_k + (p.shared_inter > 0 ? 1 : 0);
@@ -123,11 +123,11 @@ bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 
 Status launchMoeDecode(const MoeDecodeParams& p, cudaStream_t stream) {
     if (p.hidden <= 0 || p.hidden % 8 || p.top_k <= 0 || p.top_k >= kMaxSegments || p.inter <= 0 || p.inter % 8 ||
-        p.shared_inter < 0 ||
-        p.shared_inter % 8)
-        return Status(StatusCode::Unsupported, "launchMoeDecode: sizes must be multiples of 8, at most 32 experts per token");
-    if (!p.x || !aligned16(p.x) || !p.topk_ids || !p.topk_weights || !p.expert_gate_up || !p.expert_down ||
-        !p.act || !aligned16(p.act) || !p.out || (p.shared_inter > 0 && (!p.shared_gate_up || !p.shared_down)))
+        p.shared_inter < 0 || p.shared_inter % 8)
+        return Status(StatusCode::Unsupported,
+                      "launchMoeDecode: sizes must be multiples of 8, at most 32 experts per token");
+    if (!p.x || !aligned16(p.x) || !p.topk_ids || !p.topk_weights || !p.expert_gate_up || !p.expert_down || !p.act ||
+        !aligned16(p.act) || !p.out || (p.shared_inter > 0 && (!p.shared_gate_up || !p.shared_down)))
         return Status(StatusCode::InvalidArgument, "launchMoeDecode: missing or misaligned pointer");
     const int64_t nAct = moeDecodeActElements(p.top_k, p.inter, p.shared_inter);
     moeDecodeGateUpKernel<<<static_cast<unsigned>(ceilDiv(nAct, kWarps)), kThreads, 0, stream>>>(p);

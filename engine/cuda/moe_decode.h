@@ -19,19 +19,19 @@
 namespace dsv2::cuda {
 
 struct MoeDecodeParams {
-    int hidden = 0;                                  // K of gate|up, N of down (a multiple of 8)
+    int hidden = 0;  // K of gate|up, N of down (a multiple of 8)
     int top_k = 0;
-    int inter = 0;                                   // moe_intermediate_size (a multiple of 8)
-    int shared_inter = 0;                            // n_shared_experts · moe_intermediate_size; 0: none
-    const __nv_bfloat16* x = nullptr;                // [hidden], normed input, 16-byte aligned
-    const int32_t* topk_ids = nullptr;               // [top_k] device (from the router)
-    const float* topk_weights = nullptr;             // [top_k] device
+    int inter = 0;                                         // moe_intermediate_size (a multiple of 8)
+    int shared_inter = 0;                                  // n_shared_experts · moe_intermediate_size; 0: none
+    const __nv_bfloat16* x = nullptr;                      // [hidden], normed input, 16-byte aligned
+    const int32_t* topk_ids = nullptr;                     // [top_k] device (from the router)
+    const float* topk_weights = nullptr;                   // [top_k] device
     const __nv_bfloat16* const* expert_gate_up = nullptr;  // [n_experts] device: [2·inter, hidden] each
     const __nv_bfloat16* const* expert_down = nullptr;     // [n_experts] device: [hidden, inter] each
-    const __nv_bfloat16* shared_gate_up = nullptr;   // [2·shared_inter, hidden]
-    const __nv_bfloat16* shared_down = nullptr;      // [hidden, shared_inter]
-    __nv_bfloat16* act = nullptr;                    // scratch [top_k·inter + shared_inter], 16-byte aligned
-    float* out = nullptr;                            // [hidden]
+    const __nv_bfloat16* shared_gate_up = nullptr;         // [2·shared_inter, hidden]
+    const __nv_bfloat16* shared_down = nullptr;            // [hidden, shared_inter]
+    __nv_bfloat16* act = nullptr;                          // scratch [top_k·inter + shared_inter], 16-byte aligned
+    float* out = nullptr;                                  // [hidden]
 };
 
 // Elements of act scratch the call needs.

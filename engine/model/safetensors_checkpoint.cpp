@@ -43,8 +43,8 @@ Result<std::map<std::string, std::string>> readIndex(const fs::path& indexPath) 
         bool escapes = rel.is_absolute() || file.empty();
         for (const auto& part : rel) escapes |= (part == "..");
         if (escapes)
-            return Status(StatusCode::InvalidData, indexPath.string() + ": shard name '" + file +
-                                                       "' must be a file inside the model folder");
+            return Status(StatusCode::InvalidData,
+                          indexPath.string() + ": shard name '" + file + "' must be a file inside the model folder");
         map[item.key()] = file;
     }
     if (map.empty()) return Status(StatusCode::InvalidData, indexPath.string() + ": \"weight_map\" is empty");
@@ -83,8 +83,8 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::openFiles(
         for (auto& e : header->tensors) {
             const auto [it, inserted] = owner.emplace(e.name, path.filename().string());
             if (!inserted) {
-                problems.add(StatusCode::InvalidData, "tensor '" + e.name + "' appears in both " + it->second + " and " +
-                                                          path.filename().string());
+                problems.add(StatusCode::InvalidData, "tensor '" + e.name + "' appears in both " + it->second +
+                                                          " and " + path.filename().string());
                 continue;
             }
             TensorView view;

@@ -4,10 +4,9 @@
 //
 //  1. Sublayer by sublayer against the Bf16 reference (layer_check.h): every sublayer of every
 //     chunk, fed the GPU's own residual stream, must give the GPU's delta to relRMS <= 1e-3 (over
-//     the session) and normalized max <= 1e-2 (any chunk), the logits too; router choices equal except at near-ties of 1e-3 in
-//     probability; routing weights to 1e-3. This is the real correctness check: it is independent
-//     of how much this toy model amplifies rounding, and a sublayer with a bug fails at its own
-//     place in the printed table.
+//     the session) and normalized max <= 1e-2 (any chunk), the logits too; router choices equal except at near-ties of
+//     1e-3 in probability; routing weights to 1e-3. This is the real correctness check: it is independent of how much
+//     this toy model amplifies rounding, and a sublayer with a bug fails at its own place in the printed table.
 //  2. End to end against fp32 (HF's logits, and the Fp32 reference following the GPU's routing):
 //     normalized max error <= 5e-2, the bf16 budget measured on tiny-lite by the host-side Bf16
 //     reference (0.021 / 0.030 / 0.032 at the GPU's rounding points, cuda_reference_test); routing
@@ -263,8 +262,8 @@ void checkGreedy(CheckedSession& s, const ForwardResult& prompt, const std::vect
         if (ours != want[i]) {
             float scale = 0.0f;
             for (float v : logits) scale = std::max(scale, std::fabs(v));
-            const double gap = (logits[static_cast<size_t>(ours)] - logits[static_cast<size_t>(want[i])]) /
-                               std::max(scale, 1e-6f);
+            const double gap =
+                (logits[static_cast<size_t>(ours)] - logits[static_cast<size_t>(want[i])]) / std::max(scale, 1e-6f);
             MESSAGE("greedy step " << i << ": ours " << ours << " vs HF " << want[i] << ", relative logit gap " << gap);
             CHECK_MESSAGE(gap <= budget, "greedy step " << i << " differs beyond a near-tie");
             return;
@@ -276,7 +275,9 @@ void checkGreedy(CheckedSession& s, const ForwardResult& prompt, const std::vect
 
 }  // namespace
 
-TEST_CASE("fixtures: every sublayer matches the bf16 reference; logits, routing, greedy tokens within the bf16 budget of HF") {
+TEST_CASE(
+    "fixtures: every sublayer matches the bf16 reference; logits, routing, greedy tokens within the bf16 budget of "
+    "HF") {
     for (const fs::path& dir : fixtureDirs()) {
         const auto cases = loadReferenceCases(dir);
         for (MlaForm form : {MlaForm::Auto, MlaForm::Expanded, MlaForm::Absorbed}) {
@@ -303,7 +304,8 @@ TEST_CASE("fixtures: every sublayer matches the bf16 reference; logits, routing,
                     // from the GPU's for a tie-gap bound to mean anything (the absorbed form on its
                     // case 1 meets a 0.9 gap in one decision of 224); the flip share still applies and
                     // the sublayer check pins every decision to the bf16 reference.
-                    const double tieNoise = cost.logits > kBf16Budget ? 0.0 : std::max(kRouterTieNoise, 1.25 * cost.tieGap);
+                    const double tieNoise =
+                        cost.logits > kBf16Budget ? 0.0 : std::max(kRouterTieNoise, 1.25 * cost.tieGap);
                     const auto ref = fp32Following(fp32, rc.tokens, f.routing, tieNoise, expanded);
                     const double err = normalizedMaxError(f.logits.data(), ref.logits.data(), ref.logits.size());
                     const double errHf = normalizedMaxError(f.logits.data(), rc.logits.data(), rc.logits.size());
@@ -317,7 +319,8 @@ TEST_CASE("fixtures: every sublayer matches the bf16 reference; logits, routing,
                         for (int64_t t = 0; t < f.nTokens; ++t) {
                             std::vector<int32_t> ours, theirs = rr.ids[static_cast<size_t>(t)];
                             for (int32_t k = 0; k < f.routing.topK; ++k)
-                                ours.push_back(f.routing.expertIds[static_cast<size_t>(f.routing.index(t, static_cast<int64_t>(mi), k))]);
+                                ours.push_back(f.routing.expertIds[static_cast<size_t>(
+                                    f.routing.index(t, static_cast<int64_t>(mi), k))]);
                             std::sort(ours.begin(), ours.end());
                             std::sort(theirs.begin(), theirs.end());
                             sameRouting = sameRouting && ours == theirs;
@@ -367,7 +370,8 @@ TEST_CASE("long YaRN case (4200+ tokens): prefill in chunks of 1000, then the ch
             CHECK(err <= kBf16Budget);
             for (size_t r = 0; r < ref->positions.size(); ++r) {
                 const float* row = f.logits.data() + r * static_cast<size_t>(f.vocab);
-                const int32_t ours = argmaxRow(row, f.vocab), theirs = argmaxRow(ref->logits.data() + r * ref->vocab, ref->vocab);
+                const int32_t ours = argmaxRow(row, f.vocab),
+                              theirs = argmaxRow(ref->logits.data() + r * ref->vocab, ref->vocab);
                 if (ours == theirs) continue;
                 float scale = 0.0f;
                 for (int64_t i = 0; i < f.vocab; ++i) scale = std::max(scale, std::fabs(row[i]));
@@ -377,7 +381,9 @@ TEST_CASE("long YaRN case (4200+ tokens): prefill in chunks of 1000, then the ch
     }
 }
 
-TEST_CASE("random tokens in chunks of 64, then decode: sublayers match; logits within the budget of fp32 and the CPU backend") {
+TEST_CASE(
+    "random tokens in chunks of 64, then decode: sublayers match; logits within the budget of fp32 and the CPU "
+    "backend") {
     std::mt19937 rng(1234);
     Loaded gpu = load(tinyLiteDir(), MlaForm::Auto, 64);
     Loaded cpu = load(tinyLiteDir(), MlaForm::Auto, 0, BackendKind::Cpu);
@@ -411,10 +417,11 @@ TEST_CASE("random tokens in chunks of 64, then decode: sublayers match; logits w
         }
         if (!same) break;
     }
-    const double errCpu = normalizedMaxError(g.logits.data(), cr.logits.data(), static_cast<size_t>(agree * c.vocabSize));
-    MESSAGE("300 random tokens: logits vs fp32 with our routing " << err << "; vs the CPU backend on the " << agree
-                                                                  << " rows before the first routing difference " << errCpu
-                                                                  << "; the host bf16 reference costs " << cost.logits);
+    const double errCpu =
+        normalizedMaxError(g.logits.data(), cr.logits.data(), static_cast<size_t>(agree * c.vocabSize));
+    MESSAGE("300 random tokens: logits vs fp32 with our routing "
+            << err << "; vs the CPU backend on the " << agree << " rows before the first routing difference " << errCpu
+            << "; the host bf16 reference costs " << cost.logits);
     CHECK(err <= budget);
     CHECK(agree > 0);
     CHECK(errCpu <= budget);

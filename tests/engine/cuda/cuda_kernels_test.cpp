@@ -12,8 +12,8 @@
 #include "cpu/rope.h"
 #include "cuda/convert.h"
 #include "cuda/cublas_gemm.h"
-#include "cuda/gemv.h"
 #include "cuda/embedding.h"
+#include "cuda/gemv.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
 #include "cuda/swiglu.h"
@@ -35,7 +35,8 @@ const GpuGuard kGuard;  // every case below needs the GPU: skip the whole suite 
 
 TEST_CASE("embedding gather widens the token's row, NaN for an id out of range") {
     auto rng = makeRng("embedding");
-    for (const auto& [vocab, hidden, nTok] : std::vector<std::tuple<int, int, int>>{{1000, 72, 1}, {1000, 2048, 7}, {513, 33, 65}}) {
+    for (const auto& [vocab, hidden, nTok] :
+         std::vector<std::tuple<int, int, int>>{{1000, 72, 1}, {1000, 2048, 7}, {513, 33, 65}}) {
         CAPTURE(hidden);
         CAPTURE(nTok);
         const auto table = randomBf16(rng, static_cast<size_t>(vocab) * hidden);
@@ -67,7 +68,8 @@ TEST_CASE("embedding gather widens the token's row, NaN for an id out of range")
 
 TEST_CASE("rmsnorm fused with the residual add matches cpu::rmsNorm") {
     auto rng = makeRng("rmsnorm-residual");
-    for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{1, 64}, {3, 2048}, {65, 100}, {7, 5120}, {2, 31}}) {
+    for (const auto& [rows, cols] :
+         std::vector<std::pair<int, int>>{{1, 64}, {3, 2048}, {65, 100}, {7, 5120}, {2, 31}}) {
         CAPTURE(rows);
         CAPTURE(cols);
         const int64_t rs = cols + 5, ds = cols + 1, os = cols + 2;
@@ -103,14 +105,16 @@ TEST_CASE("rmsnorm fused with the residual add matches cpu::rmsNorm") {
             }
             cpu::rmsNorm(wantRes.data() + r * cols, weight.data(), cols, 1e-6f, wantOut.data() + r * cols);
         }
-        CHECK_TENSORS("residual", gotResC, wantRes, (std::vector<int64_t>{rows, cols}), (Tolerance{1e-6, 1e-6, 0.99999}));
+        CHECK_TENSORS("residual", gotResC, wantRes, (std::vector<int64_t>{rows, cols}),
+                      (Tolerance{1e-6, 1e-6, 0.99999}));
         CHECK_TENSORS("normed", gotOutC, wantOut, (std::vector<int64_t>{rows, cols}), (Tolerance{1e-2, 8e-3, 0.9999}));
     }
 }
 
 TEST_CASE("rmsnorm in place on a strided bf16 slice (kv_a_layernorm) leaves the rest alone") {
     auto rng = makeRng("rmsnorm-plain");
-    for (const auto& [rows, cols, stride] : std::vector<std::tuple<int, int, int>>{{1, 512, 576}, {65, 512, 576}, {5, 32, 40}}) {
+    for (const auto& [rows, cols, stride] :
+         std::vector<std::tuple<int, int, int>>{{1, 512, 576}, {65, 512, 576}, {5, 32, 40}}) {
         CAPTURE(rows);
         const auto x = randomBf16(rng, static_cast<size_t>(rows * stride), 2.0f);
         const auto weight = randomBf16(rng, static_cast<size_t>(cols), 1.0f);
@@ -133,7 +137,8 @@ TEST_CASE("rmsnorm in place on a strided bf16 slice (kv_a_layernorm) leaves the 
             for (int i = 0; i < cols; ++i) gotC[r * cols + i] = got[r * stride + i];
             for (int i = cols; i < stride; ++i) REQUIRE(got[r * stride + i] == x[r * stride + i]);
         }
-        CHECK_TENSORS("kv_a_layernorm", gotC, want, (std::vector<int64_t>{rows, cols}), (Tolerance{2e-2, 8e-3, 0.9999}));
+        CHECK_TENSORS("kv_a_layernorm", gotC, want, (std::vector<int64_t>{rows, cols}),
+                      (Tolerance{2e-2, 8e-3, 0.9999}));
     }
 }
 
@@ -146,7 +151,8 @@ TEST_CASE("YaRN rope matches cpu::applyRope at short and long positions") {
     config.ropeScaling.mscale = 0.707;
     config.ropeScaling.mscaleAllDim = 0.707;
     config.ropeScaling.originalMaxPositionEmbeddings = 4096;
-    for (const auto& [heads, ropeDim, qDim] : std::vector<std::tuple<int, int, int>>{{16, 64, 192}, {1, 64, 576}, {4, 8, 24}, {3, 2, 2}}) {
+    for (const auto& [heads, ropeDim, qDim] :
+         std::vector<std::tuple<int, int, int>>{{16, 64, 192}, {1, 64, 576}, {4, 8, 24}, {3, 2, 2}}) {
         CAPTURE(heads);
         CAPTURE(ropeDim);
         config.qkRopeHeadDim = ropeDim;
@@ -253,7 +259,8 @@ TEST_CASE("cuBLAS linear: bf16 in, fp32 accumulate, fp32 or bf16 out, awkward si
     auto rng = makeRng("linear");
     auto handle = cuda::CublasHandle::create();
     REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
-    for (const auto& [m, n, k] : std::vector<std::tuple<int, int, int>>{{1, 7, 64}, {3, 129, 200}, {65, 576, 2048}, {64, 1, 8}, {130, 102, 512}}) {
+    for (const auto& [m, n, k] : std::vector<std::tuple<int, int, int>>{
+             {1, 7, 64}, {3, 129, 200}, {65, 576, 2048}, {64, 1, 8}, {130, 102, 512}}) {
         CAPTURE(m);
         CAPTURE(n);
         CAPTURE(k);
@@ -290,8 +297,14 @@ TEST_CASE("GEMV for decode (linearFew): the linear layer of 1-4 tokens, fp32 or 
     REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
     // (tokens, N, K): one row per warp, remainders of the 4-deep unrolled loop, the Lite shapes,
     // several tokens in a wider buffer, and 5 tokens (cuBLAS fallback).
-    for (const auto& [m, n, k] : std::vector<std::tuple<int, int, int>>{
-             {1, 7, 64}, {1, 576, 2048}, {1, 3, 1408}, {1, 64, 2048}, {2, 129, 200}, {3, 1000, 8}, {4, 300, 2816}, {5, 33, 64}}) {
+    for (const auto& [m, n, k] : std::vector<std::tuple<int, int, int>>{{1, 7, 64},
+                                                                        {1, 576, 2048},
+                                                                        {1, 3, 1408},
+                                                                        {1, 64, 2048},
+                                                                        {2, 129, 200},
+                                                                        {3, 1000, 8},
+                                                                        {4, 300, 2816},
+                                                                        {5, 33, 64}}) {
         CAPTURE(m);
         CAPTURE(n);
         CAPTURE(k);
@@ -314,8 +327,8 @@ TEST_CASE("GEMV for decode (linearFew): the linear layer of 1-4 tokens, fp32 or 
         for (auto& v : twice) v *= 2.0f;
         CHECK_TENSORS("gemv beta=1", download(dY), twice, shape, (Tolerance{2e-4, 1e-4, 0.99999}));
         auto dYb = deviceZeros<bf16>(static_cast<size_t>(m * n));
-        REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), lda, dW.data(), dYb.data(), cuda::GemmType::BF16, n, m, n, k,
-                                   nullptr));
+        REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), lda, dW.data(), dYb.data(), cuda::GemmType::BF16, n, m, n,
+                                   k, nullptr));
         CHECK_TENSORS("gemv bf16", downloadBf16(dYb), want, shape, (Tolerance{1e-3, 8e-3, 0.9999}));
     }
     // Two projections of the same input in one launch (q and kv_a), and the cuBLAS fallback.
@@ -323,18 +336,19 @@ TEST_CASE("GEMV for decode (linearFew): the linear layer of 1-4 tokens, fp32 or 
         CAPTURE(m);
         const int k = 256, n1 = 96, n2 = 40;
         const auto a = randomBf16(rng, static_cast<size_t>(m * k));
-        const auto w1 = randomBf16(rng, static_cast<size_t>(n1 * k), 0.05f), w2 = randomBf16(rng, static_cast<size_t>(n2 * k), 0.05f);
+        const auto w1 = randomBf16(rng, static_cast<size_t>(n1 * k), 0.05f),
+                   w2 = randomBf16(rng, static_cast<size_t>(n2 * k), 0.05f);
         auto dA = uploadBf16(a);
         auto dW1 = uploadBf16(w1);
         auto dW2 = uploadBf16(w2);
         auto dY1 = deviceZeros<bf16>(static_cast<size_t>(m * n1));
         auto dY2 = deviceZeros<bf16>(static_cast<size_t>(m * n2));
-        REQUIRE_OK(cuda::linearFewPair(handle->get(), dA.data(), k, m, k, dW1.data(), dY1.data(), n1, dW2.data(), dY2.data(),
-                                       n2, nullptr));
-        CHECK_TENSORS("pair first", downloadBf16(dY1), referenceLinear(a, k, w1, m, n1, k), (std::vector<int64_t>{m, n1}),
-                      (Tolerance{1e-3, 8e-3, 0.9999}));
-        CHECK_TENSORS("pair second", downloadBf16(dY2), referenceLinear(a, k, w2, m, n2, k), (std::vector<int64_t>{m, n2}),
-                      (Tolerance{1e-3, 8e-3, 0.9999}));
+        REQUIRE_OK(cuda::linearFewPair(handle->get(), dA.data(), k, m, k, dW1.data(), dY1.data(), n1, dW2.data(),
+                                       dY2.data(), n2, nullptr));
+        CHECK_TENSORS("pair first", downloadBf16(dY1), referenceLinear(a, k, w1, m, n1, k),
+                      (std::vector<int64_t>{m, n1}), (Tolerance{1e-3, 8e-3, 0.9999}));
+        CHECK_TENSORS("pair second", downloadBf16(dY2), referenceLinear(a, k, w2, m, n2, k),
+                      (std::vector<int64_t>{m, n2}), (Tolerance{1e-3, 8e-3, 0.9999}));
     }
 
     // A K that is not a multiple of 8 is not the kernel's: linearFew uses cuBLAS, launchGemv refuses.
@@ -342,7 +356,8 @@ TEST_CASE("GEMV for decode (linearFew): the linear layer of 1-4 tokens, fp32 or 
     auto dA = uploadBf16(a);
     auto dW = uploadBf16(w);
     auto dY = deviceZeros<float>(5);
-    REQUIRE_OK(cuda::linearFew(handle->get(), dA.data(), 12, dW.data(), dY.data(), cuda::GemmType::F32, 5, 1, 5, 12, nullptr));
+    REQUIRE_OK(
+        cuda::linearFew(handle->get(), dA.data(), 12, dW.data(), dY.data(), cuda::GemmType::F32, 5, 1, 5, 12, nullptr));
     CHECK_TENSORS("k=12 via cuBLAS", download(dY), referenceLinear(a, 12, w, 1, 5, 12), (std::vector<int64_t>{1, 5}),
                   (Tolerance{1e-4, 1e-4, 0.99999}));
     cuda::GemvParams bad;

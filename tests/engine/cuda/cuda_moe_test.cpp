@@ -82,12 +82,12 @@ void gpuRoute(const RouteCase& c, const std::vector<float>& logits, std::vector<
 TEST_CASE("router top-k matches cpu::routeToken in every routing mode") {
     auto rng = makeRng("router");
     const std::vector<RouteCase> cases{
-        {64, 6, false, 1, 1, false, 1.0f, 1},    {64, 6, false, 1, 1, false, 1.0f, 257},  // V2-Lite
-        {160, 6, true, 8, 3, false, 16.0f, 33},  // V2 / V2.5
-        {160, 6, true, 8, 3, true, 16.0f, 7},    {8, 2, false, 1, 1, true, 1.0f, 65},    // tiny
-        {256, 8, true, 8, 4, true, 2.5f, 19},    {64, 6, true, 1, 1, false, 1.0f, 5},    // grouped, one group
-        {33, 32, false, 1, 1, false, 1.0f, 3},   {96, 4, true, 32, 2, false, 1.0f, 9},
-        {16, 1, false, 1, 1, true, 2.0f, 9},     // top-1 with norm_topk_prob: no renormalisation
+        {64, 6, false, 1, 1, false, 1.0f, 1},   {64, 6, false, 1, 1, false, 1.0f, 257},  // V2-Lite
+        {160, 6, true, 8, 3, false, 16.0f, 33},                                          // V2 / V2.5
+        {160, 6, true, 8, 3, true, 16.0f, 7},   {8, 2, false, 1, 1, true, 1.0f, 65},     // tiny
+        {256, 8, true, 8, 4, true, 2.5f, 19},   {64, 6, true, 1, 1, false, 1.0f, 5},     // grouped, one group
+        {33, 32, false, 1, 1, false, 1.0f, 3},  {96, 4, true, 32, 2, false, 1.0f, 9},
+        {16, 1, false, 1, 1, true, 2.0f, 9},  // top-1 with norm_topk_prob: no renormalisation
     };
     for (const auto& c : cases) {
         CAPTURE(c.nExperts);
@@ -143,7 +143,7 @@ TEST_CASE("router breaks exact ties to the lower expert id, groups too") {
     gpuRoute(g, gl, ids, w);
     CHECK(ids[0] == 12);
     CHECK(ids[1] == 30);
-    CHECK(ids[2] == 8);   // group 1's first zero-logit expert
+    CHECK(ids[2] == 8);  // group 1's first zero-logit expert
     CHECK(ids[3] == 9);
     float sum = 0.0f;
     for (int k = 0; k < 4; ++k) sum += w[k];
@@ -152,7 +152,8 @@ TEST_CASE("router breaks exact ties to the lower expert id, groups too") {
 
 TEST_CASE("permutation groups entries by expert in entry order; gather and combine invert it") {
     auto rng = makeRng("permute");
-    for (const auto& [T, K, E] : std::vector<std::tuple<int, int, int>>{{1, 6, 64}, {257, 6, 64}, {33, 2, 8}, {1000, 6, 160}}) {
+    for (const auto& [T, K, E] :
+         std::vector<std::tuple<int, int, int>>{{1, 6, 64}, {257, 6, 64}, {33, 2, 8}, {1000, 6, 160}}) {
         CAPTURE(T);
         CAPTURE(E);
         std::vector<int32_t> ids(static_cast<size_t>(T * K));
@@ -237,7 +238,8 @@ TEST_CASE("permutation groups entries by expert in entry order; gather and combi
             for (int k = 0; k < K; ++k)
                 for (int c = 0; c < hidden; ++c)
                     want[t * hidden + c] += weights[t * K + k] * y[static_cast<size_t>(entry[t * K + k]) * hidden + c];
-        CHECK_TENSORS("combine", download(dOut), want, (std::vector<int64_t>{T, hidden}), (Tolerance{1e-5, 1e-5, 0.99999}));
+        CHECK_TENSORS("combine", download(dOut), want, (std::vector<int64_t>{T, hidden}),
+                      (Tolerance{1e-5, 1e-5, 0.99999}));
     }
 }
 
@@ -316,7 +318,9 @@ constexpr double kFp32RelRms = 1e-2, kFp32MaxOverRms = 0.1;
 
 }  // namespace
 
-TEST_CASE("composed MoE FFN matches cpu::routeToken + the MLP at the GPU's rounding points (and fp32 within bf16 rounding); the dense MLP too") {
+TEST_CASE(
+    "composed MoE FFN matches cpu::routeToken + the MLP at the GPU's rounding points (and fp32 within bf16 rounding); "
+    "the dense MLP too") {
     auto rng = makeRng("moe-ffn");
     struct FfnCase {
         int hidden, E, K, inter, nShared;
@@ -326,11 +330,14 @@ TEST_CASE("composed MoE FFN matches cpu::routeToken + the MLP at the GPU's round
         int T;
     };
     const std::vector<FfnCase> cases{
-        {64, 8, 2, 32, 2, false, 1, 1, 1.0f, 1},      {64, 8, 2, 32, 2, false, 1, 1, 1.0f, 65},
-        {256, 64, 6, 96, 2, false, 1, 1, 1.0f, 37},   {128, 32, 6, 64, 2, true, 8, 3, 16.0f, 9},
+        {64, 8, 2, 32, 2, false, 1, 1, 1.0f, 1},
+        {64, 8, 2, 32, 2, false, 1, 1, 1.0f, 65},
+        {256, 64, 6, 96, 2, false, 1, 1, 1.0f, 37},
+        {128, 32, 6, 64, 2, true, 8, 3, 16.0f, 9},
         {96, 16, 4, 48, 0, false, 1, 1, 1.0f, 130},
         // One token: the decode path (launchMoeDecode) is checked too.
-        {256, 64, 6, 96, 2, false, 1, 1, 1.0f, 1},    {128, 32, 6, 64, 2, true, 8, 3, 16.0f, 1},
+        {256, 64, 6, 96, 2, false, 1, 1, 1.0f, 1},
+        {128, 32, 6, 64, 2, true, 8, 3, 16.0f, 1},
         {96, 16, 4, 48, 0, false, 1, 1, 1.0f, 1},
     };
     auto blas = cuda::CublasHandle::create();
@@ -385,7 +392,8 @@ TEST_CASE("composed MoE FFN matches cpu::routeToken + the MLP at the GPU's round
         int routeMismatches = 0;
         for (int t = 0; t < c.T; ++t) {
             const float* xt = x.data() + static_cast<size_t>(t) * c.hidden;
-            for (int e = 0; e < c.E; ++e) logits[e] = cpu::dot(xt, gate.data() + static_cast<size_t>(e) * c.hidden, c.hidden);
+            for (int e = 0; e < c.E; ++e)
+                logits[e] = cpu::dot(xt, gate.data() + static_cast<size_t>(e) * c.hidden, c.hidden);
             cpu::routeToken(logits.data(), rp, ids.data(), wk.data(), scratchCpu.data());
             for (int k = 0; k < c.K; ++k) {
                 if (ids[k] != gotIds[static_cast<size_t>(t) * c.K + k]) ++routeMismatches;
@@ -451,7 +459,8 @@ TEST_CASE("composed MoE FFN matches cpu::routeToken + the MLP at the GPU's round
             gatedMlpBf16(shared.views, x.data(), c.T, wantDense.data());
             cpu::gatedMlp(shared.views, x.data(), c.T, wantDense32.data(), nullptr);
             const auto gotDense = download(dDense);
-            checkFfn("dense mlp vs bf16-rounding reference", gotDense, wantDense, shape, kExactRelRms, kExactMaxOverRms);
+            checkFfn("dense mlp vs bf16-rounding reference", gotDense, wantDense, shape, kExactRelRms,
+                     kExactMaxOverRms);
             checkFfn("dense mlp vs fp32 reference", gotDense, wantDense32, shape, kFp32RelRms, kFp32MaxOverRms);
         }
     }
