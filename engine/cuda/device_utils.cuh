@@ -45,6 +45,20 @@ __device__ __forceinline__ float blockSum(float v, float* scratch) {
 __device__ __forceinline__ float toFloat(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 toBf16(float v) { return __float2bfloat16_rn(v); }
 
+// Σ of the 8 products of two 16-byte vectors of bf16 (weight streaming), in fp32.
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+    const auto* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
+    const auto* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 fa = __bfloat1622float2(a2[i]);
+        const float2 fb = __bfloat1622float2(b2[i]);
+        s = fmaf(fa.x, fb.x, fmaf(fa.y, fb.y, s));
+    }
+    return s;
+}
+
 // silu(x) = x · sigmoid(x), in fp32.
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 

@@ -11,20 +11,6 @@ namespace {
 constexpr int kRowsPerBlock = 8;  // one warp per weight row
 constexpr int kUnroll = 4;        // 16-byte weight loads in flight per lane
 
-// Σ of 8 products of bf16 pairs, in fp32.
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-    const auto* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
-    const auto* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const float2 fa = __bfloat1622float2(a2[i]);
-        const float2 fb = __bfloat1622float2(b2[i]);
-        s = fmaf(fa.x, fb.x, fmaf(fa.y, fb.y, s));
-    }
-    return s;
-}
-
 template <int NT, bool kOutBf16>
 __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParams p) {
     const int lane = threadIdx.x % kWarpSize;

@@ -10,19 +10,6 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * kWarpSize;
 constexpr int kMaxSegments = 33;  // top_k <= 32 routed experts + the shared expert
 
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-    const auto* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
-    const auto* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const float2 fa = __bfloat1622float2(a2[i]);
-        const float2 fb = __bfloat1622float2(b2[i]);
-        s = fmaf(fa.x, fb.x, fmaf(fa.y, fb.y, s));
-    }
-    return s;
-}
-
 // One warp per activation i: the gate row i and the up row i of its expert, then
 // act[i] = bf16(silu(bf16(gate)) · bf16(up)) (the rounding points of the grouped path: gate|up
 // stored in bf16, then swiglu.cu). Indices [0, top_k·inter) belong to the routed experts in router
