@@ -3,7 +3,6 @@
 #include <array>
 #include <bit>
 #include <cstring>
-#include <regex>
 
 namespace dsv2::remote {
 namespace {
@@ -117,19 +116,39 @@ Result<NpyArray> decodeNpyBase64(std::string_view text) {
     const std::string header = bytes.substr(at, headerLen);
     at += headerLen;
 
-    std::smatch m;
+    // The header is a Python dict literal; three keys matter. (Plain string search: std::regex
+    // trips GCC 12's -Wmaybe-uninitialized under the sanitizers.)
     NpyArray array;
-    if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([<>|=]?[a-z]\d+)')")))
-        return bad(".npy header has no dtype");
-    array.dtype = m[1];
-    if (std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*True)")))
-        return bad("Fortran-ordered arrays are not supported");
-    if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")))
-        return bad(".npy header has no shape");
-    const std::string dims = m[1];
-    const std::regex number(R"(\d+)");
-    for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-        array.shape.push_back(std::stoll(it->str()));
+    auto valueOf = [&](const char* key) -> std::string_view {
+        const size_t k = header.find(std::string("'") + key + "'");
+        if (k == std::string::npos) return {};
+        const size_t colon = header.find(':', k);
+        if (colon == std::string::npos) return {};
+        size_t from = header.find_first_not_of(' ', colon + 1);
+        if (from == std::string::npos) return {};
+        const char open = header[from];
+        const size_t to = open == '\''  ? header.find('\'', from + 1) + 1
+                          : open == '(' ? header.find(')', from) + 1
+                                        : header.find_first_of(",}", from);
+        if (to == std::string::npos || to == 0 || to <= from) return {};
+        return std::string_view(header).substr(from, to - from);
+    };
+    const std::string_view descr = valueOf("descr");
+    if (descr.size() < 3 || descr.front() != '\'') return bad(".npy header has no dtype");
+    array.dtype = std::string(descr.substr(1, descr.size() - 2));
+    if (valueOf("fortran_order").substr(0, 4) == "True") return bad("Fortran-ordered arrays are not supported");
+    const std::string_view dims = valueOf("shape");
+    if (dims.empty() || dims.front() != '(') return bad(".npy header has no shape");
+    int64_t dim = -1;
+    for (char c : dims) {
+        if (c >= '0' && c <= '9') {
+            dim = (dim < 0 ? 0 : dim * 10) + (c - '0');
+        } else if (dim >= 0) {
+            array.shape.push_back(dim);
+            dim = -1;
+        }
+    }
+    if (array.dtype.empty()) return bad(".npy header has no dtype");
 
     std::string type = array.dtype;
     if (type[0] == '>') return bad("big-endian arrays are not supported");

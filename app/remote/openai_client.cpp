@@ -150,6 +150,9 @@ std::vector<RemoteModel> OpenAiClient::listModels(RemoteError& error) {
             const json& d = m["dsv2"];
             if (d.contains("returns_routed_experts") && d["returns_routed_experts"].is_boolean())
                 rm.returnsRouting = d["returns_routed_experts"].get<bool>();
+            rm.numLayers = d.value("num_hidden_layers", int64_t{0});
+            rm.nRoutedExperts = d.value("n_routed_experts", int64_t{0});
+            rm.expertsPerToken = d.value("num_experts_per_tok", int64_t{0});
             if (d.contains("moe_layers") && d["moe_layers"].is_array())
                 for (const json& l : d["moe_layers"])
                     if (l.is_number_integer()) rm.moeLayers.push_back(l.get<int32_t>());
@@ -370,6 +373,11 @@ RemoteCompletion OpenAiClient::streamChat(const RemoteChatRequest& request, cons
         emit(f);
     }
     return out;
+}
+
+void attachRouting(std::vector<TokenEvent>& tokens, const RemoteCompletion& completion) {
+    for (size_t i = 0; i < tokens.size(); ++i)
+        tokens[i].routing = i < completion.routing.size() ? completion.routing[i] : TokenRouting{};
 }
 
 }  // namespace dsv2::remote

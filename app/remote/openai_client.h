@@ -58,7 +58,11 @@ struct RemoteModel {
     std::string id;
     int64_t maxModelLen = 0;             // 0 when the server does not say
     std::optional<bool> returnsRouting;  // dsv2 serve says; other servers do not
-    std::vector<int32_t> moeLayers;      // dsv2 serve only
+    // dsv2 serve only (its "dsv2" block); 0/empty from other servers.
+    std::vector<int32_t> moeLayers;
+    int64_t numLayers = 0;
+    int64_t nRoutedExperts = 0;
+    int64_t expertsPerToken = 0;
 };
 
 struct RemoteChatRequest {
@@ -117,5 +121,10 @@ private:
     httplib::Client* m_active = nullptr;
     std::atomic<bool> m_cancelRequested{false};
 };
+
+// Routing arrives after the tokens (in the last chunk): once the answer is complete, this fills
+// each Token event's routing from completion.routing (token i gets row i; a token without a row,
+// such as the last one from vLLM, keeps an empty routing).
+void attachRouting(std::vector<TokenEvent>& tokens, const RemoteCompletion& completion);
 
 }  // namespace dsv2::remote

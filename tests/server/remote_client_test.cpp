@@ -64,6 +64,9 @@ TEST_CASE("listModels: the served model and what dsv2 serve says about routing")
     CHECK(models[0].returnsRouting == true);
     CHECK(models[0].moeLayers == std::vector<int32_t>{1, 2});
     CHECK(models[0].maxModelLen > 0);
+    CHECK(models[0].numLayers == 3);
+    CHECK(models[0].nRoutedExperts == 8);
+    CHECK(models[0].expertsPerToken == 2);
 }
 
 TEST_CASE("streamChat: the engine's greedy answer as engine events, with logprobs and routing") {
@@ -113,6 +116,14 @@ TEST_CASE("streamChat: the engine's greedy answer as engine events, with logprob
             CHECK(out.routing[t].weights[j] == doctest::Approx(ref.result.routing[t].weights[j]).epsilon(1e-6));
     }
     CHECK(out.promptRouting[3].expertIds == ref.result.promptRouting[3].expertIds);
+
+    // Routing attached to the recorded Token events after the end, as storage wants it.
+    std::vector<TokenEvent> tokens;
+    for (const auto& e : rec.events)
+        if (const auto* t = std::get_if<TokenEvent>(&e)) tokens.push_back(*t);
+    attachRouting(tokens, out);
+    CHECK(tokens[2].routing.expertIds == ref.result.routing[2].expertIds);
+    CHECK(tokens.back().routing.expertIds.empty());
 }
 
 TEST_CASE("streamChat: a stop string is reported as such") {

@@ -342,7 +342,7 @@ TEST_CASE("many concurrent requests are queued or refused with 429, never a cras
     std::vector<std::thread> threads;
     for (int i = 0; i < kClients; ++i)
         threads.emplace_back([&, i] {
-            json body = chatBody("client " + std::to_string(i), 200);
+            json body = chatBody("client " + std::to_string(i), 1000);
             body["ignore_eos"] = true;
             body["stream"] = true;
             StreamReply r = postStream(s, "/v1/chat/completions", body);
@@ -386,18 +386,21 @@ TEST_CASE("a client that disconnects mid-stream cancels its generation") {
 TEST_CASE("SIGTERM stops the server cleanly, cancelling the running generation") {
     ServerProcess s({}, "server_http_shutdown");
     REQUIRE(s.started());
-    std::atomic<bool> streamEnded{false};
+    StreamReply reply;
     std::thread client([&] {
         json body = chatBody("Go on forever", 1000000);
         body["ignore_eos"] = true;
         body["stream"] = true;
-        (void)postStream(s, "/v1/chat/completions", body);
-        streamEnded = true;
+        reply = postStream(s, "/v1/chat/completions", body);
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const int status = s.signalAndWait(SIGTERM, 20.0);
     client.join();
-    CHECK(streamEnded);
+    // The stream was ended by the server, not cut: its generation was cancelled ("abort").
+    CHECK(reply.status == 200);
+    CHECK(reply.done);
+    REQUIRE(reply.chunks.size() >= 2);
+    CHECK(reply.chunks.back()["choices"][0]["finish_reason"] == "abort");
     REQUIRE(status != -1);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
