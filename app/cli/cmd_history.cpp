@@ -128,8 +128,12 @@ int runList(const HistoryArgs& a) {
         if (a.json) {
             nlohmann::json out = nlohmann::json::array();
             for (const auto& c : *list) {
-                out.push_back({{"id", c.id}, {"title", c.title}, {"model", c.modelName}, {"createdAt", c.createdAt},
-                               {"updatedAt", c.updatedAt}, {"messages", c.messageCount}});
+                out.push_back({{"id", c.id},
+                               {"title", c.title},
+                               {"model", c.modelName},
+                               {"createdAt", c.createdAt},
+                               {"updatedAt", c.updatedAt},
+                               {"messages", c.messageCount}});
                 if (c.deletedAt) out.back()["deletedAt"] = *c.deletedAt;
             }
             std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
@@ -170,7 +174,8 @@ void printMessage(const Message& m, const std::string& branch, const std::string
         std::string::size_type start = 0;
         while (start < m.content.size()) {
             const auto end = m.content.find('\n', start);
-            std::cout << indent << m.content.substr(start, end == std::string::npos ? std::string::npos : end - start) << '\n';
+            std::cout << indent << m.content.substr(start, end == std::string::npos ? std::string::npos : end - start)
+                      << '\n';
             if (end == std::string::npos) break;
             start = end + 1;
         }
@@ -218,7 +223,8 @@ int runShow(const HistoryArgs& a) {
             const auto& siblings = children[m.parentId];
             if (siblings.size() < 2) return {};
             for (std::size_t i = 0; i < siblings.size(); ++i) {
-                if (siblings[i]->id == m.id) return " · version " + std::to_string(i + 1) + "/" + std::to_string(siblings.size());
+                if (siblings[i]->id == m.id)
+                    return " · version " + std::to_string(i + 1) + "/" + std::to_string(siblings.size());
             }
             return {};
         };
@@ -284,9 +290,13 @@ int runSearch(const HistoryArgs& a) {
         if (a.json) {
             nlohmann::json out = nlohmann::json::array();
             for (const auto& h : *hits) {
-                out.push_back({{"message", h.messageId}, {"conversation", h.conversationId},
-                               {"title", h.conversationTitle}, {"role", roleName(h.role)}, {"createdAt", h.createdAt},
-                               {"snippet", h.snippet}, {"rank", h.rank}});
+                out.push_back({{"message", h.messageId},
+                               {"conversation", h.conversationId},
+                               {"title", h.conversationTitle},
+                               {"role", roleName(h.role)},
+                               {"createdAt", h.createdAt},
+                               {"snippet", h.snippet},
+                               {"rank", h.rank}});
             }
             std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
             return 0;
@@ -296,9 +306,10 @@ int runSearch(const HistoryArgs& a) {
             return 0;
         }
         for (const auto& h : *hits) {
-            std::cout << "#" << h.messageId << " in \"" << (h.conversationTitle.empty() ? "(untitled)" : h.conversationTitle)
-                      << "\" (conversation " << h.conversationId << ") · " << roleName(h.role) << " · "
-                      << localTime(h.createdAt) << "\n    " << oneLine(h.snippet) << "\n";
+            std::cout << "#" << h.messageId << " in \""
+                      << (h.conversationTitle.empty() ? "(untitled)" : h.conversationTitle) << "\" (conversation "
+                      << h.conversationId << ") · " << roleName(h.role) << " · " << localTime(h.createdAt) << "\n    "
+                      << oneLine(h.snippet) << "\n";
         }
         return 0;
     });
@@ -321,12 +332,13 @@ int runExport(const HistoryArgs& a) {
             if (!id) return code;
             ids.push_back(*id);
         }
-        auto result = a.out == "-" ? store.exportConversations(ids, *format, std::cout)
-                                   : store.exportToFile(ids, *format, a.out);
+        auto result =
+            a.out == "-" ? store.exportConversations(ids, *format, std::cout) : store.exportToFile(ids, *format, a.out);
         if (!result) return fail(result.error().message());
         if (a.out != "-") {
-            std::cerr << "exported " << (a.all ? std::string("all conversations") : "conversation " + std::to_string(ids[0]))
-                      << " to " << a.out << '\n';
+            std::cerr << "exported "
+                      << (a.all ? std::string("all conversations") : "conversation " + std::to_string(ids[0])) << " to "
+                      << a.out << '\n';
         }
         return 0;
     });
@@ -394,7 +406,8 @@ int runTrash(const HistoryArgs& a, const std::string& action) {
 }
 
 void installHistory(CLI::App& root, CliContext& ctx) {
-    auto* cmd = root.add_subcommand("history", "Saved conversations: list, show, search, export, import, backup, check");
+    auto* cmd =
+        root.add_subcommand("history", "Saved conversations: list, show, search, export, import, backup, check");
     cmd->fallthrough();
     cmd->require_subcommand(1);
     auto a = std::make_shared<HistoryArgs>();
@@ -410,7 +423,7 @@ void installHistory(CLI::App& root, CliContext& ctx) {
     auto* show = cmd->add_subcommand("show", "One conversation (its active branch)");
     show->add_option("id", a->id, "Conversation id");
     show->add_flag("--last", a->last, "The most recently updated conversation");
-    show->add_flag("--json", a->json, "Full JSON (all branches, stats, routing, logprobs)");
+    show->add_flag("--json", a->json, "Full JSON (all branches, stats, routing of answers and prompts, logprobs)");
     show->add_flag("--tree", a->tree, "Every branch (edits and regenerations), indented");
     show->callback(run([a] { return runShow(*a); }));
 
@@ -424,15 +437,18 @@ void installHistory(CLI::App& root, CliContext& ctx) {
     search->add_flag("--json", a->json, "As JSON");
     search->callback(run([a] { return runSearch(*a); }));
 
-    auto* exp = cmd->add_subcommand("export", "Write conversations as Markdown, text, JSON or a self-contained HTML page");
+    auto* exp =
+        cmd->add_subcommand("export", "Write conversations as Markdown, text, JSON or a self-contained HTML page");
     exp->add_option("id", a->id, "Conversation id");
     exp->add_flag("--last", a->last, "The most recently updated conversation");
     exp->add_flag("--all", a->all, "Every conversation (not the trash)");
-    exp->add_option("--format", a->format, "md, txt, json (full fidelity, re-importable) or html")->required();
+    exp->add_option("--format", a->format, "md, txt, json (full fidelity incl. routing, re-importable) or html")
+        ->required();
     exp->add_option("-o,--out", a->out, "Output file (- for standard output)")->required();
     exp->callback(run([a] { return runExport(*a); }));
 
-    auto* imp = cmd->add_subcommand("import", "Add the conversations of a JSON export (already present ones are skipped)");
+    auto* imp =
+        cmd->add_subcommand("import", "Add the conversations of a JSON export (already present ones are skipped)");
     imp->add_option("file", a->file, "A file written by `dsv2 history export --format json`")->required();
     imp->callback(run([a] { return runImport(*a); }));
 

@@ -72,6 +72,9 @@ public:
                 for (const auto& t : loadTokens(*item.db, m.id)) tokens.push_back(tokenToJson(t));
                 j["tokens"] = std::move(tokens);
             }
+            if (m.role == Role::Assistant) {
+                if (auto prompt = loadPromptRouting(*item.db, m.id)) j["promptRouting"] = promptRoutingToJson(*prompt);
+            }
             out << (firstMessage ? "\n" : ",\n") << "        " << dump(j);
             firstMessage = false;
         }

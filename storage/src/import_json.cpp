@@ -36,6 +36,7 @@ struct ImportedMessage {
     std::string errorText;
     std::optional<GenerationStats> stats;
     std::vector<TokenRecord> tokens;
+    std::optional<PromptRouting> promptRouting;
 };
 
 struct ImportedConversation {
@@ -76,7 +77,8 @@ ImportedConversation parseConversation(const nlohmann::json& v, const std::strin
         if (!m.is_object()) throwError(ErrorCode::InvalidData, mwhat + " is not an object");
         ImportedMessage out;
         out.ordinal = intFromJson(requireField(m, "id", mwhat), mwhat + ".id");
-        if (seen.count(out.ordinal)) throwError(ErrorCode::InvalidData, fmt::format("{}: id {} is used twice", mwhat, out.ordinal));
+        if (seen.count(out.ordinal))
+            throwError(ErrorCode::InvalidData, fmt::format("{}: id {} is used twice", mwhat, out.ordinal));
         out.parent = optionalRef(m, "parent", mwhat);
         if (out.parent && !seen.count(*out.parent)) {
             throwError(ErrorCode::InvalidData,
@@ -105,6 +107,9 @@ ImportedConversation parseConversation(const nlohmann::json& v, const std::strin
                 out.tokens.push_back(tokenFromJson(tokens[t], fmt::format("{}, token {}", mwhat, t + 1)));
             }
         }
+        if (m.contains("promptRouting")) {
+            out.promptRouting = promptRoutingFromJson(m["promptRouting"], mwhat + ".promptRouting");
+        }
         seen.emplace(out.ordinal, i);
         c.messages.push_back(std::move(out));
     }
@@ -120,16 +125,18 @@ ImportedConversation parseConversation(const nlohmann::json& v, const std::strin
     if (c.activeRoot) {
         const auto it = seen.find(*c.activeRoot);
         if (it == seen.end() || c.messages[it->second].parent) {
-            throwError(ErrorCode::InvalidData, fmt::format("{}: activeRoot {} is not a first message", what, *c.activeRoot));
+            throwError(ErrorCode::InvalidData,
+                       fmt::format("{}: activeRoot {} is not a first message", what, *c.activeRoot));
         }
     }
     return c;
 }
 
 ConversationId insertConversation(Database& db, const ImportedConversation& c) {
-    Statement conv(db,
-                   "INSERT INTO conversations(uuid, title, created_at, updated_at, model_dir, model_name, system_prompt, "
-                   "sampling_json, settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement conv(
+        db,
+        "INSERT INTO conversations(uuid, title, created_at, updated_at, model_dir, model_name, system_prompt, "
+        "sampling_json, settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     conv.bind(1, c.uuid)
         .bind(2, c.meta.title)
         .bind(3, c.createdAt)
@@ -162,6 +169,7 @@ ConversationId insertConversation(Database& db, const ImportedConversation& c) {
         const MessageId row = db.lastInsertId();
         rowOf.emplace(m.ordinal, row);
         if (m.stats) insertStats(db, row, *m.stats);
+        if (m.promptRouting) insertPromptRouting(db, row, *m.promptRouting);
         for (std::size_t first = 0, seq = 0; first < m.tokens.size(); first += kImportBatchTokens, ++seq) {
             const std::size_t count = std::min(kImportBatchTokens, m.tokens.size() - first);
             chunk.reset();
@@ -204,8 +212,9 @@ Expected<ImportReport> ConversationStore::importJson(std::istream& in, const std
             throwError(ErrorCode::InvalidData, "it is not valid JSON (or it was cut short)");
         }
         if (!doc.is_object() || doc.value("format", "") != kExchangeFormat) {
-            throwError(ErrorCode::InvalidData,
-                       fmt::format("it is not a dsv2-chat history export (\"format\" must be \"{}\")", kExchangeFormat));
+            throwError(
+                ErrorCode::InvalidData,
+                fmt::format("it is not a dsv2-chat history export (\"format\" must be \"{}\")", kExchangeFormat));
         }
         const auto version = intFromJson(requireField(doc, "version", "the file"), "\"version\"");
         if (version > kExchangeVersion) {
@@ -247,7 +256,9 @@ Expected<ImportReport> ConversationStore::importJson(std::istream& in, const std
 
 Expected<ImportReport> ConversationStore::importJsonFile(const std::filesystem::path& file) {
     std::ifstream in(file, std::ios::binary);
-    if (!in) return Error(ErrorCode::NotFound, fmt::format("cannot read {}: no such file, or permission denied", file.string()));
+    if (!in)
+        return Error(ErrorCode::NotFound,
+                     fmt::format("cannot read {}: no such file, or permission denied", file.string()));
     return importJson(in, file.string());
 }
 

@@ -136,7 +136,8 @@ OrderedJson tokenToJson(const TokenRecord& t) {
     if (t.logprob) j["logprob"] = floatToJson(*t.logprob);
     if (!t.topLogprobs.empty()) {
         OrderedJson top = OrderedJson::array();
-        for (const auto& alt : t.topLogprobs) top.push_back({alt.tokenId, floatToJson(alt.logprob), textToJson(alt.text)});
+        for (const auto& alt : t.topLogprobs)
+            top.push_back({alt.tokenId, floatToJson(alt.logprob), textToJson(alt.text)});
         j["top"] = std::move(top);
     }
     if (t.moeLayers > 0 && t.topK > 0) {
@@ -174,7 +175,8 @@ TokenRecord tokenFromJson(const nlohmann::json& v, const std::string& what) {
                 throwError(ErrorCode::InvalidData, what + ".top has an entry that is not [id, logprob, text]");
             }
             t.topLogprobs.push_back({static_cast<std::int32_t>(intFromJson(alt[0], what + ".top id")),
-                                     floatFromJson(alt[1], what + ".top logprob"), textFromJson(alt[2], what + ".top text")});
+                                     floatFromJson(alt[1], what + ".top logprob"),
+                                     textFromJson(alt[2], what + ".top text")});
         }
     }
     if (v.contains("experts") || v.contains("weights")) {
@@ -200,6 +202,40 @@ TokenRecord tokenFromJson(const nlohmann::json& v, const std::string& what) {
         }
     }
     return t;
+}
+
+OrderedJson promptRoutingToJson(const PromptRouting& routing) {
+    OrderedJson j;
+    j["firstPosition"] = routing.firstPosition;
+    j["promptTokens"] = routing.promptTokens;
+    j["text"] = textToJson(routing.text);
+    OrderedJson tokens = OrderedJson::array();
+    for (const TokenRecord& t : routing.records) tokens.push_back(tokenToJson(t));
+    j["tokens"] = std::move(tokens);
+    return j;
+}
+
+PromptRouting promptRoutingFromJson(const nlohmann::json& v, const std::string& what) {
+    if (!v.is_object()) throwError(ErrorCode::InvalidData, fmt::format("{} is not an object", what));
+    PromptRouting r;
+    r.firstPosition = intFromJson(requireField(v, "firstPosition", what), what + ".firstPosition");
+    r.promptTokens = intFromJson(requireField(v, "promptTokens", what), what + ".promptTokens");
+    if (r.firstPosition < 0 || r.promptTokens < 0) {
+        throwError(ErrorCode::InvalidData, what + ": firstPosition and promptTokens cannot be negative");
+    }
+    r.text = textFromJson(requireField(v, "text", what), what + ".text");
+    const auto& tokens = requireField(v, "tokens", what);
+    if (!tokens.is_array()) throwError(ErrorCode::InvalidData, what + ".tokens is not a list");
+    r.records.reserve(tokens.size());
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+        TokenRecord record = tokenFromJson(tokens[t], fmt::format("{}, token {}", what, t + 1));
+        if (std::uint64_t{record.textOffset} + record.textLength > r.text.size()) {
+            throwError(ErrorCode::InvalidData,
+                       fmt::format("{}, token {}: its text range ends past the prompt text", what, t + 1));
+        }
+        r.records.push_back(std::move(record));
+    }
+    return r;
 }
 
 }  // namespace dsv2::storage::detail

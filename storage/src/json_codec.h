@@ -33,6 +33,12 @@ GenerationStats statsFromJson(const nlohmann::json& value, const std::string& wh
 OrderedJson tokenToJson(const TokenRecord& token);
 TokenRecord tokenFromJson(const nlohmann::json& value, const std::string& what);
 
+// An answer's prompt routing (schema v4): {"firstPosition", "promptTokens", "text", "tokens": [...]},
+// the tokens in tokenToJson's form (offsets index "text"). Optional in a message: files from before
+// v4 have none, and older readers skip the field.
+OrderedJson promptRoutingToJson(const PromptRouting& routing);
+PromptRouting promptRoutingFromJson(const nlohmann::json& value, const std::string& what);
+
 // Field access with messages that say which field of which record is wrong.
 const nlohmann::json& requireField(const nlohmann::json& object, const char* key, const std::string& what);
 std::int64_t intFromJson(const nlohmann::json& value, const std::string& what);

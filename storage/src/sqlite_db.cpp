@@ -31,20 +31,18 @@ Error sqliteError(int rc, sqlite3* db, const std::filesystem::path& file, std::s
         return {ErrorCode::NotADatabase,
                 fmt::format("{} is not a dsv2-chat history database{}: {}. It was not changed.", name, where, detail)};
     case SQLITE_FULL:
-        return {ErrorCode::DiskFull, fmt::format("{}: the disk is full{}. Free some space and try again.", name, where)};
+        return {ErrorCode::DiskFull,
+                fmt::format("{}: the disk is full{}. Free some space and try again.", name, where)};
     case SQLITE_CANTOPEN:
         return {ErrorCode::Io, fmt::format("cannot open {}{}: {}. Check that the folder exists and is accessible.",
                                            name, where, detail)};
     case SQLITE_IOERR:
     case SQLITE_PERM:
-    case SQLITE_AUTH:
-        return {ErrorCode::Io, fmt::format("{}: input/output error{}: {}", name, where, detail)};
+    case SQLITE_AUTH: return {ErrorCode::Io, fmt::format("{}: input/output error{}: {}", name, where, detail)};
     case SQLITE_CONSTRAINT:
         return {ErrorCode::InvalidArgument, fmt::format("{}: rejected by the database{}: {}", name, where, detail)};
-    case SQLITE_NOMEM:
-        return {ErrorCode::Internal, fmt::format("{}: out of memory{}", name, where)};
-    default:
-        return {ErrorCode::Internal, fmt::format("{}: SQLite error {}{}: {}", name, rc, where, detail)};
+    case SQLITE_NOMEM: return {ErrorCode::Internal, fmt::format("{}: out of memory{}", name, where)};
+    default: return {ErrorCode::Internal, fmt::format("{}: SQLite error {}{}: {}", name, rc, where, detail)};
     }
 }
 
@@ -93,8 +91,8 @@ sqlite3_stmt* Database::takeStatement(std::string_view sql) {
         return st;
     }
     sqlite3_stmt* st = nullptr;
-    const int rc = sqlite3_prepare_v3(m_db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &st,
-                                      nullptr);
+    const int rc =
+        sqlite3_prepare_v3(m_db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &st, nullptr);
     if (rc != SQLITE_OK) fail(rc, "preparing a statement");
     return st;
 }
@@ -136,9 +134,7 @@ std::string Database::queryText(const std::string& sql) {
 
 // Statement ----------------------------------------------------------------------------------------
 
-Statement::Statement(Database& db, std::string_view sql) : m_db(&db), m_sql(sql) {
-    m_stmt = db.takeStatement(sql);
-}
+Statement::Statement(Database& db, std::string_view sql) : m_db(&db), m_sql(sql) { m_stmt = db.takeStatement(sql); }
 
 Statement::Statement(Statement&& other) noexcept
     : m_db(other.m_db), m_stmt(std::exchange(other.m_stmt, nullptr)), m_sql(std::move(other.m_sql)) {}
@@ -177,7 +173,9 @@ Statement& Statement::bindNull(int index) {
 }
 
 Statement& Statement::bindBlob(int index, const std::vector<std::uint8_t>& blob) {
-    const int rc = sqlite3_bind_blob64(m_stmt, index, blob.data(), blob.size(), SQLITE_TRANSIENT);
+    // An empty vector has no data pointer, which SQLite would bind as NULL: bind an empty blob.
+    const int rc = blob.empty() ? sqlite3_bind_zeroblob(m_stmt, index, 0)
+                                : sqlite3_bind_blob64(m_stmt, index, blob.data(), blob.size(), SQLITE_TRANSIENT);
     if (rc != SQLITE_OK) m_db->fail(rc, "binding a value");
     return *this;
 }

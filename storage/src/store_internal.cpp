@@ -17,16 +17,15 @@ TimestampMs nowMs() {
 }
 
 std::string newUuid() {
-    static thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                            static_cast<std::uint64_t>(std::chrono::steady_clock::now()
-                                                                           .time_since_epoch()
-                                                                           .count())};
+    static thread_local std::mt19937_64 rng{
+        std::random_device{}() ^
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
     std::uint64_t hi = rng();
     std::uint64_t lo = rng();
     hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
     lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
-    return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
-                       lo >> 48, lo & 0xffffffffffffULL);
+    return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
+                       lo & 0xffffffffffffULL);
 }
 
 std::string jsonToText(const nlohmann::json& value) {
@@ -148,6 +147,31 @@ std::vector<TokenRecord> loadTokens(Database& db, MessageId message) {
     return out;
 }
 
+std::optional<PromptRouting> loadPromptRouting(Database& db, MessageId message) {
+    Statement st(db, "SELECT first_position, prompt_tokens, text, data FROM prompt_routing WHERE message_id = ?");
+    st.bind(1, message);
+    if (!st.step()) return std::nullopt;
+    PromptRouting r;
+    r.firstPosition = st.columnInt(0);
+    r.promptTokens = st.columnInt(1);
+    const std::vector<std::uint8_t> text = st.columnBlob(2);
+    r.text.assign(text.begin(), text.end());
+    r.records = decodeTokenRecords(st.columnBlob(3));
+    return r;
+}
+
+void insertPromptRouting(Database& db, MessageId message, const PromptRouting& routing) {
+    Statement insert(db,
+                     "INSERT OR REPLACE INTO prompt_routing(message_id, first_position, prompt_tokens, text, data) "
+                     "VALUES (?, ?, ?, ?, ?)");
+    insert.bind(1, message)
+        .bind(2, routing.firstPosition)
+        .bind(3, routing.promptTokens)
+        .bindBlob(4, std::vector<std::uint8_t>(routing.text.begin(), routing.text.end()))
+        .bindBlob(5, encodeTokenRecords(routing.records))
+        .run();
+}
+
 std::vector<Message> activePathOf(const Conversation& conversation, const std::vector<Message>& all) {
     std::unordered_map<MessageId, std::size_t> index;
     for (std::size_t i = 0; i < all.size(); ++i) index.emplace(all[i].id, i);
@@ -198,7 +222,8 @@ void makeActive(Database& db, MessageId message) {
         }
         if (chain.columnOptionalInt(2) != id) links.emplace_back(*parent, id);
     }
-    if (!found) throwError(ErrorCode::NotFound, fmt::format("message {} does not exist in {}", message, db.file().string()));
+    if (!found)
+        throwError(ErrorCode::NotFound, fmt::format("message {} does not exist in {}", message, db.file().string()));
     if (!root) throwError(ErrorCode::Corrupt, fmt::format("message {} has no first message above it", message));
     if (!links.empty()) {
         Statement setChild(db, "UPDATE messages SET active_child_id = ? WHERE id = ?");
@@ -278,9 +303,12 @@ std::size_t utf8SafePrefix(std::string_view text) {
         const auto c = static_cast<unsigned char>(text[n - back]);
         if ((c & 0xc0) == 0x80) continue;  // continuation byte
         std::size_t need = 1;
-        if ((c & 0xe0) == 0xc0) need = 2;
-        else if ((c & 0xf0) == 0xe0) need = 3;
-        else if ((c & 0xf8) == 0xf0) need = 4;
+        if ((c & 0xe0) == 0xc0)
+            need = 2;
+        else if ((c & 0xf0) == 0xe0)
+            need = 3;
+        else if ((c & 0xf8) == 0xf0)
+            need = 4;
         return back < need ? n - back : n;
     }
     return n;  // not UTF-8 at all: nothing to wait for

@@ -22,6 +22,9 @@ Message loadMessage(Database& db, MessageId id);  // NotFound when missing
 // Every message of a conversation in creation (id) order, with stats.
 std::vector<Message> loadMessages(Database& db, ConversationId conversation);
 std::vector<TokenRecord> loadTokens(Database& db, MessageId message);
+// The routing of the prompt tokens an answer stored (schema v4); none for most messages.
+std::optional<PromptRouting> loadPromptRouting(Database& db, MessageId message);
+void insertPromptRouting(Database& db, MessageId message, const PromptRouting& routing);
 // Walks the remembered active children from the active root (falls back to the newest root).
 std::vector<Message> activePathOf(const Conversation& conversation, const std::vector<Message>& all);
 

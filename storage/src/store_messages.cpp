@@ -130,20 +130,7 @@ Expected<std::vector<TokenRecord>> ConversationStore::tokens(MessageId message) 
 Expected<std::optional<PromptRouting>> ConversationStore::promptRouting(MessageId message) {
     return guarded(*m_conn, fmt::format("reading the prompt routing of message {}", message), [&] {
         loadMessage(m_conn->db, message);
-        Statement st(m_conn->db,
-                     "SELECT first_position, prompt_tokens, text, data FROM prompt_routing WHERE message_id = ?");
-        st.bind(1, message);
-        std::optional<PromptRouting> out;
-        if (st.step()) {
-            PromptRouting r;
-            r.firstPosition = st.columnInt(0);
-            r.promptTokens = st.columnInt(1);
-            const std::vector<std::uint8_t> text = st.columnBlob(2);
-            r.text.assign(text.begin(), text.end());
-            r.records = decodeTokenRecords(st.columnBlob(3));
-            out = std::move(r);
-        }
-        return out;
+        return loadPromptRouting(m_conn->db, message);
     });
 }
 

@@ -202,17 +202,7 @@ struct StreamingWriter::Impl {
                     .bindBlob(5, encodeTokenRecords(tokens))
                     .run();
             }
-            if (prompt) {
-                Statement insert(db,
-                                 "INSERT OR REPLACE INTO prompt_routing(message_id, first_position, prompt_tokens, "
-                                 "text, data) VALUES (?, ?, ?, ?, ?)");
-                insert.bind(1, messageId)
-                    .bind(2, prompt->firstPosition)
-                    .bind(3, prompt->promptTokens)
-                    .bindBlob(4, std::vector<std::uint8_t>(prompt->text.begin(), prompt->text.end()))
-                    .bindBlob(5, encodeTokenRecords(prompt->records))
-                    .run();
-            }
+            if (prompt) insertPromptRouting(db, messageId, *prompt);
             if (final) {
                 if (final->stats) insertStats(db, messageId, *final->stats);
                 Statement done(db, "UPDATE messages SET status = ?, error_text = ?, writer = NULL WHERE id = ?");

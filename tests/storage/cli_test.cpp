@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -42,9 +43,11 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 ConversationId fill(const std::filesystem::path& file) {
     auto store = openStore(file);
-    const auto c = require(store.createConversation({.title = "Latent attention", .modelName = "DeepSeek-V2-Lite-Chat"}));
+    const auto c =
+        require(store.createConversation({.title = "Latent attention", .modelName = "DeepSeek-V2-Lite-Chat"}));
     const auto q = require(store.appendUserMessage(c, std::nullopt, "How does MLA compress the cache?"));
     auto w = require(store.beginAssistantMessage(c, q));
+    w->setPromptRouting(makePromptRouting(0, 9));
     for (int i = 0; i < 20; ++i) w->append(tokenText(i), makeRecord(i));
     w->append(" It projects keys and values into a shared latent.");
     require(w->finish({.generatedTokens = 20, .tokensPerSecond = 12.5, .stopReason = "eos", .backend = "cpu"}));
@@ -114,6 +117,19 @@ TEST_CASE("export, import, backup through the command line") {
     r = runDsv2(copy, "export --all --format json -o " + quoted((dir / "again.json").string()));
     REQUIRE(r.code == 0);
     CHECK(fileBytes(dir / "all.json") == fileBytes(dir / "again.json"));
+    // The answer's prompt routing (schema v4) went through the file into the copy.
+    {
+        auto copied = openStore(copy);
+        const auto list = require(copied.listConversations());
+        const auto chat =
+            std::find_if(list.begin(), list.end(), [](const auto& c) { return c.title == "Latent attention"; });
+        REQUIRE(chat != list.end());
+        const auto path = require(copied.activePath(chat->id));
+        REQUIRE(path.size() == 2);
+        const auto prompt = require(copied.promptRouting(path[1].id));
+        REQUIRE(prompt.has_value());
+        CHECK(*prompt == makePromptRouting(0, 9));
+    }
 
     for (const char* format : {"md", "txt", "html"}) {
         const auto out = dir / (std::string("last.") + format);

@@ -15,7 +15,8 @@ std::string exportAll(ConversationStore& store, ExportFormat format, std::vector
     return out.str();
 }
 
-const std::string kCode = "Here is the fix:\n\n```cpp\nint main() {\n    return a < b && c > d ? 0 : 1;  // \"quoted\"\n}\n```\n\nDone.";
+const std::string kCode =
+    "Here is the fix:\n\n```cpp\nint main() {\n    return a < b && c > d ? 0 : 1;  // \"quoted\"\n}\n```\n\nDone.";
 
 // A history with everything a conversation can hold.
 void fillRichHistory(ConversationStore& store) {
@@ -31,6 +32,7 @@ void fillRichHistory(ConversationStore& store) {
     MessageId a1 = 0;
     {
         auto w = require(store.beginAssistantMessage(c, q1, WriterOptions{.backgroundFlush = false}));
+        w->setPromptRouting(makePromptRouting(0, 12, 26, 6));
         for (int i = 0; i < 300; ++i) w->append(tokenText(i), makeRecord(i, 26, 6));
         // A byte-level token that ends inside a character, completed by the next one.
         TokenRecord head = makeRecord(300, 26, 6);
@@ -60,6 +62,7 @@ void fillRichHistory(ConversationStore& store) {
 
     // A second conversation with an interrupted answer and a system message.
     const auto c2 = require(store.createConversation({.title = ""}));
+    // (the failed answer above has no prompt routing: the field is left out of its line)
     const auto s = require(store.appendMessage(c2, std::nullopt, Role::System, "system text"));
     const auto u = require(store.appendUserMessage(c2, s, "tell me a story"));
     {
@@ -108,6 +111,12 @@ TEST_CASE("export -> import -> export is identical, with branches, stats, routin
     CHECK(tokens[7].expertWeights == makeRecord(7, 26, 6).expertWeights);
     CHECK(tokens[7].topLogprobs == makeRecord(7, 26, 6).topLogprobs);  // incl. -inf and partial UTF-8
     CHECK(tokens[300].textLength == 2);
+    // The prompt routing (schema v4) came along, exactly, partial character included.
+    const auto prompt = require(target.promptRouting(path[1].id));
+    REQUIRE(prompt.has_value());
+    CHECK(*prompt == makePromptRouting(0, 12, 26, 6));
+    CHECK_FALSE(require(target.promptRouting(path[0].id)).has_value());
+    CHECK(first.find("\"promptRouting\":{\"firstPosition\":0,\"promptTokens\":12,") != std::string::npos);
     const auto all = require(target.allMessages(ids[0]));
     CHECK(all.size() == 5);
     CHECK(all[2].status == MessageStatus::Error);
@@ -117,6 +126,36 @@ TEST_CASE("export -> import -> export is identical, with branches, stats, routin
     REQUIRE(second_path.size() == 3);
     CHECK(second_path[2].status == MessageStatus::Interrupted);
     CHECK(require(target.checkIntegrity()).ok);
+}
+
+TEST_CASE("prompt routing without token texts (a remote answer: no tokenizer here) is stored and round-trips") {
+    TempDir dir;
+    auto source = openStore(dir / "a.sqlite");
+    const auto c = require(source.createConversation({.title = "remote"}));
+    const auto q = require(source.appendUserMessage(c, std::nullopt, "Hello"));
+    PromptRouting prompt = makePromptRouting(0, 5, 2, 2);
+    prompt.text.clear();
+    for (TokenRecord& r : prompt.records) r.textOffset = r.textLength = 0;
+    MessageId answer = 0;
+    {
+        auto w = require(source.beginAssistantMessage(c, q, {.backgroundFlush = false}));
+        answer = w->messageId();
+        w->setPromptRouting(prompt);
+        w->append("hi", makeRecord(1, 2, 2));
+        require(w->finish({}));
+    }
+    const auto stored = require(source.promptRouting(answer));
+    REQUIRE(stored.has_value());
+    CHECK(*stored == prompt);
+
+    const std::string first = exportAll(source, ExportFormat::Json);
+    auto target = openStore(dir / "b.sqlite");
+    std::istringstream in(first);
+    const auto report = require(target.importJson(in));
+    CHECK(exportAll(target, ExportFormat::Json) == first);
+    const auto path = require(target.activePath(report.importedIds.at(0)));
+    REQUIRE(path.size() == 2);
+    CHECK(require(target.promptRouting(path[1].id)) == prompt);
 }
 
 TEST_CASE("importing the same file twice adds nothing; a bad file changes nothing") {
@@ -158,6 +197,19 @@ TEST_CASE("importing the same file twice adds nothing; a bad file changes nothin
         {"uuid":"fresh-3","createdAt":1,"updatedAt":1,"messages":[
             {"id":1,"parent":null,"role":"wizard","createdAt":1,"updatedAt":1,"content":"x"}]}]})",
                    ErrorCode::InvalidData, "unknown role");
+    // Prompt routing whose token text reaches past its text, or without its text.
+    expectRejected(R"({"format":"dsv2-chat-history","version":1,"conversations":[
+        {"uuid":"fresh-4","createdAt":1,"updatedAt":1,"messages":[
+            {"id":1,"parent":null,"role":"assistant","createdAt":1,"updatedAt":1,"content":"x",
+             "promptRouting":{"firstPosition":0,"promptTokens":1,"text":"ab",
+                              "tokens":[{"id":5,"offset":1,"length":4}]}}]}]})",
+                   ErrorCode::InvalidData,
+                   "message 1.promptRouting, token 1: its text range ends past the prompt text");
+    expectRejected(R"({"format":"dsv2-chat-history","version":1,"conversations":[
+        {"uuid":"fresh-5","createdAt":1,"updatedAt":1,"messages":[
+            {"id":1,"parent":null,"role":"assistant","createdAt":1,"updatedAt":1,"content":"x",
+             "promptRouting":{"firstPosition":3,"promptTokens":4,"tokens":[]}}]}]})",
+                   ErrorCode::InvalidData, "promptRouting");
     CHECK(exportAll(target, ExportFormat::Json) == before);
     CHECK(target.importJsonFile(dir / "missing.json").error().code() == ErrorCode::NotFound);
 }
@@ -190,7 +242,8 @@ TEST_CASE("HTML is one self-contained page with everything escaped") {
     TempDir dir;
     auto store = openStore(dir / "a.sqlite");
     const auto c = require(store.createConversation({.title = "<script>alert('t')</script>"}));
-    const auto q = require(store.appendUserMessage(c, std::nullopt, "<img src=x onerror=alert(1)> & \"hi\"\nsecond line"));
+    const auto q =
+        require(store.appendUserMessage(c, std::nullopt, "<img src=x onerror=alert(1)> & \"hi\"\nsecond line"));
     require(store.appendMessage(c, q, Role::Assistant, "Text\n\n```html\n<div class=\"x\">&amp;</div>\n```\nafter"));
     const std::string html = exportAll(store, ExportFormat::Html);
     CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
@@ -201,8 +254,10 @@ TEST_CASE("HTML is one self-contained page with everything escaped") {
     CHECK(html.find("http") == std::string::npos);
     CHECK(html.find("&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt;") != std::string::npos);
     CHECK(html.find("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;hi&quot;<br>\nsecond line") != std::string::npos);
-    CHECK(html.find("<pre><code class=\"language-html\">&lt;div class=&quot;x&quot;&gt;&amp;amp;&lt;/div&gt;\n</code></pre>") !=
-          std::string::npos);
+    CHECK(
+        html.find(
+            "<pre><code class=\"language-html\">&lt;div class=&quot;x&quot;&gt;&amp;amp;&lt;/div&gt;\n</code></pre>") !=
+        std::string::npos);
     CHECK(html.find("<p>after</p>") != std::string::npos);
     CHECK(html.find("</html>") != std::string::npos);
 

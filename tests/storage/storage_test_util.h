@@ -101,4 +101,23 @@ inline TokenRecord makeRecord(int i, std::uint16_t layers = 4, std::uint8_t topK
 
 inline std::string tokenText(int i) { return (i % 5 == 0 ? "é" : "") + std::string("w") + std::to_string(i) + " "; }
 
+// The routing of `count` prompt tokens from context position `first` (schema v4): records without
+// logprobs (prompt tokens are given), their text concatenated, one token ending inside a character.
+inline PromptRouting makePromptRouting(std::int64_t first, int count, std::uint16_t layers = 4, std::uint8_t topK = 6) {
+    PromptRouting prompt;
+    prompt.firstPosition = first;
+    prompt.promptTokens = first + count;
+    for (int i = 0; i < count; ++i) {
+        TokenRecord r = makeRecord(500 + i, layers, topK);
+        r.logprob.reset();
+        r.topLogprobs.clear();
+        const std::string text = i == 1 ? std::string("\xe4\xb8", 2) : tokenText(i);
+        r.textOffset = static_cast<std::uint32_t>(prompt.text.size());
+        r.textLength = static_cast<std::uint32_t>(text.size());
+        prompt.text += text;
+        prompt.records.push_back(std::move(r));
+    }
+    return prompt;
+}
+
 }  // namespace dsv2::storage::test
