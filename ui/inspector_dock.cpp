@@ -1,7 +1,9 @@
 #include "inspector_dock.h"
 
 #include <QItemSelectionModel>
+#include <QLabel>
 #include <QTextDocument>
+#include <QVBoxLayout>
 
 #include "backend/chat_backend.h"
 #include "chat/chat_view.h"
@@ -15,8 +17,20 @@ InspectorDock::InspectorDock(ChatBackend* backend, ChatView* view, MessageModel*
     : QDockWidget(tr("Inspector"), parent), m_backend(backend), m_view(view), m_messages(messages) {
     setObjectName(QStringLiteral("inspectorDock"));
     setAccessibleName(tr("Inspector: expert routing and KV cache"));
-    m_panel = new InspectorPanel(this);
-    setWidget(m_panel);
+    auto* body = new QWidget(this);
+    auto* layout = new QVBoxLayout(body);
+    layout->setContentsMargins(0, 0, 0, 0);
+    m_note = new QLabel(body);
+    m_note->setObjectName(QStringLiteral("routingNote"));
+    m_note->setWordWrap(true);
+    m_note->setMargin(6);
+    m_note->setFrameShape(QFrame::StyledPanel);
+    m_note->setAccessibleName(tr("Why there is no routing"));
+    m_note->hide();
+    layout->addWidget(m_note);
+    m_panel = new InspectorPanel(body);
+    layout->addWidget(m_panel, 1);
+    setWidget(body);
 
     connect(backend, &ChatBackend::modelLoaded, this, [this](const ModelSummary& s) {
         m_experts = static_cast<int>(s.routedExperts);
@@ -59,6 +73,7 @@ void InspectorDock::onStreamed(const StreamUpdate& u) {
         ++m_routingTag;
         m_liveMessageId = u.messageId;
         const inspect::RoutingTable& t = *u.routingShape;
+        setNote({});
         model->beginLive(u.messageId, t.layers, t.topK, t.experts, t.modelLayers);
     }
     if (u.messageId != m_liveMessageId || !model->isLive()) return;
@@ -70,6 +85,7 @@ void InspectorDock::onFinished(const GenerationOutcome& o) {
     if (o.messageId != m_liveMessageId) return;
     m_panel->model()->finishLive();
     m_liveMessageId = 0;
+    setNote(o.routingNote);
     // What was stored is what is shown from now on (and the conversation load gains this answer).
     if (o.state != MessageState::Failed) inspectMessage(o.messageId);
 }
@@ -78,11 +94,18 @@ void InspectorDock::onRoutingLoaded(quint64 tag, const RoutingData& routing) {
     if (tag != m_routingTag) return;  // the user moved on meanwhile
     if (!routing.errorText.isEmpty()) {
         m_panel->model()->clear();
+        setNote({});
         return;
     }
+    setNote(routing.note);
     m_panel->model()->setTable(routing.table);
     m_panel->model()->setConversationTables(routing.conversation);
     Q_EMIT routingShown(routing.messageId);
+}
+
+void InspectorDock::setNote(const QString& note) {
+    m_note->setText(note.isEmpty() ? QString() : tr("No routing for this answer: %1").arg(note));
+    m_note->setVisible(!note.isEmpty());
 }
 
 QVector<TextRange> InspectorDock::renderedRanges(qint64 messageId, const QVector<TokenTextSpan>& spans) const {

@@ -12,6 +12,8 @@
 #include <QDockWidget>
 #include <QPointer>
 
+class QLabel;
+
 #include "backend/chat_types.h"
 #include "chat/token_span_mapping.h"
 
@@ -34,6 +36,9 @@ public:
     // The conversation's last answer (when a conversation opens), unless it is still streaming.
     void inspectLastAnswer();
     qint64 liveMessageId() const { return m_liveMessageId; }
+    // Shown above the views when the answer on display has no routing and the reason is known (a
+    // server that does not return routed experts); hidden otherwise.
+    QLabel* noteLabel() const { return m_note; }
 
 Q_SIGNALS:
     void routingShown(qint64 messageId);  // a stored table is on screen (tests wait on it)
@@ -45,6 +50,7 @@ private:
     void onCurrentMessageChanged(const QModelIndex& index);
     void showHighlight(qint64 messageId, const QVector<TokenTextSpan>& spans, const QColor& color);
     void onTextClicked(const QModelIndex& index, int documentPosition);
+    void setNote(const QString& note);
     // The rendered-document ranges of `spans` of the chat's message `messageId`; empty if not shown.
     QVector<TextRange> renderedRanges(qint64 messageId, const QVector<TokenTextSpan>& spans) const;
 
@@ -52,6 +58,7 @@ private:
     ChatView* m_view = nullptr;
     MessageModel* m_messages = nullptr;
     InspectorPanel* m_panel = nullptr;
+    QLabel* m_note = nullptr;
     quint64 m_routingTag = 0;    // the request whose answer is wanted
     qint64 m_liveMessageId = 0;  // the answer streaming into the panel, 0: none
     int m_experts = 0;           // the loaded model's routed experts per layer

@@ -30,6 +30,8 @@
 #include "export/export_dialog.h"
 #include "inspector_dock.h"
 #include "model/model_info_panel.h"
+#include "model/saved_servers.h"
+#include "model/server_dialog.h"
 #include "settings/conversation_settings_dialog.h"
 #include "sidebar/conversation_list_model.h"
 #include "sidebar/sidebar.h"
@@ -154,8 +156,16 @@ void MainWindow::buildModelMenu(QMenu* menu) {
     open->setShortcut(QKeySequence::Open);
     m_recentMenu = menu->addMenu(tr("&Recent models"));
     rebuildRecentMenu();
+    QAction* server = menu->addAction(tr("&Connect to a server…"), this, &MainWindow::chooseServer);
+    server->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
+    m_serversMenu = menu->addMenu(tr("&Servers"));
+    rebuildServersMenu();
     menu->addAction(tr("Re&load model"), this, [this] {
-        if (m_backend->hasModel()) loadModel(m_backend->model().path);
+        if (!m_backend->hasModel()) return;
+        if (const auto s = m_backend->model().server)
+            connectServer(*s);
+        else
+            loadModel(m_backend->model().path);
     });
     QMenu* backendMenu = menu->addMenu(tr("&Backend"));
     m_backendGroup = new QActionGroup(this);
@@ -172,7 +182,7 @@ void MainWindow::buildModelMenu(QMenu* menu) {
     }
     connect(m_backendGroup, &QActionGroup::triggered, this, [this](QAction* a) {
         QSettings().setValue(kBackendKey, a->data());
-        if (m_backend->hasModel()) {
+        if (m_backend->hasModel() && !m_backend->model().server) {
             statusBar()->showMessage(tr("Reloading the model on the chosen backend…"), 4000);
             loadModel(m_backend->model().path);
         }
@@ -225,10 +235,7 @@ void MainWindow::connectBackend() {
         if (last != 0 && m_controller->conversationId() == 0 && m_messages->rowCount() == 0)
             m_controller->openConversation(last);
     });
-    connect(m_backend, &ChatBackend::modelLoaded, this, [this](const ModelSummary& s) {
-        m_modelInfo->setModel(s);
-        rememberModel(s.path);
-    });
+    connect(m_backend, &ChatBackend::modelLoaded, this, &MainWindow::onModelLoaded);
     connect(m_backend, &ChatBackend::modelLoadStarted, this, [this] { m_modelInfo->setNoModel(tr("Loading…")); });
     connect(m_backend, &ChatBackend::modelLoadCancelled, this,
             [this] { m_modelInfo->setNoModel(tr("Loading was cancelled. Open a model folder to chat.")); });
@@ -256,7 +263,52 @@ BackendPreference MainWindow::backendPreference() const {
 
 void MainWindow::loadModel(const QString& dir) {
     if (dir.isEmpty()) return;
+    m_connectingServer.reset();
     m_backend->loadModel(dir, backendPreference());
+}
+
+void MainWindow::chooseServer() {
+    const QVector<ServerEntry> saved = savedServers();
+    auto* dialog = new ServerDialog(saved.isEmpty() ? ServerEntry{} : saved.first(), this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(dialog, &QDialog::accepted, this, [this, dialog] { connectServer(dialog->entry()); });
+    dialog->open();
+}
+
+void MainWindow::connectServer(const ServerEntry& server) {
+    if (!server.isValid()) return;
+    m_connectingServer = server;
+    m_backend->connectServer(server);
+}
+
+void MainWindow::onModelLoaded(const ModelSummary& s) {
+    m_modelInfo->setModel(s);
+    m_connectingServer.reset();
+    if (s.server) {
+        // Remembered as typed by the person (an empty model stays "the server's first").
+        rememberServer(*s.server);
+        setLastServer(*s.server);
+        rebuildServersMenu();
+        return;
+    }
+    setLastServer(std::nullopt);
+    rememberModel(s.path);
+}
+
+void MainWindow::rebuildServersMenu() {
+    m_serversMenu->clear();
+    const QVector<ServerEntry> servers = savedServers();
+    for (const ServerEntry& s : servers)
+        m_serversMenu->addAction(serverLabel(s) + QStringLiteral("  (") + s.url + QLatin1Char(')'), this,
+                                 [this, s] { connectServer(s); });
+    if (!servers.isEmpty()) {
+        m_serversMenu->addSeparator();
+        m_serversMenu->addAction(tr("&Forget these servers"), this, [this] {
+            forgetServers();
+            rebuildServersMenu();
+        });
+    }
+    m_serversMenu->setEnabled(!servers.isEmpty());
 }
 
 QStringList MainWindow::recentModels() const { return QSettings().value(kRecentKey).toStringList(); }
@@ -386,18 +438,26 @@ void MainWindow::showError(const QString& title, const QString& message) {
 }
 
 void MainWindow::onModelLoadFailed(const QString& dir, const QString& message) {
-    m_modelInfo->setNoModel(tr("Loading failed."));
-    auto* box = new QMessageBox(QMessageBox::Warning, tr("The model could not be loaded"),
-                                tr("dsv2-chat could not load the model in %1.").arg(dir), QMessageBox::Close, this);
+    const bool server = m_connectingServer.has_value();
+    m_connectingServer.reset();
+    m_modelInfo->setNoModel(server ? tr("Connecting failed.") : tr("Loading failed."));
+    auto* box = new QMessageBox(QMessageBox::Warning,
+                                server ? tr("The server could not be used") : tr("The model could not be loaded"),
+                                server ? tr("dsv2-chat could not use the server at %1.").arg(dir)
+                                       : tr("dsv2-chat could not load the model in %1.").arg(dir),
+                                QMessageBox::Close, this);
     box->setObjectName(QStringLiteral("modelLoadErrorDialog"));
     box->setInformativeText(message);
+    QPushButton* otherServer =
+        server ? box->addButton(tr("Connect to another server…"), QMessageBox::ActionRole) : nullptr;
     QPushButton* other = box->addButton(tr("Open another folder…"), QMessageBox::ActionRole);
     QPushButton* fallback = nullptr;
     if (!m_fallbackModel.isEmpty() &&
         QFileInfo(m_fallbackModel).canonicalFilePath() != QFileInfo(dir).canonicalFilePath())
         fallback = box->addButton(tr("Use the built-in model"), QMessageBox::ActionRole);
     box->setAttribute(Qt::WA_DeleteOnClose);
-    connect(box, &QMessageBox::buttonClicked, this, [this, other, fallback](QAbstractButton* b) {
+    connect(box, &QMessageBox::buttonClicked, this, [this, other, otherServer, fallback](QAbstractButton* b) {
+        if (otherServer && b == otherServer) chooseServer();
         if (b == other) chooseModelFolder();
         if (fallback && b == fallback) loadModel(m_fallbackModel);
     });

@@ -6,6 +6,8 @@
 #include <QMainWindow>
 #include <QPointer>
 
+#include <optional>
+
 #include "backend/chat_types.h"
 
 class QAction;
@@ -40,6 +42,9 @@ public:
     void setFallbackModel(const QString& dir) { m_fallbackModel = dir; }
 
     void loadModel(const QString& dir);  // with the backend preference from the Model menu
+    // Model → Connect to a server…: the dialog, then connectServer. Tests call connectServer.
+    void chooseServer();
+    void connectServer(const ServerEntry& server);
     BackendPreference backendPreference() const;
     void setFontPointSize(int points);
     int fontPointSize() const;
@@ -74,6 +79,8 @@ private:
     void buildViewMenu(QMenu* menu);
     void connectBackend();
     void rebuildRecentMenu();
+    void rebuildServersMenu();
+    void onModelLoaded(const ModelSummary& summary);
     void rememberModel(const QString& dir);
     void chooseModelFolder();
     void showError(const QString& title, const QString& message);
@@ -95,6 +102,8 @@ private:
     ModelInfoPanel* m_modelInfo = nullptr;
     InspectorDock* m_inspectorDock = nullptr;
     QMenu* m_recentMenu = nullptr;
+    QMenu* m_serversMenu = nullptr;
+    std::optional<ServerEntry> m_connectingServer;  // the server being connected to, for its error dialog
     QActionGroup* m_backendGroup = nullptr;
     QActionGroup* m_themeGroup = nullptr;
     QAction* m_stopAction = nullptr;

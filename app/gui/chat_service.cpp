@@ -6,6 +6,9 @@
 
 #include "engine_worker.h"
 #include "storage_worker.h"
+#ifdef DSV2_HAVE_REMOTE
+#include "remote_link.h"
+#endif
 
 namespace dsv2::gui {
 namespace {
@@ -29,6 +32,7 @@ void registerTypes() {
     qRegisterMetaType<PreparedTurn>();
     qRegisterMetaType<GenerationJob>();
     qRegisterMetaType<LoadJob>();
+    qRegisterMetaType<ui::ServerEntry>();
 }
 
 int defaultCpuThreads() { return std::max(1, QThread::idealThreadCount() - 1); }
@@ -46,6 +50,13 @@ ChatService::ChatService(int cpuThreads, QObject* parent) : ChatBackend(parent) 
     m_engineThread.setObjectName(QStringLiteral("dsv2-engine"));
     m_storageThread.setObjectName(QStringLiteral("dsv2-storage"));
     connectWorkers();
+#ifdef DSV2_HAVE_REMOTE
+    m_remote = new RemoteLink;
+    connect(m_remote, &RemoteLink::loaded, this, &ChatService::onLoaded);
+    connect(m_remote, &RemoteLink::loadFailed, this, &ChatService::onLoadFailed);
+    connect(m_remote, &RemoteLink::streamed, this, &ChatBackend::streamed);
+    connect(m_remote, &RemoteLink::finished, this, &ChatService::onGenerationFinished);
+#endif
     m_engineThread.start();
     m_storageThread.start();
     QMetaObject::invokeMethod(m_engine, &EngineWorker::lowerPriority, Qt::QueuedConnection);
@@ -58,6 +69,10 @@ ChatService::~ChatService() {
     if (m_loadCancel) m_loadCancel->store(true);
     m_engineThread.quit();
     m_engineThread.wait();
+#ifdef DSV2_HAVE_REMOTE
+    delete m_remote;  // cancels its client and joins its thread, before storage goes
+    m_remote = nullptr;
+#endif
     m_storageThread.quit();
     m_storageThread.wait();
 }
@@ -112,6 +127,7 @@ void ChatService::connectWorkers() {
     connect(this, &ChatService::generateRequested, m_engine, &EngineWorker::generate, Q);
     connect(this, &ChatService::countRequested, m_engine, &EngineWorker::countTokens, Q);
     connect(this, &ChatService::dropSessionRequested, m_engine, &EngineWorker::dropSession, Q);
+    connect(this, &ChatService::unloadRequested, m_engine, &EngineWorker::unload, Q);
     // Engine → GUI.
     connect(m_engine, &EngineWorker::loadProgress, this, &ChatService::onLoadProgress, Q);
     connect(m_engine, &EngineWorker::loaded, this, &ChatService::onLoaded, Q);
@@ -134,6 +150,34 @@ void ChatService::loadModel(const QString& dir, ui::BackendPreference backend) {
         {.loadId = m_loadId, .dir = dir, .backend = backend, .cancel = m_loadCancel, .probe = m_loadProbe});
 }
 
+bool ChatService::canConnectServers() {
+#ifdef DSV2_HAVE_REMOTE
+    return true;
+#else
+    return false;
+#endif
+}
+
+void ChatService::connectServer(const ui::ServerEntry& server) {
+#ifdef DSV2_HAVE_REMOTE
+    if (m_cancel) m_cancel->store(true);  // as loadModel: a model change ends the answer in progress
+    if (m_loadCancel) m_loadCancel->store(true);
+    m_remote->stop();
+    m_hasModel = false;
+    m_loadId = m_nextLoadId++;
+    m_loadCancel = std::make_shared<std::atomic<bool>>(false);
+    Q_EMIT modelLoadStarted(server.url);
+    Q_EMIT modelLoadProgress(tr("Connecting to %1").arg(server.url), -1);
+    m_remote->connectServer(m_loadId, server, m_loadCancel);
+#else
+    // The loaded model stays: nothing replaced it.
+    Q_EMIT failed(tr("Servers are not available"),
+                  tr("This dsv2-chat was built without cpp-httplib, so it cannot connect to %1. Install "
+                     "libcpp-httplib-dev and rebuild it.")
+                      .arg(server.url));
+#endif
+}
+
 void ChatService::cancelModelLoad() {
     if (m_loadId == 0) return;
     // The engine's progress callback sees the flag and stops the load at its next chunk; the window
@@ -152,6 +196,9 @@ void ChatService::onLoaded(quint64 loadId, const ui::ModelSummary& summary) {
     m_loadId = 0;
     m_hasModel = true;
     m_model = summary;
+    m_modelIsRemote = summary.server.has_value();
+    // The local model's memory is not needed while a server answers (it is loaded again on demand).
+    if (m_modelIsRemote) Q_EMIT unloadRequested();
     Q_EMIT modelLoaded(summary);
 }
 
@@ -233,6 +280,12 @@ void ChatService::editPrompt(quint64 tag, qint64 conversationId, qint64 userMess
 void ChatService::onTurnPrepared(const PreparedTurn& turn) {
     if (turn.createdConversation) Q_EMIT conversationUpdated(*turn.createdConversation);
     Q_EMIT pathChanged(turn.path);
+#ifdef DSV2_HAVE_REMOTE
+    if (m_modelIsRemote) {
+        m_remote->generate({.turn = turn, .cancel = m_cancel});
+        return;
+    }
+#endif
     Q_EMIT generateRequested({.turn = turn, .cancel = m_cancel});
 }
 
@@ -258,6 +311,9 @@ void ChatService::switchBranch(quint64 tag, qint64 conversationId, qint64 messag
 
 void ChatService::stopGeneration() {
     if (m_cancel) m_cancel->store(true);
+#ifdef DSV2_HAVE_REMOTE
+    if (m_modelIsRemote && m_generating) m_remote->stop();  // breaks a wait for the next bytes
+#endif
 }
 
 void ChatService::search(quint64 tag, const QString& text) { Q_EMIT searchRequested(tag, text); }
@@ -266,6 +322,12 @@ void ChatService::importConversations(const QString& filePath) { Q_EMIT importRe
 void ChatService::requestRouting(quint64 tag, qint64 messageId, int experts) {
     Q_EMIT routingRequested(tag, messageId, experts);
 }
-void ChatService::countTokens(quint64 tag, const QString& text) { Q_EMIT countRequested(tag, text); }
+void ChatService::countTokens(quint64 tag, const QString& text) {
+    if (m_modelIsRemote) {
+        Q_EMIT tokensCounted(tag, -1);  // the tokenizer is on the server
+        return;
+    }
+    Q_EMIT countRequested(tag, text);
+}
 
 }  // namespace dsv2::gui

@@ -14,6 +14,7 @@
 namespace dsv2::gui {
 
 class EngineWorker;
+class RemoteLink;
 class StorageWorker;
 
 class ChatService : public ui::ChatBackend {
@@ -36,6 +37,11 @@ public:
     // Tests: called on the engine thread with each progress report of the loads that follow.
     void setLoadProbe(LoadProbe probe) { m_loadProbe = std::move(probe); }
     void cancelModelLoad() override;
+    // A model on an OpenAI-compatible server replaces the local one (whose memory is released);
+    // answers come from the remote worker's thread. Without cpp-httplib in the build this fails
+    // with modelLoadFailed saying so.
+    void connectServer(const ui::ServerEntry& server) override;
+    static bool canConnectServers();
 
     void requestConversations(int offset, int limit) override;
     void openConversation(quint64 tag, qint64 conversationId, qint64 focusMessageId) override;
@@ -79,6 +85,7 @@ Q_SIGNALS:
     void importRequested(const QString& filePath);
     void routingRequested(quint64 tag, qint64 messageId, int experts);
     void touchRequested(qint64 conversationId);
+    void unloadRequested();
 
 private:
     void connectWorkers();
@@ -94,9 +101,11 @@ private:
     QThread m_engineThread;
     QThread m_storageThread;
     EngineWorker* m_engine = nullptr;    // lives on m_engineThread
+    RemoteLink* m_remote = nullptr;      // owned: the remote worker and its thread (null: no cpp-httplib)
     StorageWorker* m_storage = nullptr;  // lives on m_storageThread
 
     bool m_hasModel = false;
+    bool m_modelIsRemote = false;  // turns go to the remote worker
     ui::ModelSummary m_model;
     quint64 m_loadId = 0;  // the load in flight, 0: none
     quint64 m_nextLoadId = 1;

@@ -143,6 +143,12 @@ Session* EngineWorker::sessionFor(qint64 conversationId, QString* error) {
     return m_sessions.front().session.get();
 }
 
+void EngineWorker::unload() {
+    if (!m_engine) return;
+    spdlog::info("local model released");
+    releaseModel();
+}
+
 void EngineWorker::dropSession(qint64 conversationId) {
     m_sessions.remove_if([&](const CachedSession& s) { return s.conversationId == conversationId; });
 }

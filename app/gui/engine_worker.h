@@ -51,6 +51,7 @@ public Q_SLOTS:
     void generate(const dsv2::gui::GenerationJob& job);
     void countTokens(quint64 tag, const QString& text);
     void dropSession(qint64 conversationId);
+    void unload();  // frees the model (the window chats with a server now)
 
 Q_SIGNALS:
     void loadProgress(quint64 loadId, const QString& stage, int percent);

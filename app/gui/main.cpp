@@ -20,6 +20,7 @@
 #include "dsv2/storage/paths.h"
 #include "dsv2/version.h"
 #include "main_window.h"
+#include "model/saved_servers.h"
 #include "model_locator.h"
 
 namespace {
@@ -126,7 +127,12 @@ int run(const QCommandLineParser& parser, const Options& o) {
     service.openHistory(dbPath);
     const dsv2::gui::ModelChoice model =
         dsv2::gui::resolveDefaultModel(parser.value(o.model), settings.value(QStringLiteral("model/last")).toString());
-    if (model.dir.isEmpty()) {
+    // The server used last time comes back unless a model folder was asked for on the command line.
+    const std::optional<dsv2::ui::ServerEntry> server = parser.isSet(o.model) ? std::nullopt : dsv2::ui::lastServer();
+    if (server) {
+        spdlog::info("reconnecting to the server used last time: {}", server->url.toStdString());
+        window.connectServer(*server);
+    } else if (model.dir.isEmpty()) {
         spdlog::warn("no model folder found (no --model, no last model, no demo model)");
     } else {
         spdlog::info("model {} ({})", model.dir.toStdString(), model.source.toStdString());

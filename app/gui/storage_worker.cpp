@@ -359,6 +359,12 @@ void StorageWorker::loadRouting(quint64 tag, qint64 messageId, int experts) {
     auto table = inspect::loadMessageRouting(*m_store, messageId, experts);
     if (!table) return fail(table.error());
     data.table = std::move(table).value();
+    // A remote answer without routing stored why (RemoteWorker: the server returned none).
+    if (message->stats && message->stats->extra.is_object()) {
+        if (auto note = message->stats->extra.find("routingNote");
+            note != message->stats->extra.end() && note->is_string())
+            data.note = toQString(note->get<std::string>());
+    }
     auto conversation = inspect::loadConversationRouting(*m_store, message->conversationId, experts);
     if (!conversation) return fail(conversation.error());
     data.conversation = std::move(conversation).value();

@@ -13,6 +13,17 @@ if(DSV2_UI AND TARGET dsv2_gui_adapter)
   dsv2_gui_test(gui_inspector_test gui_inspector_test.cpp)
   dsv2_gui_test(gui_latency_test gui_latency_test.cpp latency_probe.h)
   dsv2_gui_test(gui_scale_test gui_scale_test.cpp latency_probe.h)
+  # The remote backend against a real `dsv2 serve` (tests/server's ServerProcess starts it). Without
+  # cpp-httplib there is neither: the suite then skips itself, and CTest reports it as skipped.
+  dsv2_gui_test(gui_remote_test gui_remote_test.cpp served_model.cpp served_model.h
+                ${PROJECT_SOURCE_DIR}/tests/server/server_process.cpp)
+  target_include_directories(gui_remote_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/server)
+  target_compile_definitions(gui_remote_test PRIVATE DSV2_EXE="$<TARGET_FILE:dsv2>"
+                                                     DSV2_SERVER_TEST_LOG_DIR="${CMAKE_CURRENT_BINARY_DIR}")
+  add_dependencies(gui_remote_test dsv2)
+  if(NOT TARGET dsv2_remote)
+    set_tests_properties(gui_remote_test PROPERTIES SKIP_REGULAR_EXPRESSION "SKIP   : ")
+  endif()
   # Timing suites: alone on the machine even under `ctest -j`, or they would measure their neighbours.
   set_tests_properties(gui_latency_test gui_scale_test PROPERTIES RUN_SERIAL TRUE)
 endif()

@@ -29,6 +29,13 @@ public:
     // Model.
     virtual void loadModel(const QString& dir, BackendPreference backend) = 0;
     virtual void cancelModelLoad() = 0;
+    // Chat with a model on an OpenAI-compatible server instead (it replaces the loaded model). The
+    // same signals answer: modelLoadStarted(url), modelLoaded (summary.server set) or
+    // modelLoadFailed(url, why). A backend that cannot reach servers says so through the latter.
+    virtual void connectServer(const ServerEntry& server) {
+        Q_EMIT modelLoadStarted(server.url);
+        Q_EMIT modelLoadFailed(server.url, tr("This window cannot connect to servers."));
+    }
 
     // Conversations.
     virtual void requestConversations(int offset, int limit) = 0;

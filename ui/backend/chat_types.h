@@ -124,6 +124,9 @@ struct GenerationOutcome {
     qint64 contextLimit = 0;
     qint64 gpuMemoryUsedBytes = -1;  // -1: no GPU
     qint64 gpuMemoryTotalBytes = -1;
+    // Why the answer has no routing to inspect (a server that does not return routed experts);
+    // empty when it has routing, or when the local engine wrote it.
+    QString routingNote;
 };
 
 // The result of File → Import…: how many conversations came in and which was first, or why none did.
@@ -144,9 +147,19 @@ struct RoutingData {
     inspect::RoutingTable table;
     std::vector<inspect::RoutingTable> conversation;
     QString errorText;  // non-empty: it could not be read
+    QString note;       // stored with the answer: why it has no routing (a remote answer)
 };
 
 enum class BackendPreference { Auto, Cpu, Cuda };
+
+// An OpenAI-compatible server to chat with instead of a local model (dsv2 serve, vLLM, SGLang).
+struct ServerEntry {
+    QString url;     // the API base, as OpenAI's base_url: "http://127.0.0.1:8000/v1"
+    QString model;   // empty: the server's first model
+    QString apiKey;  // empty: none
+    bool isValid() const { return !url.isEmpty(); }
+    bool operator==(const ServerEntry&) const = default;
+};
 
 struct ModelSummary {
     QString name;
@@ -168,7 +181,8 @@ struct ModelSummary {
     bool isToy = false;
     QString toyNote;  // why it is a toy and what to do about it
     GenerationSettings defaults;
-    std::optional<ModelShape> shape;  // for the inspector's KV-cache comparison (read on the engine thread)
+    std::optional<ModelShape> shape;    // for the inspector's KV-cache comparison (read on the engine thread)
+    std::optional<ServerEntry> server;  // set: the model runs on this server (path is its URL)
 };
 
 enum class ExportFormat { Markdown, Text, Json, Html };
@@ -193,3 +207,4 @@ Q_DECLARE_METATYPE(dsv2::ui::ModelSummary)
 Q_DECLARE_METATYPE(dsv2::ui::ExportRequest)
 Q_DECLARE_METATYPE(dsv2::ui::ImportOutcome)
 Q_DECLARE_METATYPE(dsv2::ui::RoutingData)
+Q_DECLARE_METATYPE(dsv2::ui::ServerEntry)

@@ -41,13 +41,15 @@ ChatController::ChatController(ChatBackend* backend, MessageModel* model, ChatPa
     connect(backend, &ChatBackend::tokensCounted, this, [this](quint64 tag, int tokens) {
         if (tag == m_countTag) showTokenInfo(tokens);
     });
-    connect(backend, &ChatBackend::modelLoadStarted, this, [this] { m_panel->setModelState(ChatPanel::ModelState::Loading); });
+    connect(backend, &ChatBackend::modelLoadStarted, this,
+            [this] { m_panel->setModelState(ChatPanel::ModelState::Loading); });
     connect(backend, &ChatBackend::modelLoaded, this, &ChatController::onModelLoaded);
     connect(backend, &ChatBackend::modelLoadFailed, this, [this] {
         m_panel->setModelState(ChatPanel::ModelState::None);
         m_panel->setToyNote({});
     });
-    connect(backend, &ChatBackend::modelLoadCancelled, this, [this] { m_panel->setModelState(ChatPanel::ModelState::None); });
+    connect(backend, &ChatBackend::modelLoadCancelled, this,
+            [this] { m_panel->setModelState(ChatPanel::ModelState::None); });
 
     m_panel->setModelState(backend->hasModel() ? ChatPanel::ModelState::Ready : ChatPanel::ModelState::None);
     m_panel->setGenerating(backend->isGenerating());
@@ -265,7 +267,10 @@ void ChatController::showTokenInfo(int draftTokens) {
     const QLocale locale;
     const qint64 context = m_model->contextTokensAtEnd() + std::max(0, draftTokens);
     const qint64 limit = m_contextLimit > 0 ? m_contextLimit : m_backend->model().contextLimit;
-    QString text = draftTokens > 0 ? tr("Draft: %1").arg(tokenCountText(draftTokens)) : tr("Draft: empty");
+    // -1: nothing here can count them (a model on a server: its tokenizer is there).
+    QString text = draftTokens > 0   ? tr("Draft: %1").arg(tokenCountText(draftTokens))
+                   : draftTokens < 0 ? tr("Draft: not counted (the tokenizer is on the server)")
+                                     : tr("Draft: empty");
     if (limit > 0)
         text += tr(" · context after sending ≈ %1 / %2 tokens (%3%)")
                     .arg(locale.toString(context), locale.toString(limit))

@@ -65,15 +65,15 @@ void ModelInfoPanel::setModel(const ModelSummary& s) {
     auto set = [this](const char* key, const QString& text) { m_fields.value(QLatin1String(key))->setText(text); };
     set("name", s.name);
     set("path", s.path);
-    set("parameters", s.parametersTotal > 0 ? tr("%1 total, %2 active per token")
-                                                   .arg(formatCount(s.parametersTotal), formatCount(s.parametersActive))
-                                            : tr("unknown"));
+    set("parameters",
+        s.parametersTotal > 0
+            ? tr("%1 total, %2 active per token").arg(formatCount(s.parametersTotal), formatCount(s.parametersActive))
+            : tr("unknown"));
     set("layers", locale.toString(s.layers));
-    set("experts", s.routedExperts > 0 ? tr("%1 routed + %2 shared, %3 per token")
-                                             .arg(s.routedExperts)
-                                             .arg(s.sharedExperts)
-                                             .arg(s.expertsPerToken)
-                                       : tr("none (dense)"));
+    set("experts",
+        s.routedExperts > 0
+            ? tr("%1 routed + %2 shared, %3 per token").arg(s.routedExperts).arg(s.sharedExperts).arg(s.expertsPerToken)
+            : tr("none (dense)"));
     set("dtype", s.dtype.isEmpty() ? tr("unknown") : s.dtype);
     set("weights", formatBytes(s.weightFileBytes));
     set("backend", s.backend);
@@ -83,6 +83,28 @@ void ModelInfoPanel::setModel(const ModelSummary& s) {
                    ? tr("%1 used of %2").arg(formatBytes(s.gpuMemoryUsedBytes), formatBytes(s.gpuMemoryTotalBytes))
                    : tr("no GPU in use"));
     m_note->setText(s.toyNote);
+    if (s.server) showServerFacts(s);
+}
+
+void ModelInfoPanel::showServerFacts(const ModelSummary& s) {
+    // A served model: what the server does not tell (OpenAI's /models says little) is said to be
+    // unknown rather than shown as zero.
+    auto set = [this](const char* key, const QString& text) { m_fields.value(QLatin1String(key))->setText(text); };
+    const QString unknown = tr("not reported by the server");
+    set("path", s.server->url);
+    if (s.parametersTotal <= 0) set("parameters", unknown);
+    if (s.layers <= 0) set("layers", unknown);
+    if (s.routedExperts <= 0)
+        set("experts", s.expertsPerToken > 0 ? tr("%1 per token").arg(s.expertsPerToken) : unknown);
+    else  // the server does not say how many are shared
+        set("experts", tr("%1 routed, %2 per token").arg(s.routedExperts).arg(s.expertsPerToken));
+    set("weights", tr("on the server"));
+    if (s.contextLimit <= 0) set("context", unknown);
+    if (s.cacheBytesPerToken <= 0) set("cache", unknown);
+    set("gpu", tr("on the server"));
+    m_note->setText(tr("Served by %1. Answers are stored here like local ones; routing heatmaps appear when the "
+                       "server returns routed experts.")
+                        .arg(s.server->url));
 }
 
 }  // namespace dsv2::ui

@@ -25,6 +25,7 @@ Q_SIGNALS:
 
 private:
     QLabel* addField(const QString& key, const QString& label);
+    void showServerFacts(const ModelSummary& summary);
 
     QFormLayout* m_form = nullptr;
     QLabel* m_note = nullptr;
