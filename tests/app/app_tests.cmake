@@ -26,4 +26,10 @@ if(DSV2_UI AND TARGET dsv2_gui_adapter)
   endif()
   # Timing suites: alone on the machine even under `ctest -j`, or they would measure their neighbours.
   set_tests_properties(gui_latency_test gui_scale_test PROPERTIES RUN_SERIAL TRUE)
+
+  # Not a test: the main window with the inspector docked, for docs/images (see the file's header).
+  add_executable(window_screenshot EXCLUDE_FROM_ALL window_screenshot.cpp)
+  set_target_properties(window_screenshot PROPERTIES AUTOMOC ON)
+  target_link_libraries(window_screenshot PRIVATE dsv2_gui_adapter dsv2_ui)
+  dsv2_set_warnings(window_screenshot)
 endif()
