@@ -1,6 +1,10 @@
-// dsv2 inspect-model DIR [--json]: what a model folder holds and whether the engine can run it.
-// Unlike ModelFolder::open, which stops at the first broken file, this checks each part on its own
-// and prints everything it learned plus every problem found.
+// dsv2 inspect-model DIR [--json] [--devices N [--device-memory GIB] [--attention tp|dp] [--context T]]:
+// what a model folder holds and whether the engine can run it. Unlike ModelFolder::open, which stops
+// at the first broken file, this checks each part on its own and prints everything it learned plus
+// every problem found. With --devices, also the plan for N GPUs of one host (engine/parallel,
+// docs/multi-gpu.md): expert placement, bytes moved per token, and the per-device memory plan or
+// its refusal. It needs only config.json, so it works on a folder without weights too.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +24,10 @@
 #include "model/model_stats.h"
 #include "model/safetensors_checkpoint.h"
 #include "model/weight_binding.h"
+#include "parallel/expert_placement.h"
+#include "parallel/parallel_memory_plan.h"
+#include "parallel/token_traffic.h"
+#include "parallel/weight_sharding.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -50,9 +58,12 @@ std::string humanBytes(uint64_t bytes) {
 
 std::string billions(int64_t n) {
     char buf[32];
-    if (n >= 1'000'000'000) std::snprintf(buf, sizeof buf, "%.2f B", static_cast<double>(n) / 1e9);
-    else if (n >= 1'000'000) std::snprintf(buf, sizeof buf, "%.2f M", static_cast<double>(n) / 1e6);
-    else std::snprintf(buf, sizeof buf, "%s", withCommas(static_cast<uint64_t>(n)).c_str());
+    if (n >= 1'000'000'000)
+        std::snprintf(buf, sizeof buf, "%.2f B", static_cast<double>(n) / 1e9);
+    else if (n >= 1'000'000)
+        std::snprintf(buf, sizeof buf, "%.2f M", static_cast<double>(n) / 1e6);
+    else
+        std::snprintf(buf, sizeof buf, "%s", withCommas(static_cast<uint64_t>(n)).c_str());
     return buf;
 }
 
@@ -89,17 +100,23 @@ Inspection inspect(const fs::path& dir) {
         return r;
     }
     auto config = loadModelConfig(dir / "config.json");
-    if (config) r.config = *config;
-    else r.problems.push_back(config.status().toString());
+    if (config)
+        r.config = *config;
+    else
+        r.problems.push_back(config.status().toString());
 
     auto checkpoint = SafetensorsCheckpoint::openFolder(dir);
-    if (checkpoint) r.checkpoint = std::move(checkpoint).value();
-    else r.problems.push_back(checkpoint.status().toString());
+    if (checkpoint)
+        r.checkpoint = std::move(checkpoint).value();
+    else
+        r.problems.push_back(checkpoint.status().toString());
 
     if (r.config && r.checkpoint) {
         auto weights = bindModelWeights(*r.config, r.checkpoint->tensors(), dir.string());
-        if (weights) r.weightsBound = true;
-        else r.problems.push_back(weights.status().toString());
+        if (weights)
+            r.weightsBound = true;
+        else
+            r.problems.push_back(weights.status().toString());
     }
 
     if (!fs::is_regular_file(dir / "tokenizer.json", ec)) {
@@ -124,10 +141,12 @@ Inspection inspect(const fs::path& dir) {
         r.hasChatTemplate = false;
     }
     if (fs::is_regular_file(dir / "generation_config.json", ec)) {
-        auto generation = parseGenerationConfig(readText(dir / "generation_config.json"),
-                                                (dir / "generation_config.json").string());
-        if (generation) r.generation = *generation;
-        else r.problems.push_back(generation.status().toString());
+        auto generation =
+            parseGenerationConfig(readText(dir / "generation_config.json"), (dir / "generation_config.json").string());
+        if (generation)
+            r.generation = *generation;
+        else
+            r.problems.push_back(generation.status().toString());
     }
     return r;
 }
@@ -215,7 +234,8 @@ Json toJson(const Inspection& r) {
         for (const auto& s : r.checkpoint->shards())
             files.push_back({{"file", s.path.filename().string()}, {"bytes", s.fileBytes}, {"tensors", s.tensorCount}});
         Json dtypes = Json::object();
-        for (const auto& [name, d] : dtypeTally(*r.checkpoint)) dtypes[name] = {{"tensors", d.tensors}, {"bytes", d.bytes}};
+        for (const auto& [name, d] : dtypeTally(*r.checkpoint))
+            dtypes[name] = {{"tensors", d.tensors}, {"bytes", d.bytes}};
         j["weights"] = {{"files", files},
                         {"file_bytes", r.checkpoint->fileBytes()},
                         {"sharded", r.checkpoint->sharded()},
@@ -248,9 +268,10 @@ void printText(const Inspection& r, std::ostream& out) {
             << "  shape        vocab " << c.vocabSize << ", hidden " << c.hiddenSize << ", " << c.numHiddenLayers
             << " layers (" << c.numHiddenLayers - moeLayers << " dense + " << moeLayers << " MoE), "
             << c.numAttentionHeads << " heads\n"
-            << "  attention    MLA: " << (c.qLoraRank ? "q_lora_rank " + std::to_string(*c.qLoraRank) : "q_proj (no q_lora)")
-            << ", kv_lora_rank " << c.kvLoraRank << ", qk " << c.qkNopeHeadDim << " nope + " << c.qkRopeHeadDim
-            << " rope, v " << c.vHeadDim << ", softmax scale " << number(c.softmaxScale()) << '\n';
+            << "  attention    MLA: "
+            << (c.qLoraRank ? "q_lora_rank " + std::to_string(*c.qLoraRank) : "q_proj (no q_lora)") << ", kv_lora_rank "
+            << c.kvLoraRank << ", qk " << c.qkNopeHeadDim << " nope + " << c.qkRopeHeadDim << " rope, v " << c.vHeadDim
+            << ", softmax scale " << number(c.softmaxScale()) << '\n';
         if (c.nRoutedExperts > 0)
             out << "  experts      " << c.nRoutedExperts << " routed (" << c.numExpertsPerTok << " per token, "
                 << topkName(c.topkMethod) << ", n_group " << c.nGroup << ", topk_group " << c.topkGroup << ", scaling "
@@ -276,8 +297,10 @@ void printText(const Inspection& r, std::ostream& out) {
         const int64_t mha = mhaKvBytesPerToken(c);
         char ratio[32];
         std::snprintf(ratio, sizeof ratio, "%.1f", static_cast<double>(mha) / static_cast<double>(mla));
-        out << "KV per token   MLA " << withCommas(static_cast<uint64_t>(mla)) << " B (bf16, " << humanBytes(static_cast<uint64_t>(mla))
-            << "); plain MHA would need " << withCommas(static_cast<uint64_t>(mha)) << " B (" << humanBytes(static_cast<uint64_t>(mha)) << ", " << ratio << "x)\n";
+        out << "KV per token   MLA " << withCommas(static_cast<uint64_t>(mla)) << " B (bf16, "
+            << humanBytes(static_cast<uint64_t>(mla)) << "); plain MHA would need "
+            << withCommas(static_cast<uint64_t>(mha)) << " B (" << humanBytes(static_cast<uint64_t>(mha)) << ", "
+            << ratio << "x)\n";
     }
     if (r.checkpoint) {
         out << "weights        " << r.checkpoint->shards().size() << " file(s), "
@@ -296,10 +319,11 @@ void printText(const Inspection& r, std::ostream& out) {
             out << ' ' << name << " (" << d.tensors << " tensors, " << humanBytes(d.bytes) << ")";
         out << '\n';
     }
-    if (r.tokenizerSize) out << "tokenizer      " << *r.tokenizerSize << " tokens";
-    else out << "tokenizer      not loaded";
-    out << "; chat template "
-        << (r.hasChatTemplate.value_or(false) ? "yes" : "no") << '\n';
+    if (r.tokenizerSize)
+        out << "tokenizer      " << *r.tokenizerSize << " tokens";
+    else
+        out << "tokenizer      not loaded";
+    out << "; chat template " << (r.hasChatTemplate.value_or(false) ? "yes" : "no") << '\n';
     if (r.generation) {
         out << "generation    ";
         const auto& g = *r.generation;
@@ -319,6 +343,160 @@ void printText(const Inspection& r, std::ostream& out) {
     }
 }
 
+// --- the multi-GPU section (--devices) ---
+
+struct ParallelOptions {
+    int devices = 0;               // 0: no section
+    double deviceMemoryGiB = 139;  // an H200 as the device tool reports it ("about 139 GiB")
+    std::string attention = "tp";
+    int64_t context = 0;  // 0: automatic, as the single-GPU plan
+};
+
+struct ParallelReport {
+    std::string error;  // placement impossible or no config
+    parallel::AttentionSplit split = parallel::AttentionSplit::Tensor;
+    parallel::ExpertPlacement placement;
+    parallel::TokenTraffic tp, dp;
+    std::vector<int64_t> tpReads, dpReads;
+    Result<parallel::ParallelMemoryPlan> plan = Status(StatusCode::Internal, "not planned");
+    int64_t deviceBytes = 0;
+};
+
+ParallelReport planParallel(const Inspection& r, const ParallelOptions& o) {
+    ParallelReport p;
+    p.deviceBytes = static_cast<int64_t>(o.deviceMemoryGiB * 1024.0 * 1024.0 * 1024.0);
+    if (!r.config) {
+        p.error = "no usable config.json: nothing to plan";
+        return p;
+    }
+    const ModelConfig& c = *r.config;
+    p.split = *parallel::parseAttentionSplit(o.attention);  // CLI11 checked the value
+    auto placement = parallel::placeExperts(c, o.devices);
+    if (!placement) {
+        p.error = placement.status().toString();
+        return p;
+    }
+    p.placement = *placement;
+    p.tp = parallel::tokenTraffic(c, p.placement, parallel::AttentionSplit::Tensor);
+    p.dp = parallel::tokenTraffic(c, p.placement, parallel::AttentionSplit::Data);
+    p.tpReads = parallel::batchOneReadBytes(c, p.placement, parallel::AttentionSplit::Tensor);
+    p.dpReads = parallel::batchOneReadBytes(c, p.placement, parallel::AttentionSplit::Data);
+    const std::vector<parallel::DeviceMemory> devices(static_cast<size_t>(o.devices),
+                                                      parallel::DeviceMemory{"GPU", p.deviceBytes, p.deviceBytes});
+    p.plan = parallel::planParallelMemory(c, p.placement, p.split, {}, o.context, devices);
+    return p;
+}
+
+// "0-39" or "0-19, 40-59": ascending ids as ranges.
+std::string idRanges(const std::vector<int32_t>& ids) {
+    std::string out;
+    for (size_t i = 0; i < ids.size();) {
+        size_t j = i;
+        while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+        if (!out.empty()) out += ", ";
+        out += std::to_string(ids[i]) + (j > i ? "-" + std::to_string(ids[j]) : "");
+        i = j + 1;
+    }
+    return out.empty() ? "none" : out;
+}
+
+std::string gigabytes(int64_t bytes) {
+    char buf[32];
+    // decimal units, as bandwidths are quoted (TB/s); MB for toy models
+    if (bytes >= 100'000'000)
+        std::snprintf(buf, sizeof buf, "%.2f GB", static_cast<double>(bytes) / 1e9);
+    else
+        std::snprintf(buf, sizeof buf, "%.2f MB", static_cast<double>(bytes) / 1e6);
+    return buf;
+}
+
+Json trafficJson(const parallel::TokenTraffic& t) {
+    return {{"link_bytes_worst", t.linkBytesWorst},
+            {"link_bytes_mean", t.linkBytesMean},
+            {"collectives", t.collectives},
+            {"derivation", t.derivation}};
+}
+
+Json parallelJson(const ParallelReport& p, const ParallelOptions& o) {
+    Json j = {{"devices", o.devices}, {"device_memory_bytes", p.deviceBytes}};
+    if (!p.error.empty()) {
+        j["error"] = p.error;
+        return j;
+    }
+    j["attention"] = parallel::attentionSplitName(p.split);
+    Json devices = Json::array();
+    for (int d = 0; d < p.placement.nDevices; ++d) {
+        Json dev = {{"experts", p.placement.deviceExperts[static_cast<size_t>(d)]}};
+        if (p.placement.groupAligned) dev["groups"] = p.placement.deviceGroups[static_cast<size_t>(d)];
+        devices.push_back(dev);
+    }
+    j["placement"] = {{"group_aligned", p.placement.groupAligned},
+                      {"max_devices_per_token", p.placement.maxDevicesPerToken},
+                      {"mean_devices_per_token", p.placement.meanDevicesPerToken},
+                      {"devices", devices}};
+    j["bytes_per_token"] = {{"tensor_parallel", trafficJson(p.tp)}, {"data_parallel", trafficJson(p.dp)}};
+    j["batch1_read_bytes"] = {{"tensor_parallel", p.tpReads}, {"data_parallel", p.dpReads}};
+    if (!p.plan) {
+        j["plan"] = {{"fits", false}, {"refusal", p.plan.status().message()}};
+        return j;
+    }
+    Json planDevices = Json::array();
+    for (const auto& d : p.plan->devices)
+        planDevices.push_back({{"heads", d.heads},
+                               {"experts_per_layer", d.expertCount},
+                               {"weights_replicated", d.weights.replicated},
+                               {"weights_sharded", d.weights.sharded},
+                               {"weights_experts", d.weights.experts},
+                               {"kv_cache", d.cacheBytes},
+                               {"workspace", d.workspaceBytes},
+                               {"reserve", d.reserveBytes},
+                               {"needed", d.neededBytes()},
+                               {"free", d.freeBytes}});
+    j["plan"] = {{"fits", true},
+                 {"cache_tokens", p.plan->cacheTokens},
+                 {"kv_bytes_per_token_per_device", p.plan->cacheBytesPerToken},
+                 {"devices", planDevices}};
+    return j;
+}
+
+void printParallel(const ParallelReport& p, const ParallelOptions& o, std::ostream& out) {
+    out << "devices        " << o.devices << " x " << parallel::formatGiB(p.deviceBytes) << " (--device-memory)";
+    if (p.error.empty()) out << ", " << parallel::attentionSplitName(p.split) << " attention";
+    out << '\n';
+    if (!p.error.empty()) {
+        out << "  not planned  " << p.error << '\n';
+        return;
+    }
+    out << "  experts      " << p.placement.summary() << '\n';
+    for (int d = 0; d < p.placement.nDevices; ++d) {
+        out << "    device " << d << "   experts " << idRanges(p.placement.deviceExperts[static_cast<size_t>(d)]);
+        if (p.placement.groupAligned)
+            out << " (groups " << idRanges(p.placement.deviceGroups[static_cast<size_t>(d)]) << ")";
+        out << '\n';
+    }
+    auto traffic = [&](const char* label, const parallel::TokenTraffic& t) {
+        out << "  " << label << withCommas(static_cast<uint64_t>(t.linkBytesWorst)) << " B per token";
+        if (t.linkBytesMean < t.linkBytesWorst)
+            out << " at most, " << withCommas(static_cast<uint64_t>(t.linkBytesMean + 0.5)) << " B on average";
+        out << ", " << t.collectives << " collectives: " << t.derivation << '\n';
+    };
+    traffic("TP traffic   ", p.tp);
+    traffic("DP traffic   ", p.dp);
+    out << "  batch 1      the busiest device reads "
+        << gigabytes(*std::max_element(p.tpReads.begin(), p.tpReads.end()))
+        << " of weights per token (tensor-parallel), "
+        << gigabytes(*std::max_element(p.dpReads.begin(), p.dpReads.end())) << " (data-parallel)\n";
+    if (!p.plan) {
+        out << "  plan         REFUSED: " << p.plan.status().message() << '\n';
+        return;
+    }
+    out << "  plan         KV cache " << p.plan->cacheTokens << " tokens x "
+        << withCommas(static_cast<uint64_t>(p.plan->cacheBytesPerToken)) << " B on every device\n";
+    for (const auto& d : p.plan->devices)
+        out << "    device " << d.device << "   " << d.heads << " heads, " << d.describe(p.plan->moeLayers) << " of "
+            << parallel::formatGiB(d.freeBytes) << " free\n";
+}
+
 void installInspectModel(CLI::App& root, CliContext& ctx) {
     auto* cmd = root.add_subcommand("inspect-model",
                                     "Show a model folder's architecture, parameters, weights, KV bytes per token and "
@@ -327,10 +505,31 @@ void installInspectModel(CLI::App& root, CliContext& ctx) {
     auto json = std::make_shared<bool>(false);
     cmd->add_option("dir", *dir, "Model folder (config.json, *.safetensors, tokenizer.json)")->required();
     cmd->add_flag("--json", *json, "Print one JSON object instead of text");
-    cmd->callback([&ctx, dir, json] {
+    auto par = std::make_shared<ParallelOptions>();
+    cmd->add_option("--devices", par->devices,
+                    "Also plan the model across N GPUs of one host: expert placement, bytes per token, memory per GPU")
+        ->check(CLI::Range(1, 1024));
+    cmd->add_option("--device-memory", par->deviceMemoryGiB, "Free memory of each GPU in GiB (with --devices)")
+        ->check(CLI::Range(0.5, 1.0e6))
+        ->capture_default_str();
+    cmd->add_option("--attention", par->attention,
+                    "Attention, shared experts, dense MLP and lm_head: tp (tensor-parallel) or dp (data-parallel)")
+        ->check(CLI::IsMember({"tp", "dp"}))
+        ->capture_default_str();
+    cmd->add_option("--context", par->context, "KV cache tokens per GPU for the plan (default: the longest that fits)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+    cmd->callback([&ctx, dir, json, par] {
         const Inspection r = inspect(*dir);
-        if (*json) std::cout << toJson(r).dump(2) << '\n';
-        else printText(r, std::cout);
+        std::optional<ParallelReport> parallelReport;
+        if (par->devices > 0) parallelReport = planParallel(r, *par);
+        if (*json) {
+            Json j = toJson(r);
+            if (parallelReport) j["parallel"] = parallelJson(*parallelReport, *par);
+            std::cout << j.dump(2) << '\n';
+        } else {
+            printText(r, std::cout);
+            if (parallelReport) printParallel(*parallelReport, *par, std::cout);
+        }
         ctx.exitCode = r.problems.empty() ? 0 : 1;
     });
 }
