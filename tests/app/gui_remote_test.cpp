@@ -27,6 +27,7 @@
 using dsv2::test::GuiHarness;
 using dsv2::ui::MessageState;
 
+#ifdef DSV2_HAVE_REMOTE
 namespace {
 
 // The dialog the window opened last with this object name (they are window-modal, opened with open()).
@@ -38,6 +39,7 @@ QMessageBox* findDialog(QWidget* window, const char* name) {
 }
 
 }  // namespace
+#endif
 
 class GuiRemoteTest : public QObject {
     Q_OBJECT
