@@ -34,7 +34,14 @@ InspectorDock::InspectorDock(ChatBackend* backend, ChatView* view, MessageModel*
 
     connect(backend, &ChatBackend::modelLoaded, this, [this](const ModelSummary& s) {
         m_experts = static_cast<int>(s.routedExperts);
+        m_moeLayers = s.moeLayers;
         if (s.shape) m_panel->setModelShape(*s.shape);
+        // A stored answer shown before the model finished loading gets its layer labels now.
+        InspectionModel* model = m_panel->model();
+        if (!model->isLive() && model->table().modelLayers.empty() && model->tokenCount() > 0) {
+            inspect::RoutingTable labelled = withModelLayers(model->table());
+            if (!labelled.modelLayers.empty()) model->setTable(std::move(labelled));
+        }
     });
     connect(backend, &ChatBackend::streamed, this, &InspectorDock::onStreamed);
     connect(backend, &ChatBackend::generationFinished, this, &InspectorDock::onFinished);
@@ -98,9 +105,18 @@ void InspectorDock::onRoutingLoaded(quint64 tag, const RoutingData& routing) {
         return;
     }
     setNote(routing.note);
-    m_panel->model()->setTable(routing.table);
-    m_panel->model()->setConversationTables(routing.conversation);
+    m_panel->model()->setTable(withModelLayers(routing.table));
+    std::vector<inspect::RoutingTable> conversation;
+    conversation.reserve(routing.conversation.size());
+    for (const inspect::RoutingTable& t : routing.conversation) conversation.push_back(withModelLayers(t));
+    m_panel->model()->setConversationTables(conversation);
     Q_EMIT routingShown(routing.messageId);
+}
+
+inspect::RoutingTable InspectorDock::withModelLayers(inspect::RoutingTable table) const {
+    if (table.modelLayers.empty() && !m_moeLayers.empty() && static_cast<int>(m_moeLayers.size()) == table.layers)
+        table.modelLayers = m_moeLayers;
+    return table;
 }
 
 void InspectorDock::setNote(const QString& note) {

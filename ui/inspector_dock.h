@@ -59,9 +59,13 @@ private:
     MessageModel* m_messages = nullptr;
     InspectorPanel* m_panel = nullptr;
     QLabel* m_note = nullptr;
-    quint64 m_routingTag = 0;    // the request whose answer is wanted
-    qint64 m_liveMessageId = 0;  // the answer streaming into the panel, 0: none
-    int m_experts = 0;           // the loaded model's routed experts per layer
+    quint64 m_routingTag = 0;               // the request whose answer is wanted
+    qint64 m_liveMessageId = 0;             // the answer streaming into the panel, 0: none
+    int m_experts = 0;                      // the loaded model's routed experts per layer
+    std::vector<std::int32_t> m_moeLayers;  // the loaded model's MoE layer indices
+    // A stored table does not carry the model's layer numbers (storage keeps MoE-layer order only):
+    // label its columns with the loaded model's MoE layers when they match in count, as live tables are.
+    inspect::RoutingTable withModelLayers(inspect::RoutingTable table) const;
 };
 
 }  // namespace dsv2::ui

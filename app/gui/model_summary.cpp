@@ -21,6 +21,7 @@ ui::ModelSummary summarizeModel(const Engine& engine) {
     s.routedExperts = info.nRoutedExperts;
     s.sharedExperts = info.nSharedExperts;
     s.expertsPerToken = info.expertsPerToken;
+    s.moeLayers = info.moeLayers;
     s.contextLimit = info.defaultContext;
     s.weightFileBytes = static_cast<qint64>(info.weightFileBytes);
     s.cacheBytesPerToken = info.cacheBytesPerToken;

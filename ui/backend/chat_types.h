@@ -6,6 +6,7 @@
 #include <QString>
 #include <QVector>
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -172,6 +173,7 @@ struct ModelSummary {
     qint64 routedExperts = 0;
     qint64 sharedExperts = 0;
     qint64 expertsPerToken = 0;
+    std::vector<std::int32_t> moeLayers;  // model layer index of each MoE layer (the heatmap's column labels)
     qint64 contextLimit = 0;
     qint64 weightFileBytes = 0;
     qint64 cacheBytesPerToken = 0;
