@@ -38,9 +38,9 @@ enum class MlaForm {
 };
 
 struct BackendOptions {
-    int threads = 0;          // CPU worker threads for matrix work; 0 = all hardware threads
-    int device = 0;           // CUDA device index
-    int64_t maxContext = 0;   // default session capacity in tokens; 0 = config.maxPositionEmbeddings
+    int threads = 0;         // CPU worker threads for matrix work; 0 = all hardware threads
+    int device = 0;          // CUDA device index
+    int64_t maxContext = 0;  // default session capacity in tokens; 0 = config.maxPositionEmbeddings
     MlaForm mlaForm = MlaForm::Auto;
     ProgressCallback loadProgress;  // see EngineOptions::loadProgress
 };
@@ -62,8 +62,8 @@ struct ForwardRouting {
 };
 
 struct ForwardResult {
-    int64_t nTokens = 0;      // tokens consumed by this call
-    int64_t nRows = 0;        // logit rows: nTokens when all logits were asked for, else 1 (the last)
+    int64_t nTokens = 0;  // tokens consumed by this call
+    int64_t nRows = 0;    // logit rows: nTokens when all logits were asked for, else 1 (the last)
     int64_t vocab = 0;
     std::vector<float> logits;  // (nRows, vocab), fp32, before any sampling transform
     ForwardRouting routing;     // all nTokens tokens (cheap: n_moe·topK per token)
@@ -81,18 +81,18 @@ struct CacheLayerStats {
 };
 
 struct CacheStats {
-    std::string dtype;            // element type of the cache: "f32" (CPU), "bf16" (CUDA)
-    int64_t latentDim = 0;        // kvLoraRank + qkRopeHeadDim (576)
-    int64_t tokens = 0;           // == length()
-    int64_t capacityTokens = 0;   // == capacity()
+    std::string dtype;           // element type of the cache: "f32" (CPU), "bf16" (CUDA)
+    int64_t latentDim = 0;       // kvLoraRank + qkRopeHeadDim (576)
+    int64_t tokens = 0;          // == length()
+    int64_t capacityTokens = 0;  // == capacity()
     int64_t blockTokens = kCacheBlockTokens;
-    int64_t blocksUsed = 0;       // blocks holding at least one token
-    int64_t blocksReserved = 0;   // blocks allocated (≥ blocksUsed)
-    int64_t blocksCapacity = 0;   // ceil(capacityTokens / blockTokens)
-    int64_t bytesPerToken = 0;    // all layers
+    int64_t blocksUsed = 0;      // blocks holding at least one token
+    int64_t blocksReserved = 0;  // blocks allocated (≥ blocksUsed)
+    int64_t blocksCapacity = 0;  // ceil(capacityTokens / blockTokens)
+    int64_t bytesPerToken = 0;   // all layers
     int64_t bytesUsed = 0;
     int64_t bytesReserved = 0;
-    int64_t bytesCapacity = 0;    // bytesPerToken · capacityTokens
+    int64_t bytesCapacity = 0;            // bytesPerToken · capacityTokens
     std::vector<CacheLayerStats> layers;  // (numHiddenLayers)
 };
 
@@ -130,8 +130,8 @@ public:
 // Makes a backend for a loaded model. The config and weights must outlive the backend (the
 // weights point into the model folder's mapping). Cuda on a build without the CUDA backend, or
 // without a usable GPU, returns Unavailable saying which.
-Result<std::unique_ptr<Backend>> createBackend(BackendKind kind, const ModelConfig& config,
-                                               const ModelWeights& weights, const BackendOptions& options);
+Result<std::unique_ptr<Backend>> createBackend(BackendKind kind, const ModelConfig& config, const ModelWeights& weights,
+                                               const BackendOptions& options);
 
 // The per-backend factories createBackend dispatches to. createCudaBackend is defined by
 // engine/cuda; its sources.cmake sets DSV2_HAS_CUDA_BACKEND=1 on dsv2_engine when it does, and
@@ -143,7 +143,7 @@ Result<std::unique_ptr<Backend>> createCudaBackend(const ModelConfig& config, co
 
 // Helpers every backend uses at its boundary, so that errors read the same everywhere.
 Status validateForwardInput(std::span<const int32_t> tokens, int64_t vocab, int64_t length, int64_t capacity);
-CacheStats makeCacheStats(const ModelConfig& config, const std::string& dtype, int64_t elementBytes,
-                          int64_t tokens, int64_t reservedTokens, int64_t capacityTokens);
+CacheStats makeCacheStats(const ModelConfig& config, const std::string& dtype, int64_t elementBytes, int64_t tokens,
+                          int64_t reservedTokens, int64_t capacityTokens);
 
 }  // namespace dsv2

@@ -55,11 +55,10 @@ Status gemm(cublasHandle_t handle, const GemmParams& p, cudaStream_t stream) {
     const int64_t aCols = p.trans_a ? p.m : p.k;
     const int64_t bCols = p.trans_b ? p.k : p.n;
     if (p.lda < aCols || p.ldb < bCols || p.ldc < p.n)
-        return Status(StatusCode::InvalidArgument,
-                      "gemm: leading dimension too small (lda " + std::to_string(p.lda) + " ldb " +
-                          std::to_string(p.ldb) + " ldc " + std::to_string(p.ldc) + ")");
-    if (p.a_type != p.b_type)
-        return Status(StatusCode::InvalidArgument, "gemm: A and B must have the same type");
+        return Status(StatusCode::InvalidArgument, "gemm: leading dimension too small (lda " + std::to_string(p.lda) +
+                                                       " ldb " + std::to_string(p.ldb) + " ldc " +
+                                                       std::to_string(p.ldc) + ")");
+    if (p.a_type != p.b_type) return Status(StatusCode::InvalidArgument, "gemm: A and B must have the same type");
     DSV2_CUBLAS_CHECK(cublasSetStream(handle, stream));
     // cuBLAS is column-major: a row-major X is a column-major Xᵀ. C = op(A)·op(B) becomes
     // Cᵀ = op(B)ᵀ·op(A)ᵀ, i.e. cuBLAS with the operands swapped and the same transpose flags.
@@ -68,8 +67,8 @@ Status gemm(cublasHandle_t handle, const GemmParams& p, cudaStream_t stream) {
     const int m = static_cast<int>(p.n), n = static_cast<int>(p.m), k = static_cast<int>(p.k);
     if (p.batch == 1) {
         DSV2_CUBLAS_CHECK(cublasGemmEx(handle, opB, opA, m, n, k, &p.alpha, p.b, toCuda(p.b_type),
-                                       static_cast<int>(p.ldb), p.a, toCuda(p.a_type), static_cast<int>(p.lda),
-                                       &p.beta, p.c, toCuda(p.c_type), static_cast<int>(p.ldc), CUBLAS_COMPUTE_32F,
+                                       static_cast<int>(p.ldb), p.a, toCuda(p.a_type), static_cast<int>(p.lda), &p.beta,
+                                       p.c, toCuda(p.c_type), static_cast<int>(p.ldc), CUBLAS_COMPUTE_32F,
                                        CUBLAS_GEMM_DEFAULT));
     } else {
         DSV2_CUBLAS_CHECK(cublasGemmStridedBatchedEx(

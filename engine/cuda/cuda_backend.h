@@ -18,17 +18,17 @@ namespace dsv2::cuda {
 // layer l's attention, 2l+2 = after its FFN), for the sublayer-by-sublayer test
 // (tests/engine/cuda/layer_check.h). `residual` is a host copy, valid during the call.
 struct ResidualTap {
-    int64_t pos0 = 0;                // position of the chunk's first token
+    int64_t pos0 = 0;  // position of the chunk's first token
     int nTokens = 0;
     int stage = 0;
-    bool expandedAttention = false;  // the MLA form this chunk ran
-    const float* residual = nullptr; // [nTokens, hidden]
+    bool expandedAttention = false;   // the MLA form this chunk ran
+    const float* residual = nullptr;  // [nTokens, hidden]
 };
 
 struct CudaBackendExtras {
     ProgressCallback loadProgress;  // bytes uploaded / total; false cancels
-    RuntimeShape shape;               // chunk size etc.; cacheTokens is decided by the plan
-    MemoryPlan* planOut = nullptr;    // receives the plan when not null (also on a refusal: numbers)
+    RuntimeShape shape;             // chunk size etc.; cacheTokens is decided by the plan
+    MemoryPlan* planOut = nullptr;  // receives the plan when not null (also on a refusal: numbers)
     // Tests only: called after every sublayer of every chunk (a device-to-host copy and a stream
     // sync each time; never set it outside tests).
     std::function<void(const ResidualTap&)> residualTap;

@@ -98,8 +98,8 @@ Status checkView(const TensorView& v, int64_t expectedNumel, const std::string& 
         return Status(StatusCode::Unsupported, what + " (" + v.name + ") has dtype " + dtypeName(v.dtype) +
                                                    "; the CUDA backend reads BF16, F16 and F32");
     if (v.numel() != expectedNumel || v.nbytes != static_cast<size_t>(v.numel()) * dtypeSize(v.dtype))
-        return Status(StatusCode::InvalidData, what + " (" + v.name + ") has shape " + v.shapeString() +
-                                                   ", expected " + std::to_string(expectedNumel) + " elements");
+        return Status(StatusCode::InvalidData, what + " (" + v.name + ") has shape " + v.shapeString() + ", expected " +
+                                                   std::to_string(expectedNumel) + " elements");
     return Status::ok();
 }
 
@@ -146,7 +146,8 @@ Result<DeviceModelWeights> DeviceModelWeights::upload(const ModelConfig& c, cons
                                                            " experts, config.json says " +
                                                            std::to_string(c.nRoutedExperts));
             for (size_t e = 0; e < L.moe->experts.size(); ++e)
-                DSV2_RETURN_IF_ERROR(checkMlp(L.moe->experts[e], c.moeIntermediateSize, p + " expert " + std::to_string(e)));
+                DSV2_RETURN_IF_ERROR(
+                    checkMlp(L.moe->experts[e], c.moeIntermediateSize, p + " expert " + std::to_string(e)));
             if (c.nSharedExperts > 0)
                 DSV2_RETURN_IF_ERROR(
                     checkMlp(L.moe->sharedExperts, c.nSharedExperts * c.moeIntermediateSize, p + " shared_experts"));
@@ -203,7 +204,8 @@ Result<DeviceModelWeights> DeviceModelWeights::upload(const ModelConfig& c, cons
 
     DeviceModelWeights dw;
     auto arena = DeviceBuffer<uint8_t>::allocate(layout.size());
-    if (!arena.isOk()) return arena.status().withContext("allocating " + std::to_string(layout.size()) + " bytes of weights");
+    if (!arena.isOk())
+        return arena.status().withContext("allocating " + std::to_string(layout.size()) + " bytes of weights");
     dw.m_arena = std::move(arena).value();
 
     Stager stager;
@@ -270,7 +272,8 @@ Result<DeviceModelWeights> DeviceModelWeights::upload(const ModelConfig& c, cons
             for (size_t e = 0; e < o.expertGateUp.size(); ++e)
                 d.moe.experts.push_back({at(o.expertGateUp[e]), at(o.expertDown[e]), inter});
             if (c.nSharedExperts > 0)
-                d.moe.shared = {at(o.sharedGateUp), at(o.sharedDown), static_cast<int>(c.nSharedExperts * c.moeIntermediateSize)};
+                d.moe.shared = {at(o.sharedGateUp), at(o.sharedDown),
+                                static_cast<int>(c.nSharedExperts * c.moeIntermediateSize)};
         } else {
             d.dense = {at(o.denseGateUp), at(o.denseDown), static_cast<int>(c.intermediateSize)};
         }

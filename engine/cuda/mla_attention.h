@@ -67,7 +67,7 @@ private:
 };
 
 struct MlaCall {
-    const __nv_bfloat16* q = nullptr;     // [n_q, H, dqk] contiguous, [q_nope | q_pe], RoPE applied
+    const __nv_bfloat16* q = nullptr;  // [n_q, H, dqk] contiguous, [q_nope | q_pe], RoPE applied
     int n_q = 0;
     int64_t q_pos0 = 0;                   // position of q[0]
     PagedCacheRef cache;                  // this layer, entries of [0, q_pos0 + n_q) written

@@ -19,28 +19,28 @@
 namespace dsv2::cuda {
 
 struct MlaDecodeParams {
-    int n_q = 0;              // query tokens (1 in plain decode)
+    int n_q = 0;  // query tokens (1 in plain decode)
     int n_heads = 0;
-    int d_latent = 0;         // kv_lora_rank (even, <= 512)
-    int d_rope = 0;           // qk_rope_head_dim (even); cache.entry_dim == d_latent + d_rope
-    int64_t q_pos0 = 0;       // position of query 0; query i attends positions [0, q_pos0 + i]
+    int d_latent = 0;    // kv_lora_rank (even, <= 512)
+    int d_rope = 0;      // qk_rope_head_dim (even); cache.entry_dim == d_latent + d_rope
+    int64_t q_pos0 = 0;  // position of query 0; query i attends positions [0, q_pos0 + i]
     // When set, q_pos0 is read from here on the device instead (a CUDA graph replays one launch
     // at every position), and split_len must be 0: each split then covers
     // ceil(context / n_splits) positions rounded up to 32, so empty splits are fine.
     const int32_t* q_pos0_device = nullptr;
 
-    const float* q_lat = nullptr;         // [n_q, H, d_latent] fp32
+    const float* q_lat = nullptr;  // [n_q, H, d_latent] fp32
     int64_t q_lat_token_stride = 0, q_lat_head_stride = 0;
     const __nv_bfloat16* q_pe = nullptr;  // [n_q, H, d_rope] after RoPE
     int64_t q_pe_token_stride = 0, q_pe_head_stride = 0;
-    PagedCacheRef cache;                  // entries for positions [0, q_pos0 + n_q) already written
+    PagedCacheRef cache;  // entries for positions [0, q_pos0 + n_q) already written
 
-    int n_splits = 1;                     // from planMlaDecode()
-    int64_t split_len = 0;                // positions per split, a multiple of 32 (0 with q_pos0_device)
-    float* partial_o = nullptr;           // workspace [n_q, H, n_splits, d_latent]
-    float* partial_ml = nullptr;          // workspace [n_q, H, n_splits, 2] (running max, sum)
+    int n_splits = 1;             // from planMlaDecode()
+    int64_t split_len = 0;        // positions per split, a multiple of 32 (0 with q_pos0_device)
+    float* partial_o = nullptr;   // workspace [n_q, H, n_splits, d_latent]
+    float* partial_ml = nullptr;  // workspace [n_q, H, n_splits, 2] (running max, sum)
 
-    __nv_bfloat16* out = nullptr;         // o_lat [n_q, H, d_latent]
+    __nv_bfloat16* out = nullptr;  // o_lat [n_q, H, d_latent]
     int64_t out_token_stride = 0, out_head_stride = 0;
     float softmax_scale = 0.0f;
 };

@@ -18,24 +18,24 @@
 namespace dsv2::cuda {
 
 struct MlaPrefillParams {
-    int n_q = 0;          // query tokens in this chunk
-    int n_kv = 0;         // keys at positions [0, n_kv)
-    int64_t q_pos0 = 0;   // position of query 0; query i attends keys j <= q_pos0 + i
+    int n_q = 0;         // query tokens in this chunk
+    int n_kv = 0;        // keys at positions [0, n_kv)
+    int64_t q_pos0 = 0;  // position of query 0; query i attends keys j <= q_pos0 + i
     int n_heads = 0;
-    int d_nope = 0;       // qk_nope_head_dim (even)
-    int d_rope = 0;       // qk_rope_head_dim (even); d_nope + d_rope <= 256
-    int d_v = 0;          // v_head_dim (even, <= 128)
+    int d_nope = 0;  // qk_nope_head_dim (even)
+    int d_rope = 0;  // qk_rope_head_dim (even); d_nope + d_rope <= 256
+    int d_v = 0;     // v_head_dim (even, <= 128)
 
-    const __nv_bfloat16* q = nullptr;   // [n_q, H, d_nope + d_rope]: [q_nope | q_pe] (after RoPE)
+    const __nv_bfloat16* q = nullptr;  // [n_q, H, d_nope + d_rope]: [q_nope | q_pe] (after RoPE)
     int64_t q_token_stride = 0, q_head_stride = 0;
     const __nv_bfloat16* kv = nullptr;  // [n_kv, H, d_nope + d_v]: [k_nope | v]
     int64_t kv_token_stride = 0, kv_head_stride = 0;
     const __nv_bfloat16* k_pe = nullptr;  // [n_kv, d_rope] (after RoPE), shared by all heads
     int64_t k_pe_token_stride = 0;
-    __nv_bfloat16* out = nullptr;       // [n_q, H, d_v]
+    __nv_bfloat16* out = nullptr;  // [n_q, H, d_v]
     int64_t out_token_stride = 0, out_head_stride = 0;
 
-    float softmax_scale = 0.0f;         // ModelConfig::softmaxScale() (includes YaRN m²)
+    float softmax_scale = 0.0f;  // ModelConfig::softmaxScale() (includes YaRN m²)
 };
 
 Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream);
@@ -50,8 +50,8 @@ struct MlaSoftmaxParams {
     int n_rows = 0;
     int n_keys = 0;
     int64_t q_pos0 = 0;
-    const float* scores = nullptr;      // [H, n_rows, n_keys]
-    __nv_bfloat16* probs = nullptr;     // [H, n_rows, n_keys]
+    const float* scores = nullptr;   // [H, n_rows, n_keys]
+    __nv_bfloat16* probs = nullptr;  // [H, n_rows, n_keys]
     float softmax_scale = 0.0f;
 };
 

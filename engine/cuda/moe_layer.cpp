@@ -72,10 +72,11 @@ Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, co
     if (n_tokens == 0) return Status::ok();
     const int64_t inter = w.inter;
     if (n_tokens * 2 * inter > static_cast<int64_t>(scratch.gateUp.size()))
-        return Status(StatusCode::Internal, "mlpForward: scratch too small for " + std::to_string(n_tokens) + " tokens");
+        return Status(StatusCode::Internal,
+                      "mlpForward: scratch too small for " + std::to_string(n_tokens) + " tokens");
     // gate|up [T, 2·inter] = x · [gate; up]ᵀ
     DSV2_RETURN_IF_ERROR(linearFew(blas, x, ldx, w.gate_up, scratch.gateUp.data(), GemmType::BF16, 2 * inter, n_tokens,
-                                2 * inter, hidden, stream));
+                                   2 * inter, hidden, stream));
     SwigluParams s;
     s.n_rows = static_cast<int>(n_tokens);
     s.n_inter = static_cast<int>(inter);
@@ -86,7 +87,7 @@ Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, co
     DSV2_RETURN_IF_ERROR(launchSwiglu(s, stream));
     // out [T, hidden] = act · downᵀ (+ out)
     return linearFew(blas, scratch.act.data(), inter, w.down, out, GemmType::F32, ldo, n_tokens, hidden, inter, stream,
-                  beta);
+                     beta);
 }
 
 Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeights& w, const __nv_bfloat16* x,
@@ -102,8 +103,8 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     const int hidden = g.hidden;
 
     // Router logits in fp32: [T, E] = x · W_gateᵀ
-    DSV2_RETURN_IF_ERROR(
-        linear(blas, x, hidden, w.gate, scratch.logits.data(), GemmType::F32, g.n_experts, T, g.n_experts, hidden, stream));
+    DSV2_RETURN_IF_ERROR(linear(blas, x, hidden, w.gate, scratch.logits.data(), GemmType::F32, g.n_experts, T,
+                                g.n_experts, hidden, stream));
     DSV2_RETURN_IF_ERROR(launchMoeRouter(routerParams(g, T, scratch), stream));
 
     MoePermuteParams pp;
@@ -159,9 +160,9 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
         const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
         const int64_t rows = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
         if (rows <= 0) continue;
-        DSV2_RETURN_IF_ERROR(linear(blas, scratch.act.data() + begin * inter, inter, w.experts[static_cast<size_t>(e)].down,
-                                    scratch.yPerm.data() + begin * hidden, GemmType::F32, hidden, rows, hidden, inter,
-                                    stream));
+        DSV2_RETURN_IF_ERROR(linear(blas, scratch.act.data() + begin * inter, inter,
+                                    w.experts[static_cast<size_t>(e)].down, scratch.yPerm.data() + begin * hidden,
+                                    GemmType::F32, hidden, rows, hidden, inter, stream));
     }
 
     MoeCombineParams c;

@@ -32,7 +32,7 @@ struct MoeGeometry {
     int hidden = 0;
     int n_experts = 0;
     int top_k = 0;
-    int expert_inter = 0;       // moe_intermediate_size
+    int expert_inter = 0;  // moe_intermediate_size
     bool group_limited = false;
     int n_group = 1;
     int topk_group = 1;
@@ -41,9 +41,9 @@ struct MoeGeometry {
 };
 
 struct MoeDeviceWeights {
-    const __nv_bfloat16* gate = nullptr;   // router [n_experts, hidden]
-    std::vector<MlpDeviceWeights> experts; // n_experts
-    MlpDeviceWeights shared;               // gate_up == nullptr when there are no shared experts
+    const __nv_bfloat16* gate = nullptr;    // router [n_experts, hidden]
+    std::vector<MlpDeviceWeights> experts;  // n_experts
+    MlpDeviceWeights shared;                // gate_up == nullptr when there are no shared experts
 };
 
 // Scratch for one FFN at a time, sized for maxTokens tokens.

@@ -74,8 +74,8 @@ struct EvaluateResult {
     int64_t nTokens = 0;
     int64_t nRows = 0;  // nTokens with allLogits, else 1
     int64_t vocab = 0;
-    std::vector<float> logits;           // (nRows, vocab)
-    std::vector<TokenRouting> routing;   // (nTokens)
+    std::vector<float> logits;          // (nRows, vocab)
+    std::vector<TokenRouting> routing;  // (nTokens)
 };
 
 class Engine;
@@ -95,10 +95,10 @@ public:
     // Appends `tokens` to the session and returns their logits (all rows or the last) and routing.
     Result<EvaluateResult> evaluate(std::span<const int32_t> tokens, bool allLogits);
 
-    const std::vector<int32_t>& tokens() const;          // what the cache holds, in order
-    const std::vector<TokenRouting>& routing() const;    // (tokens().size())
-    Status truncate(int64_t length);                     // forget everything from `length` on
-    void reset();                                        // truncate(0)
+    const std::vector<int32_t>& tokens() const;        // what the cache holds, in order
+    const std::vector<TokenRouting>& routing() const;  // (tokens().size())
+    Status truncate(int64_t length);                   // forget everything from `length` on
+    void reset();                                      // truncate(0)
     int64_t capacity() const;
     CacheUsage cacheUsage() const;
 
@@ -115,7 +115,8 @@ public:
     // Opens the model folder (config, weights, tokenizer, chat template, generation defaults) and
     // creates the backend. BackendChoice::Cuda on a machine or build without CUDA fails with
     // Unavailable saying why.
-    static Result<std::unique_ptr<Engine>> load(const std::filesystem::path& modelDir, const EngineOptions& options = {});
+    static Result<std::unique_ptr<Engine>> load(const std::filesystem::path& modelDir,
+                                                const EngineOptions& options = {});
     ~Engine();
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;

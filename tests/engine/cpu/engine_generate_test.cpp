@@ -313,7 +313,8 @@ TEST_CASE("engine: limits and bad input give clear errors") {
     GenerateRequest badParams = greedyRequest(prompt, 4);
     badParams.params.topP = 0.0;
     CHECK(session->generate(badParams).status().code() == StatusCode::InvalidArgument);
-    CHECK(engine->createSession(engine->info().maxPositionEmbeddings + 1).status().code() == StatusCode::InvalidArgument);
+    CHECK(engine->createSession(engine->info().maxPositionEmbeddings + 1).status().code() ==
+          StatusCode::InvalidArgument);
     CHECK(session->generate(GenerateRequest{}).status().code() == StatusCode::InvalidArgument);
 }
 
