@@ -11,7 +11,7 @@ enum class Theme { System, Light, Dark };
 
 void applyTheme(Theme theme);
 Theme currentTheme();
-QString themeName(Theme theme);  // "system", "light", "dark"
+QString themeName(Theme theme);            // "system", "light", "dark"
 Theme themeFromName(const QString& name);  // unknown: System
 
 }  // namespace dsv2::ui

@@ -50,7 +50,8 @@ void refuseBadFile(const std::filesystem::path& file, const FileProbe& probe, Op
     switch (probe.kind) {
     case FileKind::Missing:
         if (mode == OpenMode::ReadOnly) {
-            throwError(ErrorCode::NotFound, fmt::format("{} does not exist (no history has been saved there yet).", name));
+            throwError(ErrorCode::NotFound,
+                       fmt::format("{} does not exist (no history has been saved there yet).", name));
         }
         return;
     case FileKind::Empty:
@@ -68,10 +69,8 @@ void refuseBadFile(const std::filesystem::path& file, const FileProbe& probe, Op
                    fmt::format("{} is damaged: {}. It was not changed; restore a backup (made with `dsv2 history "
                                "backup`) or move it away to start a new history.",
                                name, probe.detail));
-    case FileKind::Unreadable:
-        throwError(ErrorCode::Io, fmt::format("cannot read {}: {}.", name, probe.detail));
-    case FileKind::Sqlite:
-        return;
+    case FileKind::Unreadable: throwError(ErrorCode::Io, fmt::format("cannot read {}: {}.", name, probe.detail));
+    case FileKind::Sqlite: return;
     }
 }
 
@@ -113,7 +112,8 @@ int recoverLocked(Connection& conn) {
             const std::string writer = st.isNull(1) ? std::string() : st.columnText(1);
             const WriterState state = writer.empty() ? WriterState::Gone : writerState(writer);
             const bool silent = now - st.columnInt(2) > kSilentForeignWriterMs;
-            if (state == WriterState::Gone || (state == WriterState::Unknown && silent)) gone.push_back(st.columnInt(0));
+            if (state == WriterState::Gone || (state == WriterState::Unknown && silent))
+                gone.push_back(st.columnInt(0));
         }
     }
     if (gone.empty()) return 0;
@@ -159,7 +159,8 @@ std::shared_ptr<Connection> openConnection(const std::filesystem::path& file, co
     conn->path = file;
     conn->readOnly = readOnly;
     conn->writerIdentity = currentWriterIdentity();
-    const int flags = SQLITE_OPEN_NOMUTEX | (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    const int flags =
+        SQLITE_OPEN_NOMUTEX | (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     conn->db = Database(file.string(), flags, file);
     sqlite3_busy_timeout(conn->db.handle(), static_cast<int>(options.busyTimeout.count()));
 
@@ -172,8 +173,8 @@ std::shared_ptr<Connection> openConnection(const std::filesystem::path& file, co
         const auto code = e.error().code();
         if (!readOnly || (code != ErrorCode::Io && code != ErrorCode::ReadOnly)) throw;
         spdlog::info("storage: opening {} as immutable ({})", file.string(), e.error().message());
-        conn->db = Database(fileUri(file, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-                            file);
+        conn->db =
+            Database(fileUri(file, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, file);
         header = readHeader(conn->db);
     }
 
@@ -215,7 +216,8 @@ std::shared_ptr<Connection> openConnection(const std::filesystem::path& file, co
 
     if (conn->db.queryText("PRAGMA journal_mode") != "wal") {
         const std::string mode = conn->db.queryText("PRAGMA journal_mode = WAL");
-        if (mode != "wal") spdlog::warn("storage: {} stays in journal mode {} (WAL not available)", file.string(), mode);
+        if (mode != "wal")
+            spdlog::warn("storage: {} stays in journal mode {} (WAL not available)", file.string(), mode);
     }
     // NORMAL in WAL mode: a commit survives a crash or kill of the process (only a power cut can lose
     // the last commits), at a fraction of FULL's cost per streamed batch.

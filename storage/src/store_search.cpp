@@ -75,14 +75,17 @@ Expected<std::vector<SearchHit>> ConversationStore::search(const SearchQuery& qu
         const bool trash = db.queryInt("SELECT EXISTS(SELECT 1 FROM conversations WHERE deleted_at IS NOT NULL)") != 0;
         // Inner query: the newest matches (FTS5 walks the doclist backwards and stops at the limit),
         // each with its bm25 score; outer query: the best of those.
-        std::string sql = "SELECT id, score FROM (SELECT messages_fts.rowid AS id, bm25(messages_fts) AS score "
-                          "FROM messages_fts ";
+        std::string sql =
+            "SELECT id, score FROM (SELECT messages_fts.rowid AS id, bm25(messages_fts) AS score "
+            "FROM messages_fts ";
         if (dated) sql += "JOIN messages m ON m.id = messages_fts.rowid ";
         sql += "WHERE messages_fts MATCH ?1 ";
-        if (query.conversationId) sql += "AND messages_fts.rowid IN (SELECT id FROM messages WHERE conversation_id = ?2) ";
+        if (query.conversationId)
+            sql += "AND messages_fts.rowid IN (SELECT id FROM messages WHERE conversation_id = ?2) ";
         if (trash) {
-            sql += "AND messages_fts.rowid NOT IN (SELECT t.id FROM messages t JOIN conversations c "
-                   "ON c.id = t.conversation_id WHERE c.deleted_at IS NOT NULL) ";
+            sql +=
+                "AND messages_fts.rowid NOT IN (SELECT t.id FROM messages t JOIN conversations c "
+                "ON c.id = t.conversation_id WHERE c.deleted_at IS NOT NULL) ";
         }
         if (query.from) sql += "AND m.created_at >= ?3 ";
         if (query.until) sql += "AND m.created_at < ?4 ";
@@ -107,10 +110,12 @@ Expected<std::vector<SearchHit>> ConversationStore::search(const SearchQuery& qu
             throw;
         }
 
-        Statement snippet(db, "SELECT snippet(messages_fts, 0, ?1, ?2, '…', ?3) FROM messages_fts "
-                              "WHERE messages_fts MATCH ?4 AND rowid = ?5");
-        Statement meta(db, "SELECT m.conversation_id, c.title, m.role, m.created_at FROM messages m "
-                           "JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ?");
+        Statement snippet(db,
+                          "SELECT snippet(messages_fts, 0, ?1, ?2, '…', ?3) FROM messages_fts "
+                          "WHERE messages_fts MATCH ?4 AND rowid = ?5");
+        Statement meta(db,
+                       "SELECT m.conversation_id, c.title, m.role, m.created_at FROM messages m "
+                       "JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ?");
         for (const auto& [id, rank] : ranked) {
             SearchHit hit;
             hit.messageId = id;

@@ -23,7 +23,8 @@ constexpr int kLongMessages = 1000;
 std::string longMessage(int i) {
     std::string s = "## Part " + std::to_string(i) + "\n\nThis answer explains step " + std::to_string(i) +
                     " of the procedure in some detail, so that the text wraps over several lines in the view. ";
-    for (int k = 0; k < 6; ++k) s += "The kettle boils, the tea steeps, and the routing table decides which expert runs. ";
+    for (int k = 0; k < 6; ++k)
+        s += "The kettle boils, the tea steeps, and the routing table decides which expert runs. ";
     s += "\n\n- first point about caching\n- second point about latency\n- third point about memory\n\n";
     if (i % 5 == 0) s += "```cpp\nint answer(int x) {\n    return x * " + std::to_string(i) + ";\n}\n```\n\n";
     if (i % 7 == 0) s += "| layer | experts |\n|---|---|\n| 1 | 64 |\n| 2 | 64 |\n\n";
@@ -43,14 +44,19 @@ History makeHistory(const QString& file) {
     auto ok = store->transaction([&] {
         for (int c = 0; c < kConversations; ++c) {
             const auto id = store->createConversation({.title = "Chat number " + std::to_string(c)}).value();
-            const auto q = store->appendMessage(id, std::nullopt, Role::User, "Question " + std::to_string(c) + " about tea?").value();
-            (void)store->appendMessage(id, q, Role::Assistant, "An answer about tea and kettles, number " + std::to_string(c)).value();
+            const auto q =
+                store->appendMessage(id, std::nullopt, Role::User, "Question " + std::to_string(c) + " about tea?")
+                    .value();
+            (void)store
+                ->appendMessage(id, q, Role::Assistant, "An answer about tea and kettles, number " + std::to_string(c))
+                .value();
         }
         h.longConversation = store->createConversation({.title = "The long one"}).value();
         std::optional<qint64> parent;
         for (int i = 0; i < kLongMessages; ++i) {
             const std::string text = i % 2 ? longMessage(i) : "Please continue with step " + std::to_string(i) + ".";
-            parent = store->appendMessage(h.longConversation, parent, i % 2 ? Role::Assistant : Role::User, text).value();
+            parent =
+                store->appendMessage(h.longConversation, parent, i % 2 ? Role::Assistant : Role::User, text).value();
             if (i == 123) h.needle = *parent;
         }
         return true;
@@ -120,16 +126,18 @@ private Q_SLOTS:
             }));
         }
         QVERIFY(bar->value() < bar->maximum() / 10);
-        for (int i = 0; i < 60; ++i) pageMs.append(timedStep([&] { bar->triggerAction(QAbstractSlider::SliderPageStepAdd); }));
+        for (int i = 0; i < 60; ++i)
+            pageMs.append(timedStep([&] { bar->triggerAction(QAbstractSlider::SliderPageStepAdd); }));
         auto stats = [](QVector<double> v) {
             std::sort(v.begin(), v.end());
             return std::tuple{v[v.size() / 2], v[v.size() * 99 / 100], v.last()};
         };
         const auto [jump50, jump99, jumpMax] = stats(jumpMs);
         const auto [page50, page99, pageMax] = stats(pageMs);
-        qInfo("scrolling the 1,000-message conversation (scroll + paint): 40 jumps p50 %.1f / max %.1f ms; "
-              "60 page steps p50 %.1f / p99 %.1f / max %.1f ms; %d documents cached",
-              jump50, jumpMax, page50, page99, pageMax, h.view()->messageDelegate()->cache().documentCount());
+        qInfo(
+            "scrolling the 1,000-message conversation (scroll + paint): 40 jumps p50 %.1f / max %.1f ms; "
+            "60 page steps p50 %.1f / p99 %.1f / max %.1f ms; %d documents cached",
+            jump50, jumpMax, page50, page99, pageMax, h.view()->messageDelegate()->cache().documentCount());
         QVERIFY2(page99 < 60, "scrolling page by page is not smooth");
         QVERIFY2(jumpMax < 300, "a jump into the conversation froze the view");
         QVERIFY(!h.view()->isFollowing());  // the user scrolled up: new text would not yank the view

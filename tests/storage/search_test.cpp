@@ -64,16 +64,16 @@ TEST_CASE("snippets mark the matches") {
 
 TEST_CASE("queries people type: all words, phrases, prefixes, case, accents, code, CJK") {
     Fixture f;
-    CHECK(f.ids("ROUTER experts") == std::vector<MessageId>{f.sparse});    // all words must match
+    CHECK(f.ids("ROUTER experts") == std::vector<MessageId>{f.sparse});     // all words must match
     CHECK(f.ids("\"picks experts\"") == std::vector<MessageId>{f.sparse});  // phrase
     CHECK(f.ids("\"experts picks\"").empty());
-    CHECK(f.ids("rout*").size() == 2);                                     // prefix
-    CHECK(f.ids("cafe zurich") == std::vector<MessageId>{f.unrelated});      // accents folded
-    CHECK(f.ids("C++ vector") == std::vector<MessageId>{f.code});            // punctuation is not syntax
+    CHECK(f.ids("rout*").size() == 2);                                   // prefix
+    CHECK(f.ids("cafe zurich") == std::vector<MessageId>{f.unrelated});  // accents folded
+    CHECK(f.ids("C++ vector") == std::vector<MessageId>{f.code});        // punctuation is not syntax
     CHECK(f.ids("std::vector<int>") == std::vector<MessageId>{f.code});
-    CHECK(f.ids("NOT router").empty());                                     // words, not operators
-    CHECK(f.ids("深度求索*") == std::vector<MessageId>{f.code});              // CJK runs match by prefix
-    CHECK(f.ids("🙂").empty());                                             // nothing searchable: no error
+    CHECK(f.ids("NOT router").empty());                           // words, not operators
+    CHECK(f.ids("深度求索*") == std::vector<MessageId>{f.code});  // CJK runs match by prefix
+    CHECK(f.ids("🙂").empty());                                 // nothing searchable: no error
     CHECK(f.ids("").empty());
     CHECK(f.ids("nonexistentword").empty());
 }
@@ -132,8 +132,7 @@ TEST_CASE("raw FTS5 syntax is passed through, and its errors are reported as suc
 
 TEST_CASE("an answer is searchable while it streams and after it is finished") {
     Fixture f;
-    auto writer = require(f.store.beginAssistantMessage(f.misc, f.code,
-                                                        WriterOptions{.backgroundFlush = false}));
+    auto writer = require(f.store.beginAssistantMessage(f.misc, f.code, WriterOptions{.backgroundFlush = false}));
     writer->append("Latent attention ");
     require(writer->flush());
     CHECK(f.ids("latent") == std::vector<MessageId>{writer->messageId()});
@@ -151,7 +150,8 @@ TEST_CASE("ranking is limited to the newest matches when asked (bounded cost for
     std::optional<MessageId> parent = best;
     std::vector<MessageId> newer;
     for (int i = 0; i < 30; ++i) {
-        parent = require(store.appendUserMessage(c, parent, "alpha and many other words to dilute it " + std::to_string(i)));
+        parent =
+            require(store.appendUserMessage(c, parent, "alpha and many other words to dilute it " + std::to_string(i)));
         newer.push_back(*parent);
     }
     SearchQuery q;

@@ -68,8 +68,8 @@ private Q_SLOTS:
                                  qobject_cast<QComboBox*>(w) || qobject_cast<QAbstractSpinBox*>(w);
             if (!control || w->focusPolicy() == Qt::NoFocus) continue;
             // Editors inside spin boxes and combo boxes speak for their parent.
-            if (qobject_cast<QLineEdit*>(w) && (qobject_cast<QAbstractSpinBox*>(w->parentWidget()) ||
-                                                qobject_cast<QComboBox*>(w->parentWidget())))
+            if (qobject_cast<QLineEdit*>(w) &&
+                (qobject_cast<QAbstractSpinBox*>(w->parentWidget()) || qobject_cast<QComboBox*>(w->parentWidget())))
                 continue;
             QAccessibleInterface* a = QAccessible::queryAccessibleInterface(w);
             QVERIFY(a);

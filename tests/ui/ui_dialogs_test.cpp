@@ -31,7 +31,8 @@ public:
 QVector<ConversationItem> page(int first, int count, int total) {
     QVector<ConversationItem> items;
     for (int i = first; i < first + count && i < total; ++i)
-        items.append({.id = total - i, .title = QStringLiteral("Chat %1").arg(total - i), .updatedAtMs = 1000 * (total - i)});
+        items.append(
+            {.id = total - i, .title = QStringLiteral("Chat %1").arg(total - i), .updatedAtMs = 1000 * (total - i)});
     return items;
 }
 
@@ -105,7 +106,8 @@ private Q_SLOTS:
         ExportRequest r = dialog.request();
         QCOMPARE(r.conversationIds, QVector<qint64>{7});
         QCOMPARE(r.format, ExportFormat::Markdown);
-        QCOMPARE(r.filePath, QStringLiteral("/tmp/exports/My chat about things.md"));  // no path separators from the title
+        QCOMPARE(r.filePath,
+                 QStringLiteral("/tmp/exports/My chat about things.md"));  // no path separators from the title
         dialog.setFormat(ExportFormat::Html);
         QCOMPARE(dialog.filePath(), QStringLiteral("/tmp/exports/My chat about things.html"));
         dialog.setAllConversations(true);

@@ -10,8 +10,8 @@
 #include "dsv2/storage/conversation_store.h"
 #include "dsv2/storage/streaming_writer.h"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -125,9 +125,10 @@ void build(ConversationStore& store, Corpus& corpus, int conversations, int mess
                 for (int m = 0; m < messages; ++m) {
                     // Users write short prompts, the model long answers (8..40 and 30..150 words).
                     const bool user = m % 2 == 0;
-                    const int words = user ? 8 + static_cast<int>(corpus.rng()() % 33)
-                                           : 30 + static_cast<int>(corpus.rng()() % 121);
-                    auto mid = store.appendMessage(*id, parent, user ? Role::User : Role::Assistant, corpus.sentence(words));
+                    const int words =
+                        user ? 8 + static_cast<int>(corpus.rng()() % 33) : 30 + static_cast<int>(corpus.rng()() % 121);
+                    auto mid =
+                        store.appendMessage(*id, parent, user ? Role::User : Role::Assistant, corpus.sentence(words));
                     if (!mid) {
                         std::fprintf(stderr, "%s\n", mid.error().message().c_str());
                         return false;
@@ -163,15 +164,19 @@ void benchSearch(ConversationStore& store, Corpus& corpus, int queries, std::siz
         {"rare word (rank 5k-30k)", [&] { return corpus.word(rankIn(5000, vocabulary)); }},
         {"medium word (rank 500-5k)", [&] { return corpus.word(rankIn(500, 5000)); }},
         {"common word (rank 50-500)", [&] { return corpus.word(rankIn(50, 500)); }},
-        {"two words (medium + rare)", [&] { return corpus.word(rankIn(500, 5000)) + " " + corpus.word(rankIn(5000, vocabulary)); }},
+        {"two words (medium + rare)",
+         [&] { return corpus.word(rankIn(500, 5000)) + " " + corpus.word(rankIn(5000, vocabulary)); }},
         {"prefix (4 letters*)", [&] { return corpus.word(rankIn(500, vocabulary)).substr(0, 4) + "*"; }},
-        {"phrase (two common words)", [&] { return "\"" + corpus.word(rankIn(0, 200)) + " " + corpus.word(rankIn(0, 200)) + "\""; }},
+        {"phrase (two common words)",
+         [&] { return "\"" + corpus.word(rankIn(0, 200)) + " " + corpus.word(rankIn(0, 200)) + "\""; }},
         {"stop word (rank 0-50)", [&] { return corpus.word(rankIn(0, 50)); }},
     };
-    std::printf("\nsearch latency, %d queries per kind, 50 hits per page with snippets (ms; wall, and CPU of the "
-                "query)\n",
-                queries);
-    std::printf("%-28s %8s %8s %8s %9s %9s %10s\n", "query kind", "p50", "p95", "max", "cpu p50", "cpu p95", "avg hits");
+    std::printf(
+        "\nsearch latency, %d queries per kind, 50 hits per page with snippets (ms; wall, and CPU of the "
+        "query)\n",
+        queries);
+    std::printf("%-28s %8s %8s %8s %9s %9s %10s\n", "query kind", "p50", "p95", "max", "cpu p50", "cpu p95",
+                "avg hits");
     std::vector<double> all;
     std::vector<double> allCpu;
     for (const auto& kind : kinds) {
@@ -205,8 +210,8 @@ void benchSearch(ConversationStore& store, Corpus& corpus, int queries, std::siz
 void benchStreaming(ConversationStore& store, int tokens) {
     auto conversation = store.createConversation({.title = "streaming bench"});
     auto prompt = store.appendUserMessage(*conversation, std::nullopt, "go");
-    std::printf("\nstreaming %d tokens with routing (26 x 6) and top-5 logprobs (%zu bytes of record per token)\n", tokens,
-                static_cast<std::size_t>(4 + 4 + 4 + 1 + 4 + 1 + 5 * 13 + 2 + 1 + 26 * 6 * 3));
+    std::printf("\nstreaming %d tokens with routing (26 x 6) and top-5 logprobs (%zu bytes of record per token)\n",
+                tokens, static_cast<std::size_t>(4 + 4 + 4 + 1 + 4 + 1 + 5 * 13 + 2 + 1 + 26 * 6 * 3));
 
     {
         // The generation thread's cost: append() only buffers; the background thread commits.
@@ -221,9 +226,10 @@ void benchStreaming(ConversationStore& store, int tokens) {
         }
         const double appendTotal = msSince(start);
         (void)(*writer)->finish({.generatedTokens = tokens});
-        std::printf("  append() on the generation thread: p50 %.2f us, p99 %.2f us, max %.0f us per token "
-                    "(%.0f ms for all)\n",
-                    percentile(appendUs, 0.5), percentile(appendUs, 0.99), percentile(appendUs, 1.0), appendTotal);
+        std::printf(
+            "  append() on the generation thread: p50 %.2f us, p99 %.2f us, max %.0f us per token "
+            "(%.0f ms for all)\n",
+            percentile(appendUs, 0.5), percentile(appendUs, 0.99), percentile(appendUs, 1.0), appendTotal);
     }
     for (int batch : {12, 50}) {
         // The committing side: batches of `batch` tokens (12 = 250 ms at 50 tok/s).
@@ -243,10 +249,11 @@ void benchStreaming(ConversationStore& store, int tokens) {
         (void)(*writer)->finish({.generatedTokens = tokens});
         double total = 0;
         for (double t : commitMs) total += t;
-        std::printf("  commit of a %2d-token batch: p50 %.2f ms, p95 %.2f ms, max %.2f ms; %.1f us per token "
-                    "(answer of %d tokens)\n",
-                    batch, percentile(commitMs, 0.5), percentile(commitMs, 0.95), percentile(commitMs, 1.0),
-                    total * 1000.0 / tokens, tokens);
+        std::printf(
+            "  commit of a %2d-token batch: p50 %.2f ms, p95 %.2f ms, max %.2f ms; %.1f us per token "
+            "(answer of %d tokens)\n",
+            batch, percentile(commitMs, 0.5), percentile(commitMs, 0.95), percentile(commitMs, 1.0),
+            total * 1000.0 / tokens, tokens);
     }
 }
 

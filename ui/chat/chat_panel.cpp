@@ -33,7 +33,8 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
 
     m_stack = new QStackedWidget(this);
     m_stack->setObjectName(QStringLiteral("chatStack"));
-    m_emptyLabel = new QLabel(tr("<h2>No conversation yet</h2><p>Type a message below to start chatting.</p>"), m_stack);
+    m_emptyLabel =
+        new QLabel(tr("<h2>No conversation yet</h2><p>Type a message below to start chatting.</p>"), m_stack);
     m_emptyLabel->setObjectName(QStringLiteral("emptyChatLabel"));
     m_emptyLabel->setAlignment(Qt::AlignCenter);
     m_emptyLabel->setWordWrap(true);
@@ -47,7 +48,8 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
     m_editBar->setFrameShape(QFrame::StyledPanel);
     auto* editLayout = new QHBoxLayout(m_editBar);
     editLayout->setContentsMargins(8, 2, 4, 2);
-    auto* editText = new QLabel(tr("Editing a prompt: sending saves it as a new branch (the old one stays)."), m_editBar);
+    auto* editText =
+        new QLabel(tr("Editing a prompt: sending saves it as a new branch (the old one stays)."), m_editBar);
     editText->setWordWrap(true);
     auto* cancelEdit = new QPushButton(tr("Cancel edit"), m_editBar);
     cancelEdit->setObjectName(QStringLiteral("cancelEditButton"));
@@ -137,7 +139,8 @@ void ChatPanel::updateSendEnabled() {
 
 void ChatPanel::setToyNote(const QString& note) {
     m_toyBanner->setVisible(!note.isEmpty());
-    m_toyBanner->setText(note.toHtmlEscaped() + QStringLiteral(" <a href=\"open\">%1</a>").arg(tr("Open a model folder…")));
+    m_toyBanner->setText(note.toHtmlEscaped() +
+                         QStringLiteral(" <a href=\"open\">%1</a>").arg(tr("Open a model folder…")));
 }
 
 void ChatPanel::setEditing(bool editing) {
@@ -148,7 +151,9 @@ void ChatPanel::setEditing(bool editing) {
 
 void ChatPanel::setTokenInfo(const QString& text) { m_tokenLabel->setText(text); }
 
-void ChatPanel::setShowEmptyState(bool empty) { m_stack->setCurrentWidget(empty ? static_cast<QWidget*>(m_emptyLabel) : m_view); }
+void ChatPanel::setShowEmptyState(bool empty) {
+    m_stack->setCurrentWidget(empty ? static_cast<QWidget*>(m_emptyLabel) : m_view);
+}
 
 QString ChatPanel::takeDraft() {
     const QString text = m_input->toPlainText().trimmed();

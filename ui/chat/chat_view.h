@@ -24,7 +24,7 @@ public:
     MessageDelegate* messageDelegate() const { return m_delegate; }
 
     bool isFollowing() const { return m_follow; }
-    void setFollowing(bool follow);  // true also scrolls to the bottom
+    void setFollowing(bool follow);          // true also scrolls to the bottom
     void scrollToMessage(qint64 messageId);  // selects it and stops following
     bool isAtBottom() const;
 

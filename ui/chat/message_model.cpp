@@ -16,7 +16,9 @@ QVariant MessageModel::data(const QModelIndex& index, int role) const {
     case Qt::DisplayRole:
     case ContentRole: return m.content;
     case Qt::AccessibleTextRole: {
-        const QString who = m.role == MessageRole::User ? tr("You") : m.role == MessageRole::System ? tr("System") : tr("Assistant");
+        const QString who = m.role == MessageRole::User     ? tr("You")
+                            : m.role == MessageRole::System ? tr("System")
+                                                            : tr("Assistant");
         return who + QStringLiteral(": ") + m.content;
     }
     case IdRole: return m.id;

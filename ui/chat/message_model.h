@@ -15,14 +15,14 @@ class MessageModel : public QAbstractListModel {
 public:
     enum Roles {
         IdRole = Qt::UserRole + 1,
-        RoleRole,          // MessageRole as int
-        ContentRole,       // raw Markdown
-        StateRole,         // MessageState as int
+        RoleRole,     // MessageRole as int
+        ContentRole,  // raw Markdown
+        StateRole,    // MessageState as int
         ErrorRole,
         RevisionRole,      // bumps whenever the content changes (the delegate's cache key)
         SiblingIndexRole,  // 0-based
         SiblingCountRole,
-        StatsTextRole,     // "42 tokens · 12.3 tok/s · 0.4 s to first token"
+        StatsTextRole,  // "42 tokens · 12.3 tok/s · 0.4 s to first token"
     };
 
     explicit MessageModel(QObject* parent = nullptr);

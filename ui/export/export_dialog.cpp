@@ -30,7 +30,8 @@ ExportDialog::ExportDialog(qint64 conversationId, const QString& title, const QS
     auto* layout = new QVBoxLayout(this);
     auto* form = new QFormLayout;
 
-    m_current = new QRadioButton(conversationId != 0 ? tr("This conversation: “%1”").arg(title) : tr("This conversation"), this);
+    m_current = new QRadioButton(
+        conversationId != 0 ? tr("This conversation: “%1”").arg(title) : tr("This conversation"), this);
     m_current->setObjectName(QStringLiteral("exportCurrentRadio"));
     m_current->setEnabled(conversationId != 0);
     m_all = new QRadioButton(tr("All conversations"), this);
@@ -46,7 +47,8 @@ ExportDialog::ExportDialog(qint64 conversationId, const QString& title, const QS
     m_format->setAccessibleName(tr("Export format"));
     m_format->addItem(tr("Markdown (.md): the shown branch"), static_cast<int>(ExportFormat::Markdown));
     m_format->addItem(tr("Plain text (.txt): the shown branch"), static_cast<int>(ExportFormat::Text));
-    m_format->addItem(tr("JSON (.json): everything, every branch; can be imported again"), static_cast<int>(ExportFormat::Json));
+    m_format->addItem(tr("JSON (.json): everything, every branch; can be imported again"),
+                      static_cast<int>(ExportFormat::Json));
     m_format->addItem(tr("HTML (.html): the shown branch, for a browser"), static_cast<int>(ExportFormat::Html));
     form->addRow(tr("&Format:"), m_format);
 
@@ -94,7 +96,9 @@ ExportRequest ExportDialog::request() const {
     return r;
 }
 
-void ExportDialog::setFormat(ExportFormat format) { m_format->setCurrentIndex(m_format->findData(static_cast<int>(format))); }
+void ExportDialog::setFormat(ExportFormat format) {
+    m_format->setCurrentIndex(m_format->findData(static_cast<int>(format)));
+}
 void ExportDialog::setAllConversations(bool all) { (all ? m_all : m_current)->setChecked(true); }
 void ExportDialog::setFilePath(const QString& path) { m_path->setText(path); }
 QString ExportDialog::filePath() const { return m_path->text().trimmed(); }
@@ -109,8 +113,8 @@ void ExportDialog::formatChanged() {
 
 void ExportDialog::browse() {
     const QString ext = extension(static_cast<ExportFormat>(m_format->currentData().toInt()));
-    const QString chosen = QFileDialog::getSaveFileName(this, tr("Export to"), filePath(),
-                                                        tr("%1 files (*.%2)").arg(ext.toUpper(), ext));
+    const QString chosen =
+        QFileDialog::getSaveFileName(this, tr("Export to"), filePath(), tr("%1 files (*.%2)").arg(ext.toUpper(), ext));
     if (!chosen.isEmpty()) m_path->setText(chosen);
 }
 

@@ -107,7 +107,8 @@ ConversationSettingsDialog::ConversationSettingsDialog(const GenerationSettings&
     m_system->setPlainText(current.systemPrompt);
     m_fixedSeed->setChecked(current.seed.has_value());
     m_seed->setEnabled(current.seed.has_value());
-    m_seed->setValue(static_cast<int>(current.seed.value_or(42) % static_cast<quint64>(std::numeric_limits<int>::max())));
+    m_seed->setValue(
+        static_cast<int>(current.seed.value_or(42) % static_cast<quint64>(std::numeric_limits<int>::max())));
     load(current);
 }
 

@@ -50,8 +50,8 @@ TEST_CASE("dsv2 logits writes HF's logits and routing for every position") {
     const auto cases = loadReferenceCases(tinyLiteDir());
     const fs::path out = tempFile("logits.f32");
     const fs::path routing = tempFile("routing.json");
-    const Run r = run("logits --model " + tinyLiteDir().string() + " --backend cpu --tokens " + joined(cases[1].tokens) +
-                      " --out " + out.string() + " --routing-out " + routing.string());
+    const Run r = run("logits --model " + tinyLiteDir().string() + " --backend cpu --tokens " +
+                      joined(cases[1].tokens) + " --out " + out.string() + " --routing-out " + routing.string());
     REQUIRE_MESSAGE(r.code == 0, r.out);
     const auto logits = readF32(out, cases[1].logits.size());
     CHECK(normalizedMaxError(logits.data(), cases[1].logits.data(), logits.size()) <= 1e-4);
@@ -76,8 +76,8 @@ TEST_CASE("dsv2 logits writes HF's logits and routing for every position") {
 
 TEST_CASE("dsv2 generate --json gives HF's greedy tokens with routing and stats") {
     const auto cases = loadReferenceCases(tinyLiteDir());
-    const Run r = run("generate --model " + tinyLiteDir().string() + " --backend cpu --tokens " + joined(cases[0].tokens) +
-                      " --max-new-tokens 12 --temperature 0 --ignore-eos --json");
+    const Run r = run("generate --model " + tinyLiteDir().string() + " --backend cpu --tokens " +
+                      joined(cases[0].tokens) + " --max-new-tokens 12 --temperature 0 --ignore-eos --json");
     REQUIRE_MESSAGE(r.code == 0, r.out);
     const nlohmann::json j = nlohmann::json::parse(r.out);
     CHECK(j["tokens"].get<std::vector<int32_t>>() == cases[0].greedy);
@@ -88,8 +88,9 @@ TEST_CASE("dsv2 generate --json gives HF's greedy tokens with routing and stats"
     CHECK(j["stats"]["decode_tok_s"].get<double>() > 0);
     CHECK(j["stop_reason"] == "max_tokens");
 
-    const Run chat = run("generate --model " + tinyLiteDir().string() +
-                         " --backend cpu --chat --prompt 'Hello! What is a mixture of experts?' -n 12 --greedy --ignore-eos --json");
+    const Run chat =
+        run("generate --model " + tinyLiteDir().string() +
+            " --backend cpu --chat --prompt 'Hello! What is a mixture of experts?' -n 12 --greedy --ignore-eos --json");
     REQUIRE_MESSAGE(chat.code == 0, chat.out);
     const nlohmann::json c = nlohmann::json::parse(chat.out);
     CHECK(c["prompt_tokens"].get<std::vector<int32_t>>() == cases[0].tokens);  // the chat template

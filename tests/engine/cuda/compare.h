@@ -28,7 +28,7 @@ struct CompareResult {
     double cosine = 0.0;
     int64_t worst = -1;
     int64_t failures = 0;
-    std::string report;      // one line, printed on failure
+    std::string report;  // one line, printed on failure
 };
 
 inline std::string indexString(int64_t flat, const std::vector<int64_t>& shape) {
@@ -84,13 +84,14 @@ inline CompareResult compareTensors(const std::string& name, std::span<const flo
         }
     }
     r.cosine = (dotGg == 0.0 && dotWw == 0.0) ? 1.0 : dotGw / std::sqrt(std::max(dotGg * dotWw, 1e-300));
-    if (r.worst >= 0) r.maxRelErr = std::fabs(got[r.worst] - want[r.worst]) / std::max(std::fabs(double(want[r.worst])), 1e-30);
+    if (r.worst >= 0)
+        r.maxRelErr = std::fabs(got[r.worst] - want[r.worst]) / std::max(std::fabs(double(want[r.worst])), 1e-30);
     r.ok = nanMismatch == 0 && r.failures == 0 && r.cosine >= tol.minCosine;
     os << name << ": " << (r.ok ? "ok" : "MISMATCH") << ", " << got.size() << " elements, max |err| " << r.maxAbsErr
        << ", cosine " << r.cosine << ", " << r.failures << " outside atol " << tol.atol << " + rtol " << tol.rtol;
     if (nanMismatch)
-        os << ", " << nanMismatch << " NaN/Inf mismatches (first at " << indexString(firstNanMismatch, shape) << ": got "
-           << got[firstNanMismatch] << " want " << want[firstNanMismatch] << ")";
+        os << ", " << nanMismatch << " NaN/Inf mismatches (first at " << indexString(firstNanMismatch, shape)
+           << ": got " << got[firstNanMismatch] << " want " << want[firstNanMismatch] << ")";
     if (r.worst >= 0)
         os << "; worst at " << indexString(r.worst, shape) << ": got " << got[r.worst] << " want " << want[r.worst];
     r.report = os.str();
@@ -101,9 +102,9 @@ inline CompareResult compareTensors(const std::string& name, std::span<const flo
 
 // CHECK_TENSORS(name, got, want, shape, tol): a doctest CHECK that prints the report on failure and,
 // with DSV2_TEST_VERBOSE set, on success too.
-#define CHECK_TENSORS(name, got, want, shape, tol)                                                    \
-    do {                                                                                              \
-        const auto dsv2_cmp_ = ::dsv2::test::compareTensors((name), (got), (want), (shape), (tol));   \
+#define CHECK_TENSORS(name, got, want, shape, tol)                                                            \
+    do {                                                                                                      \
+        const auto dsv2_cmp_ = ::dsv2::test::compareTensors((name), (got), (want), (shape), (tol));           \
         if (!dsv2_cmp_.ok || std::getenv("DSV2_TEST_VERBOSE")) std::printf("%s\n", dsv2_cmp_.report.c_str()); \
-        CHECK_MESSAGE(dsv2_cmp_.ok, dsv2_cmp_.report);                                                \
+        CHECK_MESSAGE(dsv2_cmp_.ok, dsv2_cmp_.report);                                                        \
     } while (0)

@@ -60,10 +60,10 @@ struct LayerReport {
     std::vector<ErrorPair> bf16;  // per sublayer (2·layers), then the logits
     std::vector<ErrorPair> fp32;
     bool embeddingsExact = true;
-    bool plumbingOk = true;          // the taps covered the call and the reference cache kept pace
+    bool plumbingOk = true;  // the taps covered the call and the reference cache kept pace
     int64_t chunks = 0, decisions = 0, routeDifferences = 0, routeFailures = 0;
-    double worstTieGap = 0.0;        // of the differences the reference followed
-    double worstWeightError = 0.0;   // backend vs Bf16 reference, same experts, / max(1, |weight|)
+    double worstTieGap = 0.0;       // of the differences the reference followed
+    double worstWeightError = 0.0;  // backend vs Bf16 reference, same experts, / max(1, |weight|)
     std::string firstFailure;
 
     std::string table(const ModelConfig& c) const {
@@ -72,17 +72,18 @@ struct LayerReport {
         os << std::scientific;
         os << "sublayer      vs bf16 ref: relRMS  normMax   | vs fp32 ref: relRMS  normMax\n";
         for (size_t s = 0; s < bf16.size(); ++s) {
-            std::string name = s + 1 == bf16.size() ? "logits"
-                                                    : (s % 2 ? "ffn  L" : "attn L") + std::to_string(s / 2);
-            if (s + 1 < bf16.size() && s % 2 && c.isMoeLayer(static_cast<int64_t>(s / 2))) name = "moe  L" + std::to_string(s / 2);
+            std::string name = s + 1 == bf16.size() ? "logits" : (s % 2 ? "ffn  L" : "attn L") + std::to_string(s / 2);
+            if (s + 1 < bf16.size() && s % 2 && c.isMoeLayer(static_cast<int64_t>(s / 2)))
+                name = "moe  L" + std::to_string(s / 2);
             char line[160];
             std::snprintf(line, sizeof line, "%-12s %10.2e %10.2e   | %10.2e %10.2e\n", name.c_str(), bf16[s].relRms(),
                           bf16[s].normMax, fp32[s].relRms(), fp32[s].normMax);
             os << line;
         }
-        os << "routing: " << routeDifferences << " of " << decisions << " decisions differ from the bf16 reference (worst tie gap "
-           << worstTieGap << "), " << routeFailures << " beyond a near-tie; worst weight error " << worstWeightError
-           << "; embeddings " << (embeddingsExact ? "exact" : "DIFFER") << "; " << chunks << " chunks\n";
+        os << "routing: " << routeDifferences << " of " << decisions
+           << " decisions differ from the bf16 reference (worst tie gap " << worstTieGap << "), " << routeFailures
+           << " beyond a near-tie; worst weight error " << worstWeightError << "; embeddings "
+           << (embeddingsExact ? "exact" : "DIFFER") << "; " << chunks << " chunks\n";
         return os.str();
     }
 };
@@ -124,8 +125,8 @@ public:
             int64_t moe = 0;
             for (int l = 0; l < static_cast<int>(nLayers); ++l) {
                 if (m_bf16.cached(l) != ch.pos0) {
-                    fail("the reference cache holds " + std::to_string(m_bf16.cached(l)) + " positions, the chunk starts at " +
-                         std::to_string(ch.pos0));
+                    fail("the reference cache holds " + std::to_string(m_bf16.cached(l)) +
+                         " positions, the chunk starts at " + std::to_string(ch.pos0));
                     return;
                 }
                 for (int s = 0; s < 2; ++s) {
@@ -133,7 +134,8 @@ public:
                     const std::vector<float>& in = ch.stages[stage];
                     const std::vector<float>& outStage = ch.stages[stage + 1];
                     for (size_t i = 0; i < got.size(); ++i) got[i] = outStage[i] - in[i];
-                    const bool isMoe = s == 1 && nMoe > 0 && moe < nMoe && result.routing.moeLayers[static_cast<size_t>(moe)] == l;
+                    const bool isMoe =
+                        s == 1 && nMoe > 0 && moe < nMoe && result.routing.moeLayers[static_cast<size_t>(moe)] == l;
                     for (int which = 0; which < 2; ++which) {
                         ReferenceForward& ref = which == 0 ? m_bf16 : m_fp32;
                         if (s == 0) {
@@ -173,8 +175,8 @@ public:
                 }
             }
         }
-        if (covered != result.nTokens) fail("the taps cover " + std::to_string(covered) + " of " +
-                                            std::to_string(result.nTokens) + " tokens");
+        if (covered != result.nTokens)
+            fail("the taps cover " + std::to_string(covered) + " of " + std::to_string(result.nTokens) + " tokens");
     }
 
 private:
@@ -182,7 +184,8 @@ private:
         if (m_report.firstFailure.empty()) m_report.firstFailure = why;
         m_report.plumbingOk = false;
     }
-    void tallyRoutes(const std::vector<RefRoute>& routes, const ForwardResult& result, int64_t t0, int64_t moe, int layer) {
+    void tallyRoutes(const std::vector<RefRoute>& routes, const ForwardResult& result, int64_t t0, int64_t moe,
+                     int layer) {
         const int64_t K = result.routing.topK;
         for (size_t t = 0; t < routes.size(); ++t) {
             const RefRoute& r = routes[t];
@@ -192,7 +195,8 @@ private:
                 if (!r.followed) {
                     ++m_report.routeFailures;
                     if (m_report.firstFailure.empty())
-                        m_report.firstFailure = "layer " + std::to_string(layer) + " token " + std::to_string(t0 + static_cast<int64_t>(t)) +
+                        m_report.firstFailure = "layer " + std::to_string(layer) + " token " +
+                                                std::to_string(t0 + static_cast<int64_t>(t)) +
                                                 ": experts differ from the bf16 reference beyond a near-tie (gap " +
                                                 std::to_string(r.tieGap) + ")";
                     continue;

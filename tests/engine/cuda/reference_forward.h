@@ -37,19 +37,19 @@ inline float roundToBf16(float v) { return bf16ToFloat(floatToBf16(v)); }
 
 // The router's decision for one token, as the reference took it.
 struct RefRoute {
-    std::vector<int32_t> ids;       // chosen experts (the reference's, or the followed ones)
-    std::vector<float> weights;     // as applied (norm_topk_prob, routed_scaling_factor)
-    bool differed = false;          // the followed choice was not the reference's own
-    bool followed = false;          // ... and it was taken anyway
-    double tieGap = 0.0;            // probability the followed experts lacked to be chosen (0 if same)
+    std::vector<int32_t> ids;    // chosen experts (the reference's, or the followed ones)
+    std::vector<float> weights;  // as applied (norm_topk_prob, routed_scaling_factor)
+    bool differed = false;       // the followed choice was not the reference's own
+    bool followed = false;       // ... and it was taken anyway
+    double tieGap = 0.0;         // probability the followed experts lacked to be chosen (0 if same)
 };
 
 // Routing to follow: for each token of the call, the other side's K expert ids. A different
 // choice is taken when its tie gap is at most `nearTie` (or always, when `always` is set).
 struct RouteFollow {
     const std::vector<int32_t>* ids = nullptr;  // [tokens, K] for this MoE layer, row-major
-    int64_t stride = 0;                          // elements between tokens (n_moe · K in ForwardRouting)
-    int64_t offset = 0;                          // element of token 0, expert 0
+    int64_t stride = 0;                         // elements between tokens (n_moe · K in ForwardRouting)
+    int64_t offset = 0;                         // element of token 0, expert 0
     double nearTie = 0.0;
     bool always = false;
 };
@@ -57,7 +57,10 @@ struct RouteFollow {
 class ReferenceForward {
 public:
     ReferenceForward(const ModelConfig& c, const ModelWeights& w, RefNumerics numerics, int threads = 0)
-        : m_c(c), m_w(w), m_bf16(numerics == RefNumerics::Bf16), m_pool(std::make_unique<cpu::ThreadPool>(threads)),
+        : m_c(c),
+          m_w(w),
+          m_bf16(numerics == RefNumerics::Bf16),
+          m_pool(std::make_unique<cpu::ThreadPool>(threads)),
           m_cache(static_cast<size_t>(c.numHiddenLayers)) {
         m_invFreq = cpu::ropeInvFreq(c);
         m_amplitude = static_cast<float>(c.ropeAmplitude());
@@ -79,7 +82,8 @@ public:
         return static_cast<int64_t>(m_cache[static_cast<size_t>(layer)].size()) / m_c.latentCacheDim();
     }
     void truncate(int64_t length) {
-        for (auto& c : m_cache) c.resize(static_cast<size_t>(std::min<int64_t>(length * m_c.latentCacheDim(), c.size())));
+        for (auto& c : m_cache)
+            c.resize(static_cast<size_t>(std::min<int64_t>(length * m_c.latentCacheDim(), c.size())));
     }
 
     // The attention sublayer of `layer` on residual [T, hidden] at positions cached(layer) ..
@@ -131,7 +135,8 @@ public:
             m_pool->parallelFor(L, 16, [&](int64_t b, int64_t e) {
                 for (int64_t l = b; l < e; ++l)
                     for (int64_t r = 0; r < H * (dn + dv); ++r)
-                        kv[static_cast<size_t>(l * H * (dn + dv) + r)] = rnd(cpu::dot(lat + l * entry, kvB + r * kl, kl));
+                        kv[static_cast<size_t>(l * H * (dn + dv) + r)] =
+                            rnd(cpu::dot(lat + l * entry, kvB + r * kl, kl));
             });
             m_pool->parallelFor(T * H, 1, [&](int64_t b, int64_t e) {
                 std::vector<float> p(static_cast<size_t>(L));
@@ -149,15 +154,18 @@ public:
                     std::vector<double> acc(static_cast<size_t>(dv), 0.0);
                     for (int64_t l = 0; l < n; ++l) {
                         const float* v = kv.data() + (l * H + hd) * (dn + dv) + dn;
-                        for (int64_t j = 0; j < dv; ++j) acc[static_cast<size_t>(j)] += static_cast<double>(p[static_cast<size_t>(l)]) * v[j];
+                        for (int64_t j = 0; j < dv; ++j)
+                            acc[static_cast<size_t>(j)] += static_cast<double>(p[static_cast<size_t>(l)]) * v[j];
                     }
                     for (int64_t j = 0; j < dv; ++j)
-                        o[static_cast<size_t>((t * H + hd) * dv + j)] = rnd(static_cast<float>(acc[static_cast<size_t>(j)]));
+                        o[static_cast<size_t>((t * H + hd) * dv + j)] =
+                            rnd(static_cast<float>(acc[static_cast<size_t>(j)]));
                 }
             });
         } else {
             m_pool->parallelFor(T * H, 1, [&](int64_t b, int64_t e) {
-                std::vector<float> p(static_cast<size_t>(L)), qLat(static_cast<size_t>(kl)), oLat(static_cast<size_t>(kl));
+                std::vector<float> p(static_cast<size_t>(L)), qLat(static_cast<size_t>(kl)),
+                    oLat(static_cast<size_t>(kl));
                 for (int64_t i = b; i < e; ++i) {
                     const int64_t t = i / H, hd = i % H, n = pos0 + t + 1;
                     const float* qt = q.data() + (t * H + hd) * dqk;
@@ -169,14 +177,17 @@ public:
                     }
                     for (int64_t l = 0; l < n; ++l)
                         p[static_cast<size_t>(l)] =
-                            (cpu::dot(qLat.data(), lat + l * entry, kl) + cpu::dot(qt + dn, lat + l * entry + kl, dr)) * scale;
+                            (cpu::dot(qLat.data(), lat + l * entry, kl) + cpu::dot(qt + dn, lat + l * entry + kl, dr)) *
+                            scale;
                     cpu::softmaxInPlace(p.data(), n);
                     std::vector<double> acc(static_cast<size_t>(kl), 0.0);
                     for (int64_t l = 0; l < n; ++l) {
                         const float* row = lat + l * entry;
-                        for (int64_t cc = 0; cc < kl; ++cc) acc[static_cast<size_t>(cc)] += static_cast<double>(p[static_cast<size_t>(l)]) * row[cc];
+                        for (int64_t cc = 0; cc < kl; ++cc)
+                            acc[static_cast<size_t>(cc)] += static_cast<double>(p[static_cast<size_t>(l)]) * row[cc];
                     }
-                    for (int64_t cc = 0; cc < kl; ++cc) oLat[static_cast<size_t>(cc)] = rnd(static_cast<float>(acc[static_cast<size_t>(cc)]));
+                    for (int64_t cc = 0; cc < kl; ++cc)
+                        oLat[static_cast<size_t>(cc)] = rnd(static_cast<float>(acc[static_cast<size_t>(cc)]));
                     const float* wv = wk + dn * kl;  // W_UV [dv, kl]
                     for (int64_t j = 0; j < dv; ++j)
                         o[static_cast<size_t>((t * H + hd) * dv + j)] = rnd(cpu::dot(oLat.data(), wv + j * kl, kl));
@@ -228,7 +239,8 @@ public:
             mlp(m.experts[static_cast<size_t>(e)], xs.data(), n, ys.data());
             for (int64_t i = 0; i < n; ++i)
                 for (int64_t j = 0; j < hidden; ++j)
-                    delta[toks[i] * hidden + j] += ys[static_cast<size_t>(i * hidden + j)] * weightsOf[static_cast<size_t>(e)][i];
+                    delta[toks[i] * hidden + j] +=
+                        ys[static_cast<size_t>(i * hidden + j)] * weightsOf[static_cast<size_t>(e)][i];
         }
         if (c.nSharedExperts > 0) {
             std::vector<float> shared(static_cast<size_t>(T * hidden));

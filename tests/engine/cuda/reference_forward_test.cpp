@@ -64,7 +64,8 @@ std::vector<int32_t> hfRoutingIds(const ModelConfig& c, const ReferenceCase& rc)
     return ids;
 }
 
-std::vector<RouteFollow> followAll(const std::vector<int32_t>& ids, int64_t nMoe, int64_t K, bool always, double nearTie) {
+std::vector<RouteFollow> followAll(const std::vector<int32_t>& ids, int64_t nMoe, int64_t K, bool always,
+                                   double nearTie) {
     std::vector<RouteFollow> f(static_cast<size_t>(nMoe));
     for (int64_t m = 0; m < nMoe; ++m) {
         f[static_cast<size_t>(m)].ids = &ids;
@@ -174,7 +175,8 @@ ForwardResult recordCall(ReferenceForward& producer, const std::vector<int32_t>&
         ch.nTokens = bounds[i + 1] - bounds[i];
         ch.expanded = true;  // as the producer ran it
         for (const auto& stage : chained.stages)
-            ch.stages.emplace_back(stage.begin() + bounds[i] * c.hiddenSize, stage.begin() + bounds[i + 1] * c.hiddenSize);
+            ch.stages.emplace_back(stage.begin() + bounds[i] * c.hiddenSize,
+                                   stage.begin() + bounds[i + 1] * c.hiddenSize);
         chunks.push_back(std::move(ch));
     }
     return result;
@@ -244,4 +246,3 @@ TEST_CASE("sublayer checker: a chunk handed out of order or a missing stage is r
         CHECK_FALSE(checker.report().plumbingOk);
     }
 }
-

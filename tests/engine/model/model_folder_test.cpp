@@ -70,11 +70,13 @@ void shardTinyLite(const fs::path& dir, int shardCount) {
                         std::vector<std::byte>(single.data.begin() + static_cast<std::ptrdiff_t>(b),
                                                single.data.begin() + static_cast<std::ptrdiff_t>(e))};
         shards[s].push_back(std::move(spec));
-        weightMap[name] = "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shardCount) + ".safetensors";
+        weightMap[name] =
+            "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shardCount) + ".safetensors";
     }
     for (size_t s = 0; s < shards.size(); ++s)
-        writeBytes(dir / ("model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shardCount) + ".safetensors"),
-                   safetensorsBytes(shards[s]));
+        writeBytes(
+            dir / ("model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shardCount) + ".safetensors"),
+            safetensorsBytes(shards[s]));
     fs::remove(dir / "model.safetensors");
     writeText(dir / "model.safetensors.index.json",
               json{{"metadata", {{"total_size", single.data.size()}}}, {"weight_map", weightMap}}.dump(2));
@@ -111,7 +113,8 @@ TEST_CASE("tiny-lite opens: config, every weight bound, generation defaults") {
         CHECK(L.attn.kvAProjWithMqa.shape == std::vector<int64_t>{40, 64});
         CHECK(L.attn.kvBProj.shape == std::vector<int64_t>{128, 32});  // 4 × (16 + 16)
         CHECK(L.attn.oProj.shape == std::vector<int64_t>{64, 64});
-        CHECK(L.moe->experts[3].gateProj.name == "model.layers." + std::to_string(l) + ".mlp.experts.3.gate_proj.weight");
+        CHECK(L.moe->experts[3].gateProj.name ==
+              "model.layers." + std::to_string(l) + ".mlp.experts.3.gate_proj.weight");
     }
 
     // The views point at the file's bytes: compare with a plain read of the file.
@@ -149,7 +152,8 @@ TEST_CASE("a sharded folder opens to the same weights as the single file") {
     const auto& a = (*single)->weights();
     const auto& b = (*sharded)->weights();
     const auto same = [](const TensorView& x, const TensorView& y) {
-        return x.shape == y.shape && x.dtype == y.dtype && x.nbytes == y.nbytes && std::memcmp(x.data, y.data, x.nbytes) == 0;
+        return x.shape == y.shape && x.dtype == y.dtype && x.nbytes == y.nbytes &&
+               std::memcmp(x.data, y.data, x.nbytes) == 0;
     };
     CHECK(same(a.embedTokens, b.embedTokens));
     CHECK(same(a.lmHead, b.lmHead));
@@ -188,7 +192,7 @@ TEST_CASE("prefetch reads every shard with progress and can be cancelled") {
     int calls = 0;
     st = ckpt.prefetch([&](uint64_t, uint64_t) { return ++calls < 3; }, chunk);
     CHECK(st.code() == StatusCode::Cancelled);
-    CHECK(calls == 3);  // stopped at the first "no"
+    CHECK(calls == 3);                       // stopped at the first "no"
     CHECK(ckpt.prefetch({}, chunk).isOk());  // no callback: just reads
 }
 
@@ -230,8 +234,9 @@ TEST_CASE("sharded folder problems: missing shard, index that lies, bad index JS
     }
     SUBCASE("a truncated shard is named") {
         const auto bytes = readBytes(copy.dir / "model-00002-of-00002.safetensors");
-        writeBytes(copy.dir / "model-00002-of-00002.safetensors",
-                   std::vector<std::byte>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2)));
+        writeBytes(
+            copy.dir / "model-00002-of-00002.safetensors",
+            std::vector<std::byte>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2)));
         const Status s = openStatus(copy.dir);
         REQUIRE_FALSE(s.isOk());
         CHECK(mentions(s, "model-00002-of-00002.safetensors"));
@@ -304,7 +309,8 @@ TEST_CASE("malformed folders give one clear error, never a crash") {
         const Status s = openStatus(copy.dir);
         REQUIRE_FALSE(s.isOk());
         CHECK(s.code() == StatusCode::InvalidData);
-        CHECK(mentions(s, "model.layers.2.self_attn.q_proj.weight: [64, 96] in the file, config.json implies [96, 64]"));
+        CHECK(
+            mentions(s, "model.layers.2.self_attn.q_proj.weight: [64, 96] in the file, config.json implies [96, 64]"));
         CHECK(mentions(s, "num_attention_heads 4"));
     }
     SUBCASE("config heads disagree with the tensors") {
@@ -318,7 +324,8 @@ TEST_CASE("malformed folders give one clear error, never a crash") {
     }
     SUBCASE("unexpected tensors are listed") {
         auto c = EditableCheckpoint::load(copy.weights());
-        c.header["model.layers.1.mlp.experts.8.up_proj.weight"] = c.header["model.layers.1.mlp.experts.7.up_proj.weight"];
+        c.header["model.layers.1.mlp.experts.8.up_proj.weight"] =
+            c.header["model.layers.1.mlp.experts.7.up_proj.weight"];
         c.header.erase("model.layers.1.mlp.experts.7.up_proj.weight");
         c.save(copy.weights());
         const Status s = openStatus(copy.dir);
@@ -442,7 +449,8 @@ TEST_CASE("the folder's tokenizer is loaded, and a missing or broken one is name
         c.header["model.embed_tokens.weight"]["data_offsets"][1] =
             uint64_t{c.header["model.embed_tokens.weight"]["data_offsets"][0]} + 256 * 64 * 2;
         c.header["lm_head.weight"]["shape"] = {256, 64};
-        c.header["lm_head.weight"]["data_offsets"][1] = uint64_t{c.header["lm_head.weight"]["data_offsets"][0]} + 256 * 64 * 2;
+        c.header["lm_head.weight"]["data_offsets"][1] =
+            uint64_t{c.header["lm_head.weight"]["data_offsets"][0]} + 256 * 64 * 2;
         c.save(copy.weights());
         const Status s = openStatus(copy.dir);
         REQUIRE_FALSE(s.isOk());
