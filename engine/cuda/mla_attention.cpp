@@ -229,6 +229,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.out_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
     p.out_head_stride = g.kv_lora;
     p.softmax_scale = g.softmax_scale;
+    p.kernel = call.decode_kernel;
     DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream));
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]

@@ -15,6 +15,7 @@
 
 #include "cuda/device_buffer.h"
 #include "cuda/latent_cache_ops.h"
+#include "cuda/mla_decode.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -76,7 +77,8 @@ struct MlaCall {
     // Absorbed form only: q_pos0 read on the device (one launch replayed at every position by a
     // CUDA graph) over `device_splits` context splits of a length the kernel derives.
     const int32_t* q_pos0_device = nullptr;
-    int device_splits = 0;
+    int device_splits = 0;  // the most splits; the kernel uses as many as the context needs
+    MlaDecodeKernel decode_kernel = MlaDecodeKernel::Auto;  // absorbed form: which decode kernel
 };
 
 // The expanded (MHA) form for prefill: k_nope and v expanded from the cache by one kv_b GEMM, then

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
+#include "cuda/mla_decode_common.cuh"
 
 namespace dsv2::cuda {
+namespace mla_decode_detail {
 namespace {
 
 constexpr int kHeadsPerBlock = 8;  // one warp per query head
@@ -20,13 +24,6 @@ __host__ __device__ inline int entryRowStride(int entry) { return (entry / 2) % 
 
 __device__ __forceinline__ float2 ld2(const bf16* p) {
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-}
-
-// Positions fit 32 bits (max_position_embeddings); 32-bit division is several times cheaper.
-__device__ __forceinline__ const bf16* cacheEntry(const PagedCacheRef& c, int64_t pos) {
-    const auto ipos = static_cast<int32_t>(pos);
-    const int32_t block = c.block_table[ipos / c.block_size];
-    return c.layer_base + (static_cast<int64_t>(block) * c.block_size + ipos % c.block_size) * c.entry_dim;
 }
 
 // grid: (n_splits, n_q, ceil(H / 8)); block: 256 threads.
@@ -44,6 +41,12 @@ __global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(Mla
     const int lane = tid % kWarpSize;
     const int h = blockIdx.z * kHeadsPerBlock + warp;
     const bool headActive = h < p.n_heads;
+    // A split this query does not reach (with q_pos0_device most of them at short contexts): no
+    // work and no output; the combine reads only [0, used).
+    const SplitRange range = splitRange(p, qi, split);
+    if (split >= range.used) return;
+    const int64_t begin = range.begin;
+    const int64_t end = range.end;  // > begin
 
     // The 8 heads' [q_lat | q_pe] into shared memory: all of a thread's loads are issued before
     // its stores, so they overlap instead of each waiting for the previous one.
@@ -65,13 +68,6 @@ __global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(Mla
         const int idx = tid + b * kHeadsPerBlock * kWarpSize;
         if (idx < kHeadsPerBlock * entry) sQ[idx] = qv[b];
     }
-
-    const int64_t qPos0 = p.q_pos0_device ? static_cast<int64_t>(*p.q_pos0_device) : p.q_pos0;
-    int64_t splitLen = p.split_len;
-    if (splitLen == 0) splitLen = ceilDiv(ceilDiv(qPos0 + p.n_q, p.n_splits), kTile) * kTile;
-    const int64_t ctx = qPos0 + qi + 1;  // causal length of this query
-    const int64_t begin = static_cast<int64_t>(split) * splitLen;
-    const int64_t end = min(begin + splitLen, ctx);
 
     float m = -INFINITY, l = 0.0f;
     float acc[2 * kPairsPerLane];
@@ -108,7 +104,7 @@ __global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(Mla
             dst[3] = pending[i].w;
         }
     };
-    if (begin < end) loadTile(begin);
+    loadTile(begin);
 
     for (int64_t t0 = begin; t0 < end; t0 += kTile) {
         __syncthreads();  // sQ written (first pass) / previous tile consumed
@@ -161,6 +157,19 @@ __global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(Mla
     }
 
     if (!headActive) return;
+    if (range.used == 1) {           // the whole context in this split: the normalised output, no combine
+        const float inv = 1.0f / l;  // l >= 1: the maximum's own term is exp(0)
+        bf16* out = p.out + qi * p.out_token_stride + h * p.out_head_stride;
+#pragma unroll
+        for (int i = 0; i < kPairsPerLane; ++i) {
+            const int d = 2 * (lane + kWarpSize * i);
+            if (d < p.d_latent) {
+                out[d] = toBf16(acc[2 * i] * inv);
+                out[d + 1] = toBf16(acc[2 * i + 1] * inv);
+            }
+        }
+        return;
+    }
     const int64_t slot = (static_cast<int64_t>(qi) * p.n_heads + h) * p.n_splits + split;
     float* po = p.partial_o + slot * p.d_latent;
 #pragma unroll
@@ -177,51 +186,98 @@ __global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(Mla
     }
 }
 
-__host__ __device__ inline int paddedSplits(int n) { return (n + 7) / 8 * 8; }
+constexpr int kCombineWarps = 8;
+constexpr int kCombineCols = 2 * kWarpSize;  // latent columns per block: a float2 per lane
 
-// grid: (n_q · H, column chunks of 128) blocks of 128 threads: merges the splits of one (query,
-// head) for 128 latent columns. The splits' weights exp(m_s - max) / Σ are formed once in shared
-// memory; then each column is a sum of independent loads (empty splits weigh 0).
-__global__ void mlaDecodeCombineKernel(MlaDecodeParams p) {
-    extern __shared__ float sWeight[];  // [paddedSplits(n_splits)]
+// grid: (n_q · H, ceil(d_latent / 64)) blocks of 256 threads: merges the used splits of one
+// (query, head) for 64 latent columns. The splits' weights exp(m_s − max) are formed once in
+// shared memory; then warp w sums splits w, w + 8, ... (independent loads that overlap) and the
+// eight warp sums are added in a fixed order. A query that used one split was written by the
+// decode kernel and is skipped; splits past `used` were never written and are never read.
+__global__ void __launch_bounds__(kCombineWarps* kWarpSize) mlaDecodeCombineKernel(MlaDecodeParams p) {
+    extern __shared__ float sWeight[];  // [n_splits]
     __shared__ float scratch[32];
+    __shared__ float2 sPart[kCombineWarps][kWarpSize];
     const int qi = blockIdx.x / p.n_heads;
     const int h = blockIdx.x % p.n_heads;
+    const int used = splitRange(p, qi, 0).used;
+    if (used <= 1) return;
+    const int tid = threadIdx.x;
+    const int warp = tid / kWarpSize;
+    const int lane = tid % kWarpSize;
     const int64_t base = (static_cast<int64_t>(qi) * p.n_heads + h) * p.n_splits;
+
     float localMax = -INFINITY;
-    for (int s = threadIdx.x; s < p.n_splits; s += blockDim.x) localMax = fmaxf(localMax, p.partial_ml[(base + s) * 2]);
-    // Block max via the sum helper's pattern: warp max, then across warps.
+    for (int s = tid; s < used; s += blockDim.x) localMax = fmaxf(localMax, p.partial_ml[(base + s) * 2]);
     localMax = warpMax(localMax);
-    __syncthreads();
-    if (threadIdx.x % kWarpSize == 0) scratch[threadIdx.x / kWarpSize] = localMax;
+    if (lane == 0) scratch[warp] = localMax;
     __syncthreads();
     float mMax = -INFINITY;
-    for (int w = 0; w < static_cast<int>((blockDim.x + kWarpSize - 1) / kWarpSize); ++w) mMax = fmaxf(mMax, scratch[w]);
-    // The weight array is padded to a multiple of 8 (zeros): the unrolled sum below may read it in
-    // 16-byte vectors.
-    for (int s = p.n_splits + threadIdx.x; s < paddedSplits(p.n_splits); s += blockDim.x) sWeight[s] = 0.0f;
+    for (int w = 0; w < kCombineWarps; ++w) mMax = fmaxf(mMax, scratch[w]);
     float localSum = 0.0f;
-    for (int s = threadIdx.x; s < p.n_splits; s += blockDim.x) {
+    for (int s = tid; s < used; s += blockDim.x) {
         const float ms = p.partial_ml[(base + s) * 2];
         const float w = ms == -INFINITY ? 0.0f : expf(ms - mMax);
         sWeight[s] = w;
         localSum += p.partial_ml[(base + s) * 2 + 1] * w;
     }
-    const float total = blockSum(localSum, scratch);  // synchronises, so sWeight is complete
+    const float total = blockSum(localSum, scratch);  // synchronises first and after: sWeight complete
     const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-    bf16* out = p.out + qi * p.out_token_stride + h * p.out_head_stride;
-    for (int c = blockIdx.y * blockDim.x + threadIdx.x; c < p.d_latent; c += gridDim.y * blockDim.x) {
-        float v = 0.0f;
-        // No branch on empty splits (weight 0, partial 0): the loads stay independent and overlap.
-#pragma unroll 8
-        for (int s = 0; s < p.n_splits; ++s) v = fmaf(p.partial_o[(base + s) * p.d_latent + c], sWeight[s], v);
-        out[c] = toBf16(v * inv);
+
+    const int c = blockIdx.y * kCombineCols + 2 * lane;  // d_latent is even: c < d_latent covers c + 1
+    float2 v = make_float2(0.0f, 0.0f);
+    if (c < p.d_latent) {
+#pragma unroll 4
+        for (int s = warp; s < used; s += kCombineWarps) {
+            const float2 po = *reinterpret_cast<const float2*>(p.partial_o + (base + s) * p.d_latent + c);
+            const float w = sWeight[s];
+            v.x = fmaf(po.x, w, v.x);
+            v.y = fmaf(po.y, w, v.y);
+        }
+    }
+    sPart[warp][lane] = v;
+    __syncthreads();
+    if (warp == 0 && c < p.d_latent) {
+        float2 sum = sPart[0][lane];
+        for (int w = 1; w < kCombineWarps; ++w) {
+            sum.x += sPart[w][lane].x;
+            sum.y += sPart[w][lane].y;
+        }
+        bf16* out = p.out + qi * p.out_token_stride + h * p.out_head_stride;
+        out[c] = toBf16(sum.x * inv);
+        out[c + 1] = toBf16(sum.y * inv);
     }
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+// DSV2_MLA_DECODE=simt forces the CUDA-core kernel where Auto would take the tensor cores.
+bool envForcesSimt() {
+    static const bool forced = [] {
+        const char* env = std::getenv("DSV2_MLA_DECODE");
+        return env && std::strcmp(env, "simt") == 0;
+    }();
+    return forced;
+}
 
 }  // namespace
+
+Status launchMlaDecodeSimt(const MlaDecodeParams& p, cudaStream_t stream) {
+    const int entry = p.d_latent + p.d_rope;
+    const size_t smem = sizeof(float) * kHeadsPerBlock * entry + sizeof(bf16) * kTile * entryRowStride(entry);
+    if (smem > 48 * 1024)
+        DSV2_CUDA_CHECK(
+            cudaFuncSetAttribute(mlaDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    const dim3 grid(static_cast<unsigned>(p.n_splits), static_cast<unsigned>(p.n_q),
+                    static_cast<unsigned>(ceilDiv(p.n_heads, kHeadsPerBlock)));
+    mlaDecodeKernel<<<grid, kHeadsPerBlock * kWarpSize, smem, stream>>>(p);
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+}  // namespace mla_decode_detail
+
+using namespace mla_decode_detail;
 
 MlaDecodePlan planMlaDecode(int64_t ctx_len, int n_q, int n_heads, int n_sms, int max_splits) {
     MlaDecodePlan plan;
@@ -236,12 +292,17 @@ MlaDecodePlan planMlaDecode(int64_t ctx_len, int n_q, int n_heads, int n_sms, in
     return plan;
 }
 
+int mlaDecodeSplitsForDevice(int n_heads, int n_sms) {
+    const int headTiles = static_cast<int>(ceilDiv(std::max(n_heads, 1), 16));
+    return std::max(1, std::max(n_sms, 1) / headTiles);
+}
+
 Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
     if (p.n_q == 0) return Status::ok();
     const int entry = p.d_latent + p.d_rope;
     const bool dynamic = p.q_pos0_device != nullptr;  // split length derived on the device
     if (p.n_q < 0 || p.n_heads <= 0 || p.d_latent <= 0 || p.d_rope < 0 || p.q_pos0 < 0 || p.n_splits < 1 ||
-        (dynamic ? p.split_len != 0 : (p.split_len <= 0 || p.split_len % kTile != 0)))
+        p.n_splits > 8192 || (dynamic ? p.split_len != 0 : (p.split_len <= 0 || p.split_len % kTile != 0)))
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: bad sizes or plan");
     if (!dynamic && static_cast<int64_t>(p.n_splits) * p.split_len < p.q_pos0 + p.n_q)
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: the splits do not cover the context");
@@ -251,21 +312,30 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
                       "launchMlaDecode: need even dims, kv_lora_rank + rope a multiple of 8, "
                       "kv_lora_rank <= 512 and cache entry == kv_lora_rank + rope");
     if (!p.q_lat || !p.q_pe || !p.cache.layer_base || !p.cache.block_table || p.cache.block_size <= 0 || !p.partial_o ||
-        !p.partial_ml || !p.out || !aligned16(p.cache.layer_base))
+        !p.partial_ml || !p.out || !aligned(p.cache.layer_base, 16) || !aligned(p.partial_o, 8))
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: missing or misaligned pointer");
-    if (p.n_q > 65535 || ceilDiv(p.n_heads, kHeadsPerBlock) > 65535)
+    if (p.n_q > 65535 || ceilDiv(p.n_heads, kHeadsPerBlock) > 65535 ||
+        static_cast<int64_t>(p.n_q) * p.n_heads > 0x7fffffff)
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: too many query tokens for one launch");
-    const size_t smem = sizeof(float) * kHeadsPerBlock * entry + sizeof(bf16) * kTile * entryRowStride(entry);
-    if (smem > 48 * 1024)
-        DSV2_CUDA_CHECK(
-            cudaFuncSetAttribute(mlaDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    const dim3 grid(static_cast<unsigned>(p.n_splits), static_cast<unsigned>(p.n_q),
-                    static_cast<unsigned>(ceilDiv(p.n_heads, kHeadsPerBlock)));
-    mlaDecodeKernel<<<grid, kHeadsPerBlock * kWarpSize, smem, stream>>>(p);
-    DSV2_CUDA_CHECK_LAUNCH();
-    const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads), static_cast<unsigned>(ceilDiv(p.d_latent, 128)));
-    mlaDecodeCombineKernel<<<combineGrid, 128, sizeof(float) * static_cast<size_t>(paddedSplits(p.n_splits)), stream>>>(
-        p);
+
+    bool mma = false;
+    switch (p.kernel) {
+    case MlaDecodeKernel::Simt: mma = false; break;
+    case MlaDecodeKernel::TensorCore:
+        if (!mlaDecodeMmaSupports(p))
+            return Status(StatusCode::Unsupported,
+                          "launchMlaDecode: the tensor-core kernel needs kv_lora_rank 512, rope 64 and aligned "
+                          "q/out pointers with even strides");
+        mma = true;
+        break;
+    case MlaDecodeKernel::Auto: mma = mlaDecodeMmaSupports(p) && !envForcesSimt(); break;
+    }
+    DSV2_RETURN_IF_ERROR(mma ? launchMlaDecodeMma(p, stream) : launchMlaDecodeSimt(p, stream));
+
+    const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads),
+                           static_cast<unsigned>(ceilDiv(p.d_latent, kCombineCols)));
+    mlaDecodeCombineKernel<<<combineGrid, kCombineWarps * kWarpSize, sizeof(float) * static_cast<size_t>(p.n_splits),
+                             stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

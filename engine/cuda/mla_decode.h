@@ -4,9 +4,15 @@
 //   s_h(j)  = scale · ([q_lat_h | q_pe_h] · [c_kv_j | k_pe_j])  over cache positions j <= q_pos0 + i
 //   o_lat_h = Σ_j softmax(s_h)_j · c_kv_j      (this kernel; bf16 out)
 //   v_h     = o_lat_h · W_UV_hᵀ                (cuBLAS, after)
-// One latent "head" serves every query head, so a block takes 8 query heads and reads each cache
-// entry once for all of them. Long contexts are split into `n_splits` ranges (flash-decoding); a
-// second kernel merges the partial softmaxes.
+// One latent "head" serves every query head, so a block reads each cache entry once for a group of
+// query heads. Long contexts are split into ranges (flash-decoding); a second kernel merges the
+// partial softmaxes of the ranges that were used. Two kernels compute the same thing:
+//  - tensor cores (mla_decode_mma.cu): 16 query heads per block as the M dimension of
+//    mma.m16n8k16 (bf16 in, fp32 accumulate; q split into bf16 hi + lo so scores keep fp32
+//    precision; probabilities in bf16), 64-position cache tiles double-buffered by cp.async;
+//    kv_lora_rank 512 and rope 64 only (the whole V2 family);
+//  - CUDA cores (mla_decode.cu): 8 heads per block, scalar fp32 FMAs; any even dims. The reference
+//    and fallback (other dims, or DSV2_MLA_DECODE=simt in the environment, read once).
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -18,6 +24,16 @@
 
 namespace dsv2::cuda {
 
+enum class MlaDecodeKernel {
+    Auto,        // tensor cores where supported, unless DSV2_MLA_DECODE=simt
+    Simt,        // CUDA cores (the reference)
+    TensorCore,  // mma.sync; Unsupported for other dims
+};
+
+// With q_pos0 on the device, the number of splits that get work is derived from the context there:
+// at least this many positions per split (one tensor-core tile), at most n_splits splits.
+constexpr int kMlaDecodeMinSplitLen = 64;
+
 struct MlaDecodeParams {
     int n_q = 0;  // query tokens (1 in plain decode)
     int n_heads = 0;
@@ -25,8 +41,9 @@ struct MlaDecodeParams {
     int d_rope = 0;      // qk_rope_head_dim (even); cache.entry_dim == d_latent + d_rope
     int64_t q_pos0 = 0;  // position of query 0; query i attends positions [0, q_pos0 + i]
     // When set, q_pos0 is read from here on the device instead (a CUDA graph replays one launch
-    // at every position), and split_len must be 0: each split then covers
-    // ceil(context / n_splits) positions rounded up to 32, so empty splits are fine.
+    // at every position), and split_len must be 0: n_splits is then the most splits, and the
+    // kernels use mlaDecodeDeviceSplits(q_pos0 + n_q, n_splits) of them (the other blocks return
+    // at once; the combine reads only the used splits).
     const int32_t* q_pos0_device = nullptr;
 
     const float* q_lat = nullptr;  // [n_q, H, d_latent] fp32
@@ -35,14 +52,17 @@ struct MlaDecodeParams {
     int64_t q_pe_token_stride = 0, q_pe_head_stride = 0;
     PagedCacheRef cache;  // entries for positions [0, q_pos0 + n_q) already written
 
-    int n_splits = 1;             // from planMlaDecode()
+    int n_splits = 1;             // from planMlaDecode(), or the most splits with q_pos0_device
     int64_t split_len = 0;        // positions per split, a multiple of 32 (0 with q_pos0_device)
     float* partial_o = nullptr;   // workspace [n_q, H, n_splits, d_latent]
-    float* partial_ml = nullptr;  // workspace [n_q, H, n_splits, 2] (running max, sum)
+    float* partial_ml = nullptr;  // workspace [n_q, H, n_splits, 2] (max of scale·s, Σ exp(scale·s − max))
+    // A query whose context fits one split has its output written by the decode kernel directly;
+    // the partials of the splits a query does not reach are neither written nor read.
 
     __nv_bfloat16* out = nullptr;  // o_lat [n_q, H, d_latent]
     int64_t out_token_stride = 0, out_head_stride = 0;
     float softmax_scale = 0.0f;
+    MlaDecodeKernel kernel = MlaDecodeKernel::Auto;
 };
 
 struct MlaDecodePlan {
@@ -53,6 +73,30 @@ struct MlaDecodePlan {
 // Splits a context of `ctx_len` positions so that about two blocks per multiprocessor run, never
 // fewer than 256 positions per split, never more than `max_splits` splits.
 MlaDecodePlan planMlaDecode(int64_t ctx_len, int n_q, int n_heads, int n_sms, int max_splits);
+
+// The device-side split of a context of `ctx_total` positions (q_pos0 + n_q) into at most
+// `max_splits` ranges of at least kMlaDecodeMinSplitLen positions, each a multiple of 64: few
+// splits (little merge work) at short contexts, max_splits at long ones. Query i then uses the
+// first ceil((q_pos0 + i + 1) / split_len) splits. Host and device compute the same numbers.
+struct MlaDecodeSplits {
+    int64_t split_len = 64;
+    int active = 1;
+};
+__host__ __device__ inline MlaDecodeSplits mlaDecodeDeviceSplits(int64_t ctx_total, int max_splits) {
+    MlaDecodeSplits s;
+    const int64_t ctx = ctx_total < 1 ? 1 : ctx_total;
+    const int64_t maxS = max_splits < 1 ? 1 : max_splits;
+    const int64_t byLength = (ctx + kMlaDecodeMinSplitLen - 1) / kMlaDecodeMinSplitLen;
+    const int64_t splits = byLength < maxS ? byLength : maxS;
+    const int64_t len = (ctx + splits - 1) / splits;
+    s.split_len = (len + 63) / 64 * 64;
+    s.active = static_cast<int>((ctx + s.split_len - 1) / s.split_len);  // <= splits
+    return s;
+}
+
+// The device split count a one-token decode step should pass (n_splits with q_pos0_device) so
+// that a long context gives about one block per multiprocessor: n_sms / ceil(n_heads / 16).
+int mlaDecodeSplitsForDevice(int n_heads, int n_sms);
 
 Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream);
 

@@ -2,10 +2,15 @@
 // cache write/gather round trip; both composed forms (expanded for prefill, absorbed for decode,
 // over a scrambled block table) against cpu::mlaAttentionExpanded / Absorbed. Sizes around the
 // 32-key tiles and 64-token blocks (1, 63, 64, 65), chunks with an offset, and 8K+ contexts.
+// The two absorbed decode kernels (CUDA cores, tensor cores) on their own against a float64 loop:
+// 1-128 heads, contexts 1 to 16K, planned / 32-position / device-derived splits (mostly unused
+// splits included, with the workspace poisoned), and the tensor cores' fp32 precision of q_lat.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -254,22 +259,37 @@ void runAttentionCase(const AttnCase& c, std::mt19937_64& rng, cuda::CublasHandl
     // Outputs are weighted means of v ~ N(0, 0.05²·kvLora) ≈ ±1; intermediates are bf16.
     const Tolerance tol{1e-2, 2e-2, 0.9995};
 
-    REQUIRE_OK(cuda::mlaAttentionAbsorbed(blas.get(), g, call, *scratch, 132, nullptr, c.forcedSplit));
-    CHECK_TENSORS("gpu absorbed", downloadBf16(dOut), want, shape, tol);
+    // Auto takes the tensor cores where they apply (kv_lora 512, rope 64), the CUDA cores otherwise.
+    for (auto kernel : {cuda::MlaDecodeKernel::Auto, cuda::MlaDecodeKernel::Simt}) {
+        CAPTURE(static_cast<int>(kernel));
+        call.decode_kernel = kernel;
+        REQUIRE_OK(dOut.zero());
+        REQUIRE_OK(cuda::mlaAttentionAbsorbed(blas.get(), g, call, *scratch, 132, nullptr, c.forcedSplit));
+        CHECK_TENSORS("gpu absorbed", downloadBf16(dOut), want, shape, tol);
+    }
+    if (c.kvLora != 512) {
+        call.decode_kernel = cuda::MlaDecodeKernel::TensorCore;
+        CHECK(cuda::mlaAttentionAbsorbed(blas.get(), g, call, *scratch, 132, nullptr, c.forcedSplit).code() ==
+              StatusCode::Unsupported);
+    }
+    call.decode_kernel = cuda::MlaDecodeKernel::Auto;
 
     if (c.nq == 1) {  // the graph-replayable form: position on the device, fixed split count
         const std::vector<int32_t> pos{static_cast<int32_t>(c.ctx - 1)};
         auto dPos = upload(pos);
-        for (int splits : {1, 7, 64, 128}) {
-            CAPTURE(splits);
-            cuda::MlaCall dev = call;
-            dev.q_pos0 = 0;  // ignored: the device position wins
-            dev.q_pos0_device = dPos.data();
-            dev.device_splits = splits;
-            REQUIRE_OK(dOut.zero());
-            REQUIRE_OK(cuda::mlaAttentionAbsorbed(blas.get(), g, dev, *scratch, 132, nullptr));
-            CHECK_TENSORS("gpu absorbed, device position", downloadBf16(dOut), want, shape, tol);
-        }
+        for (auto kernel : {cuda::MlaDecodeKernel::Auto, cuda::MlaDecodeKernel::Simt})
+            for (int splits : {1, 7, 64, 128}) {
+                CAPTURE(splits);
+                CAPTURE(static_cast<int>(kernel));
+                cuda::MlaCall dev = call;
+                dev.q_pos0 = 0;  // ignored: the device position wins
+                dev.q_pos0_device = dPos.data();
+                dev.device_splits = splits;
+                dev.decode_kernel = kernel;
+                REQUIRE_OK(dOut.zero());
+                REQUIRE_OK(cuda::mlaAttentionAbsorbed(blas.get(), g, dev, *scratch, 132, nullptr));
+                CHECK_TENSORS("gpu absorbed, device position", downloadBf16(dOut), want, shape, tol);
+            }
         cuda::MlaCall tooMany = call;
         tooMany.q_pos0_device = dPos.data();
         tooMany.device_splits = 129;  // more than the scratch holds
@@ -312,4 +332,292 @@ TEST_CASE("decode split plan covers the context and respects the limits") {
             CHECK((plan.n_splits - 1) * plan.split_len < ctx);  // no empty trailing split
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decode kernels on their own: o_lat [n_q, H, 512] from fp32 q_lat, bf16 q_pe and a paged
+// cache, against a float64 loop.
+
+namespace {
+
+constexpr int kDl = 512, kDr = 64, kEntry = kDl + kDr;
+constexpr int kKernelTestMaxSplits = 132;  // an H200's multiprocessors
+
+// o_lat of query i (position qPos0 + i) and head h: softmax over positions [0, qPos0 + i] of
+// scale · ([q_lat | q_pe] · entry_j), times the latent parts of the entries; in double.
+std::vector<float> referenceDecode(int H, const std::vector<float>& qLat, const std::vector<float>& qPe,
+                                   const std::vector<float>& latent, int nq, int64_t qPos0, float scale) {
+    std::vector<float> out(static_cast<size_t>(nq) * H * kDl);
+    std::vector<double> s, acc(kDl);
+    for (int i = 0; i < nq; ++i)
+        for (int h = 0; h < H; ++h) {
+            const int64_t keys = qPos0 + i + 1;
+            const float* ql = qLat.data() + (static_cast<int64_t>(i) * H + h) * kDl;
+            const float* qp = qPe.data() + (static_cast<int64_t>(i) * H + h) * kDr;
+            s.assign(static_cast<size_t>(keys), 0.0);
+            double mx = -1e300;
+            for (int64_t j = 0; j < keys; ++j) {
+                const float* e = latent.data() + j * kEntry;
+                double d = 0.0;
+                for (int c = 0; c < kDl; ++c) d += static_cast<double>(ql[c]) * e[c];
+                for (int c = 0; c < kDr; ++c) d += static_cast<double>(qp[c]) * e[kDl + c];
+                s[j] = d * scale;
+                mx = std::max(mx, s[j]);
+            }
+            double sum = 0.0;
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int64_t j = 0; j < keys; ++j) {
+                const double w = std::exp(s[j] - mx);
+                sum += w;
+                const float* e = latent.data() + j * kEntry;
+                for (int c = 0; c < kDl; ++c) acc[c] += w * e[c];
+            }
+            float* o = out.data() + (static_cast<int64_t>(i) * H + h) * kDl;
+            for (int c = 0; c < kDl; ++c) o[c] = static_cast<float>(acc[c] / sum);
+        }
+    return out;
+}
+
+// One sequence's entries in a paged cache of 64-token blocks, its blocks interleaved with another
+// sequence's so that the block table is not the identity.
+struct PagedLatent {
+    cuda::PagedLatentCache cache;
+    cuda::LatentSequence seq, other;
+    cuda::PagedCacheRef ref;
+};
+
+PagedLatent makePagedLatent(const std::vector<float>& latent, int64_t ctx) {
+    cuda::LatentCacheLayout layout;
+    layout.nLayers = 2;
+    layout.entryDim = kEntry;
+    layout.blockSize = 64;
+    layout.nBlocks = static_cast<int32_t>((ctx + 63) / 64 + 8);
+    auto cache = cuda::PagedLatentCache::create(layout);
+    REQUIRE_MESSAGE(cache.isOk(), cache.status().toString());
+    PagedLatent pl;
+    pl.cache = std::move(cache).value();
+    auto seq = pl.cache.newSequence(ctx);
+    auto other = pl.cache.newSequence(512);
+    REQUIRE(seq.isOk());
+    REQUIRE(other.isOk());
+    pl.seq = std::move(seq).value();
+    pl.other = std::move(other).value();
+    REQUIRE_OK(pl.cache.reserve(pl.seq, std::min<int64_t>(ctx, 64)));
+    REQUIRE_OK(pl.cache.reserve(pl.other, 3 * 64));
+    REQUIRE_OK(pl.cache.reserve(pl.seq, ctx));
+    REQUIRE_OK(pl.cache.syncTable(pl.seq, nullptr));
+    pl.ref = cuda::PagedCacheRef{pl.cache.layerBase(1), pl.seq.deviceTable.data(), 64, kEntry};
+    auto dLatent = uploadBf16(latent);
+    cuda::LatentCacheWriteParams w;
+    w.cache = pl.ref;
+    w.n_tokens = static_cast<int>(ctx);
+    w.src = dLatent.data();
+    w.src_stride = kEntry;
+    REQUIRE_OK(cuda::launchLatentCacheWrite(w, nullptr));
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    return pl;
+}
+
+// o_lat is bf16, so its rounding alone is up to 2^-8 = 3.9e-3 relative; the CUDA-core kernel is
+// fp32 everywhere else (errors ~1e-6). The tensor-core kernel's scores match fp32 (q as bf16 hi +
+// lo: 2^-18 relative), but its probabilities are bf16: each weight is off by <= 2^-8 relative, so
+// |Δo| <= 2^-8 · max_j |v_j − o| (~0.01 at worst for N(0,1) entries, ~1e-3 typical): hence the
+// wider absolute term. A wrong fragment index or a lost tile gives errors of order 0.1-1, a
+// cosine far below these floors, or NaN (the output and workspace start as NaN).
+const Tolerance kSimtTol{1e-4, 4e-3, 0.99999};
+const Tolerance kMmaTol{8e-3, 6e-3, 0.99999};
+
+const char* kernelName(cuda::MlaDecodeKernel k) { return k == cuda::MlaDecodeKernel::Simt ? "simt" : "mma"; }
+
+struct DecodeCase {
+    int H;
+    int64_t ctx;
+    int nq;
+    float qStd;  // 1: peaked softmax (score std ≈ 2.8); 0.3: broad (≈ 1.2)
+};
+
+struct DecodeRun {
+    const char* what;
+    cuda::MlaDecodeKernel kernel;
+    bool devicePos;
+    int nSplits;
+    int64_t splitLen;  // 0 with devicePos
+};
+
+// Runs both kernels over the same inputs in every split mode and compares each output with the
+// reference. Output and workspace are filled with NaN first: an output element never written, or a
+// partial read that no split wrote, shows up as NaN. With the position on the device, the splits
+// a query does not reach must leave their partial (m, l) untouched, and a query that fits one
+// split must not touch the workspace at all.
+void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, const std::vector<float>& qPe,
+                        const PagedLatent& paged, const std::vector<float>& want) {
+    const int64_t qPos0 = c.ctx - c.nq;
+    const size_t rows = static_cast<size_t>(c.nq) * c.H;
+    auto dQLat = upload(qLat);
+    auto dQPe = uploadBf16(qPe);
+    auto dOut = deviceZeros<bf16>(rows * kDl);
+    auto dPartialO = deviceZeros<float>(rows * kKernelTestMaxSplits * kDl);
+    auto dPartialMl = deviceZeros<float>(rows * kKernelTestMaxSplits * 2);
+    auto dPos = upload(std::vector<int32_t>{static_cast<int32_t>(qPos0)});
+    const std::vector<int64_t> shape{c.nq, c.H, kDl};
+
+    std::vector<DecodeRun> runs;
+    const auto plan = cuda::planMlaDecode(c.ctx, c.nq, c.H, 132, kKernelTestMaxSplits);
+    for (auto kernel : {cuda::MlaDecodeKernel::Simt, cuda::MlaDecodeKernel::TensorCore}) {
+        runs.push_back({"planned splits", kernel, false, plan.n_splits, plan.split_len});
+        if ((c.ctx + 31) / 32 <= kKernelTestMaxSplits)  // splits that end inside tensor-core tiles
+            runs.push_back({"32-position splits", kernel, false, static_cast<int>((c.ctx + 31) / 32), 32});
+        for (int splits : {1, 7, 64, kKernelTestMaxSplits})
+            runs.push_back({"device position", kernel, true, splits, 0});
+    }
+    for (const auto& run : runs) {
+        CAPTURE(run.what);
+        CAPTURE(kernelName(run.kernel));
+        CAPTURE(run.nSplits);
+        CAPTURE(run.splitLen);
+        REQUIRE(cudaMemset(dOut.data(), 0xff, rows * kDl * sizeof(bf16)) == cudaSuccess);
+        REQUIRE(cudaMemset(dPartialO.data(), 0xff, rows * kKernelTestMaxSplits * kDl * sizeof(float)) == cudaSuccess);
+        REQUIRE(cudaMemset(dPartialMl.data(), 0xff, rows * kKernelTestMaxSplits * 2 * sizeof(float)) == cudaSuccess);
+        cuda::MlaDecodeParams p;
+        p.n_q = c.nq;
+        p.n_heads = c.H;
+        p.d_latent = kDl;
+        p.d_rope = kDr;
+        p.q_pos0 = run.devicePos ? 0 : qPos0;  // ignored with the device position
+        p.q_pos0_device = run.devicePos ? dPos.data() : nullptr;
+        p.q_lat = dQLat.data();
+        p.q_lat_token_stride = static_cast<int64_t>(c.H) * kDl;
+        p.q_lat_head_stride = kDl;
+        p.q_pe = dQPe.data();
+        p.q_pe_token_stride = static_cast<int64_t>(c.H) * kDr;
+        p.q_pe_head_stride = kDr;
+        p.cache = paged.ref;
+        p.n_splits = run.nSplits;
+        p.split_len = run.splitLen;
+        p.partial_o = dPartialO.data();
+        p.partial_ml = dPartialMl.data();
+        p.out = dOut.data();
+        p.out_token_stride = static_cast<int64_t>(c.H) * kDl;
+        p.out_head_stride = kDl;
+        p.softmax_scale = kLiteScale;
+        p.kernel = run.kernel;
+        REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
+        const bool simt = run.kernel == cuda::MlaDecodeKernel::Simt;
+        CHECK_TENSORS(kernelName(run.kernel), downloadBf16(dOut), want, shape, simt ? kSimtTol : kMmaTol);
+
+        // Which partials were written: splits [0, used) of a query that needs more than one.
+        const int64_t splitLen =
+            run.devicePos ? cuda::mlaDecodeDeviceSplits(c.ctx, run.nSplits).split_len : run.splitLen;
+        const auto ml = download(dPartialMl);
+        int64_t wrongSlots = 0;
+        for (int i = 0; i < c.nq; ++i) {
+            const int64_t used = (qPos0 + i + 1 + splitLen - 1) / splitLen;
+            CHECK(used <= run.nSplits);
+            for (int h = 0; h < c.H; ++h)
+                for (int sIdx = 0; sIdx < run.nSplits; ++sIdx) {
+                    const size_t slot = ((static_cast<size_t>(i) * c.H + h) * run.nSplits + sIdx) * 2;
+                    uint32_t bits = 0;
+                    std::memcpy(&bits, &ml[slot], sizeof(bits));
+                    const bool written = used > 1 && sIdx < used;
+                    if (written ? !(std::isfinite(ml[slot]) && ml[slot + 1] >= 1.0f) : bits != 0xffffffffu)
+                        ++wrongSlots;
+                }
+        }
+        CHECK_MESSAGE(wrongSlots == 0, "partial (m, l) slots written where they should not be, or not written");
+        requireDeviceOk();
+    }
+}
+
+void runDecodeCase(const DecodeCase& c, std::mt19937_64& rng) {
+    CAPTURE(c.H);
+    CAPTURE(c.ctx);
+    CAPTURE(c.nq);
+    CAPTURE(c.qStd);
+    const auto latent = randomBf16(rng, static_cast<size_t>(c.ctx) * kEntry);
+    const auto paged = makePagedLatent(latent, c.ctx);
+    const auto qLat = randomFloat(rng, static_cast<size_t>(c.nq) * c.H * kDl, c.qStd);  // fp32, not bf16-exact
+    const auto qPe = randomBf16(rng, static_cast<size_t>(c.nq) * c.H * kDr, c.qStd);
+    const auto want = referenceDecode(c.H, qLat, qPe, latent, c.nq, c.ctx - c.nq, kLiteScale);
+    checkDecodeKernels(c, qLat, qPe, paged, want);
+}
+
+}  // namespace
+
+TEST_CASE("MLA decode kernels (CUDA cores, tensor cores) match a float64 reference in every split mode") {
+    auto rng = makeRng("mla-decode-kernels");
+    std::vector<DecodeCase> cases;
+    // Heads: one partial MMA tile (1, 8), one full (16), a full and a partial one (20), several
+    // (32: V2 over 4 GPUs; 128: V2 on one). Contexts around tiles, splits and 64-token blocks.
+    int n = 0;
+    for (int H : {1, 8, 16, 20, 32, 128})
+        for (int64_t ctx : {1, 31, 33, 257, 1000, 4100}) cases.push_back({H, ctx, 1, (n++ % 2) ? 0.3f : 1.0f});
+    // Several queries (chunks through the absorbed form): causal per query, early queries use
+    // fewer splits than later ones.
+    cases.push_back({16, 300, 3, 1.0f});
+    cases.push_back({20, 130, 5, 0.3f});
+    cases.push_back({8, 65, 2, 1.0f});
+    // Long contexts: many tiles per split, many splits.
+    cases.push_back({16, 8200, 1, 1.0f});
+    cases.push_back({16, 16448, 1, 0.3f});
+    for (const auto& c : cases)
+        if (!smallSizesOnly() || c.ctx <= 1024) runDecodeCase(c, rng);
+}
+
+TEST_CASE("tensor-core MLA decode keeps q_lat at fp32 precision (bf16 hi + lo)") {
+    // Scores that are large sums with small differences between positions: q_lat ~ N(0, 256²)
+    // (one vector, all heads) and latent rows made orthogonal to it before rounding to bf16, so
+    // q_lat·c_j is only the rounding residue (std ≈ 0.7 after the scale, a broad softmax). Dropping
+    // q's low bf16 half would move every score by about as much (std ≈ 0.7) and the outputs by
+    // ~0.1-0.5; the hi + lo product moves them by 2^-9 of that. The test first checks that the bf16-q
+    // reference really is that far from the fp32 one.
+    auto rng = makeRng("mla-decode-precision");
+    const DecodeCase c{16, 150, 1, 0.3f};
+    const auto q0 = randomFloat(rng, kDl, 256.0f);
+    std::vector<float> qLat(static_cast<size_t>(c.H) * kDl);
+    for (int h = 0; h < c.H; ++h) std::copy(q0.begin(), q0.end(), qLat.begin() + static_cast<int64_t>(h) * kDl);
+    const auto qPe = randomBf16(rng, static_cast<size_t>(c.H) * kDr, c.qStd);
+    std::vector<float> latent = randomFloat(rng, static_cast<size_t>(c.ctx) * kEntry);
+    double qq = 0.0;
+    for (float v : q0) qq += static_cast<double>(v) * v;
+    for (int64_t j = 0; j < c.ctx; ++j) {
+        float* e = latent.data() + j * kEntry;
+        double qr = 0.0;
+        for (int d = 0; d < kDl; ++d) qr += static_cast<double>(q0[d]) * e[d];
+        for (int d = 0; d < kDl; ++d) e[d] = static_cast<float>(e[d] - qr / qq * q0[d]);
+        for (int d = 0; d < kEntry; ++d) e[d] = roundBf16(e[d]);
+    }
+    const auto paged = makePagedLatent(latent, c.ctx);
+    const auto want = referenceDecode(c.H, qLat, qPe, latent, 1, c.ctx - 1, kLiteScale);
+    std::vector<float> qLatBf16(qLat);
+    for (auto& v : qLatBf16) v = roundBf16(v);
+    const auto wantBf16Q = referenceDecode(c.H, qLatBf16, qPe, latent, 1, c.ctx - 1, kLiteScale);
+    double sensitivity = 0.0;
+    for (size_t i = 0; i < want.size(); ++i)
+        sensitivity = std::max(sensitivity, std::fabs(double{want[i]} - wantBf16Q[i]));
+    CAPTURE(sensitivity);
+    REQUIRE(sensitivity > 10 * kMmaTol.atol);
+    checkDecodeKernels(c, qLat, qPe, paged, want);
+}
+
+TEST_CASE("device-side decode splits: few at short contexts, up to the maximum at long ones") {
+    for (int64_t ctx : {1, 2, 63, 64, 65, 255, 1000, 1024, 1025, 4096, 16384, 16448, 163840}) {
+        for (int maxSplits : {1, 7, 64, 132}) {
+            CAPTURE(ctx);
+            CAPTURE(maxSplits);
+            const auto s = cuda::mlaDecodeDeviceSplits(ctx, maxSplits);
+            CHECK(s.split_len % 64 == 0);
+            CHECK(s.split_len >= cuda::kMlaDecodeMinSplitLen);
+            CHECK(s.active >= 1);
+            CHECK(s.active <= maxSplits);
+            CHECK(s.active * s.split_len >= ctx);
+            CHECK((s.active - 1) * s.split_len < ctx);  // every used split has work
+            if (ctx >= 64 * static_cast<int64_t>(maxSplits)) CHECK(2 * s.active >= maxSplits);
+        }
+    }
+    CHECK(cuda::mlaDecodeDeviceSplits(1024, 132).active == 16);  // Lite at 1K: 16 one-tile splits
+    CHECK(cuda::mlaDecodeDeviceSplits(16384, 132).split_len == 128);
+    CHECK(cuda::mlaDecodeDeviceSplits(16384, 64).split_len == 256);
+    CHECK(cuda::mlaDecodeSplitsForDevice(16, 132) == 132);
+    CHECK(cuda::mlaDecodeSplitsForDevice(20, 132) == 66);
+    CHECK(cuda::mlaDecodeSplitsForDevice(128, 132) == 16);
 }
