@@ -450,7 +450,8 @@ struct DecodeRun {
 // a query does not reach must leave their partial (m, l) untouched, and a query that fits one
 // split must not touch the workspace at all.
 void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, const std::vector<float>& qPe,
-                        const PagedLatent& paged, const std::vector<float>& want) {
+                        const PagedLatent& paged, const std::vector<float>& want, const Tolerance& simtTol = kSimtTol,
+                        const Tolerance& mmaTol = kMmaTol) {
     const int64_t qPos0 = c.ctx - c.nq;
     const size_t rows = static_cast<size_t>(c.nq) * c.H;
     auto dQLat = upload(qLat);
@@ -503,7 +504,7 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
         p.kernel = run.kernel;
         REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
         const bool simt = run.kernel == cuda::MlaDecodeKernel::Simt;
-        CHECK_TENSORS(kernelName(run.kernel), downloadBf16(dOut), want, shape, simt ? kSimtTol : kMmaTol);
+        CHECK_TENSORS(kernelName(run.kernel), downloadBf16(dOut), want, shape, simt ? simtTol : mmaTol);
 
         // Which partials were written: splits [0, used) of a query that needs more than one.
         const int64_t splitLen =
@@ -596,7 +597,10 @@ TEST_CASE("tensor-core MLA decode keeps q_lat at fp32 precision (bf16 hi + lo)")
         sensitivity = std::max(sensitivity, std::fabs(double{want[i]} - wantBf16Q[i]));
     CAPTURE(sensitivity);
     REQUIRE(sensitivity > 10 * kMmaTol.atol);
-    checkDecodeKernels(c, qLat, qPe, paged, want);
+    // fp32 sums of ±256-sized products (partial sums ~3000, ulp 2.4e-4) carry ~2e-4 of rounding into
+    // the scaled scores in either kernel: up to ~2e-4 on the outputs, hence atol 1e-3 for the CUDA
+    // cores here; the tensor-core tolerance already covers it.
+    checkDecodeKernels(c, qLat, qPe, paged, want, Tolerance{1e-3, 4e-3, 0.99999}, kMmaTol);
 }
 
 TEST_CASE("device-side decode splits: few at short contexts, up to the maximum at long ones") {
