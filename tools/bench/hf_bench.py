@@ -62,7 +62,8 @@ def placement_units(model):
         return sum(p.numel() * p.element_size() for p in module.parameters())
 
     base = model.model
-    units = [(["model.embed_tokens", "model.rotary_emb"], nbytes(base.embed_tokens))]
+    first = ["model.embed_tokens"] + (["model.rotary_emb"] if hasattr(base, "rotary_emb") else [])
+    units = [(first, nbytes(base.embed_tokens))]
     for i, layer in enumerate(base.layers):
         units.append(([f"model.layers.{i}"], nbytes(layer)))
     units.append((["model.norm", "lm_head"], nbytes(base.norm) + nbytes(model.lm_head)))
