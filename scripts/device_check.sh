@@ -68,9 +68,21 @@ if [ "${DSV2_MAKE_FIXTURES:-0}" = 1 ]; then
     FIXTURES_PID=$!
 fi
 
+# NCCL (several GPUs): the headers at build time, libnccl.so.2 at run time (dlopen'ed). The GPU
+# machine has them in PyTorch's nvidia-nccl wheel. NVLink multicast stays off (KINDS.md).
+export NCCL_NVLS_ENABLE=0
+NCCL_DIR=$(python3 -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || true)
+NCCL_INCLUDE=
+if [ -n "$NCCL_DIR" ] && [ -f "$NCCL_DIR/include/nccl.h" ]; then
+    NCCL_INCLUDE=$NCCL_DIR/include
+    export LD_LIBRARY_PATH=$NCCL_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+export NCCL_INCLUDE
+
 build() {
     cmake -S . -B "$BUILD" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DDSV2_UI=OFF -DDSV2_CUDA=ON \
-        -DCMAKE_CUDA_ARCHITECTURES=90 -DDSV2_EXTRA_INCLUDE_DIR="$PWD/.carry/include" &&
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DDSV2_EXTRA_INCLUDE_DIR="$PWD/.carry/include" \
+        -DDSV2_NCCL_INCLUDE_DIR="$NCCL_INCLUDE" &&
         cmake --build "$BUILD" -j "$JOBS"
 }
 export BUILD JOBS generator

@@ -44,8 +44,13 @@ struct BenchArgs {
     int64_t context = 0;
     int threads = 0;
     uint64_t seed = 1;
+    std::vector<int> devices;  // several: one model across them (tensor + expert parallel)
     bool json = false;
 };
+
+// Random weights above this are pooled (RandomWeights::createPooled): DeepSeek-V2's 472 GB do not
+// fit host memory, and filling them would take minutes.
+constexpr uint64_t kPooledAbove = 64ull << 30;
 
 using Clock = std::chrono::steady_clock;
 
@@ -88,6 +93,7 @@ int runBench(const BenchArgs& a) {
     std::unique_ptr<RandomWeights> random;
     ModelConfig config;
     const ModelWeights* weights = nullptr;
+    bool pooled = false;
     const auto tLoad0 = Clock::now();
     if (!a.model.empty()) {
         auto f = ModelFolder::open(a.model);
@@ -100,7 +106,7 @@ int runBench(const BenchArgs& a) {
         if (!c.isOk()) return fail(c.status().toString());
         config = *c;
 #if defined(DSV2_HAS_CUDA_BACKEND)
-        if (cuda) {  // refuse a model that cannot fit before filling tens of GB of host memory
+        if (cuda && a.devices.size() <= 1) {  // refuse a model that cannot fit before filling tens of GB of host memory
             size_t freeBytes = 0, totalBytes = 0;
             if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) return fail("no usable GPU for --backend cuda");
             auto plan = cuda::planMemory(config, {}, a.context, static_cast<int64_t>(freeBytes),
@@ -108,7 +114,9 @@ int runBench(const BenchArgs& a) {
             if (!plan.isOk()) return fail(plan.status().toString());
         }
 #endif
-        auto r = RandomWeights::create(config, DType::BF16, a.seed);
+        pooled = RandomWeights::bytesFor(config, DType::BF16) > kPooledAbove;
+        auto r = pooled ? RandomWeights::createPooled(config, DType::BF16, a.seed, 4ull << 30)
+                        : RandomWeights::create(config, DType::BF16, a.seed);
         if (!r.isOk()) return fail(r.status().toString());
         random = std::move(r).value();
         weights = &random->weights();
@@ -118,6 +126,7 @@ int runBench(const BenchArgs& a) {
     BackendOptions options;
     options.threads = a.threads;
     options.maxContext = a.context > 0 ? a.context : 0;
+    options.devices = a.devices;
     Result<std::unique_ptr<Backend>> backend = Status(StatusCode::Internal, "no backend");
     int64_t planned = 0;
 #if defined(DSV2_HAS_CUDA_BACKEND)
@@ -184,9 +193,17 @@ int runBench(const BenchArgs& a) {
         runs.push_back(*r);
     }
 
-    int64_t gpuInUse = -1;
+    int64_t gpuInUse = -1;  // the fullest GPU
+    nlohmann::json perGpu = nlohmann::json::array();
 #if defined(DSV2_HAS_CUDA_BACKEND)
-    if (cuda) gpuInUse = cuda::deviceMemoryInUse();
+    if (cuda) {
+        const std::vector<int> used = (*backend)->devices();
+        for (int d : used) {
+            const int64_t bytes = cuda::deviceMemoryInUse(d);
+            perGpu.push_back({{"device", d}, {"in_use_bytes", bytes}});
+            gpuInUse = std::max(gpuInUse, bytes);
+        }
+    }
 #endif
     nlohmann::json j = {
         {"backend", (*backend)->description()},
@@ -197,6 +214,8 @@ int runBench(const BenchArgs& a) {
         {"kv_bytes_per_token", runs.front().cache.bytesPerToken},
         {"gpu_memory_in_use_bytes", gpuInUse},
         {"gpu_memory_planned_bytes", planned},
+        {"gpu_memory_per_device", perGpu},
+        {"random_weights_pooled", pooled},
         {"runs", nlohmann::json::array()},
     };
     for (const Run& r : runs)
@@ -248,6 +267,9 @@ void installBench(CLI::App& root, CliContext& ctx) {
     cmd->add_option("--context", a->context, "KV cache / session capacity in tokens (0 = as the backend plans)");
     cmd->add_option("--threads", a->threads, "CPU threads for --backend cpu (0 = all cores)");
     cmd->add_option("--seed", a->seed, "Seed of the prompt and of random weights")->capture_default_str();
+    cmd->add_option("--devices", a->devices,
+                    "CUDA devices to spread the model over, e.g. 0,1,2,3 (default: device 0 alone)")
+        ->delimiter(',');
     cmd->add_flag("--json", a->json, "Print one JSON object");
     cmd->callback([a, &ctx] { ctx.exitCode = runBench(*a); });
 }

@@ -21,6 +21,7 @@ struct EngineCliOptions {
     int threads = 0;
     int64_t context = 0;
     std::string mla = "auto";
+    std::vector<int> devices;
 
     void addTo(CLI::App& cmd) {
         cmd.add_option("-m,--model", model, "Model folder (hub layout: config.json, *.safetensors, tokenizer.json)")
@@ -33,6 +34,10 @@ struct EngineCliOptions {
         cmd.add_option("--context", context, "Context limit in tokens (0 = the model's maximum)");
         cmd.add_option("--mla", mla, "MLA attention form: auto, expanded or absorbed (for checks)")
             ->check(CLI::IsMember({"auto", "expanded", "absorbed"}));
+        cmd.add_option("--devices", devices,
+                       "CUDA devices to spread the model over, e.g. 0,1,2,3 (tensor + expert parallel; "
+                       "default: device 0 alone)")
+            ->delimiter(',');
     }
 
     Result<std::unique_ptr<Engine>> load() const {
@@ -40,6 +45,7 @@ struct EngineCliOptions {
         o.backend = backend == "cpu" ? BackendChoice::Cpu : backend == "cuda" ? BackendChoice::Cuda : BackendChoice::Auto;
         o.threads = threads;
         o.maxContext = context;
+        o.devices = devices;
         o.attentionForm = mla == "expanded" ? AttentionForm::Expanded
                           : mla == "absorbed" ? AttentionForm::Absorbed
                                               : AttentionForm::Auto;

@@ -40,6 +40,7 @@ enum class MlaForm {
 struct BackendOptions {
     int threads = 0;         // CPU worker threads for matrix work; 0 = all hardware threads
     int device = 0;          // CUDA device index
+    std::vector<int> devices;  // several: tensor/expert parallel over these (see EngineOptions)
     int64_t maxContext = 0;  // default session capacity in tokens; 0 = config.maxPositionEmbeddings
     MlaForm mlaForm = MlaForm::Auto;
     ProgressCallback loadProgress;  // see EngineOptions::loadProgress
@@ -122,6 +123,8 @@ public:
     virtual BackendKind kind() const = 0;
     // For people: "cpu fp32, 2 threads", "cuda bf16, NVIDIA H200".
     virtual std::string description() const = 0;
+    // CUDA devices the backend's weights live on (empty for the CPU backend).
+    virtual std::vector<int> devices() const { return {}; }
     // maxContext 0 = the backend's default (BackendOptions::maxContext); larger than the model's
     // max_position_embeddings -> InvalidArgument.
     virtual Result<std::unique_ptr<BackendSession>> createSession(int64_t maxContext = 0) = 0;

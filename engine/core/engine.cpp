@@ -85,6 +85,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::filesystem::path& modelD
     BackendOptions bo;
     bo.threads = options.threads;
     bo.device = options.device;
+    bo.devices = options.devices;
     bo.maxContext = options.maxContext;
     bo.loadProgress = options.loadProgress;
     switch (options.attentionForm) {
@@ -125,6 +126,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::filesystem::path& modelD
     info.name = impl->folder->name();
     info.path = impl->folder->path();
     info.backend = impl->backend->description();
+    info.devices = impl->backend->devices();
     info.vocabSize = config.vocabSize;
     info.hiddenSize = config.hiddenSize;
     info.numLayers = config.numHiddenLayers;

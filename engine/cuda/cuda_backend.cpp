@@ -23,6 +23,8 @@
 #include "cuda/moe_decode.h"
 #include "cuda/moe_layer.h"
 #include "cuda/moe_router.h"
+#include "cuda/multi_gpu_backend.h"
+#include "cuda/nccl_comm.h"
 #include "cuda/paged_latent_cache.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
@@ -90,9 +92,12 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     size_t freeBytes = 0, totalBytes = 0;
     DSV2_CUDA_CHECK(cudaMemGetInfo(&freeBytes, &totalBytes));
 
-    MemoryPlan plan;
+    const ModelConfig& model = extras.model ? *extras.model : c;  // the whole model's config
+    m_slice = extras.slice ? *extras.slice : parallel::wholeModel(c);
+    m_nccl = extras.nccl;
     auto planned = planMemory(c, extras.shape, m_options.maxContext, static_cast<int64_t>(freeBytes),
-                              static_cast<int64_t>(totalBytes), m_deviceName);
+                              static_cast<int64_t>(totalBytes), m_deviceName,
+                              DeviceModelWeights::bytesFor(model, weights, m_slice));
     if (!planned.isOk()) return planned.status();
     m_plan = *planned;
     if (extras.planOut) *extras.planOut = m_plan;
@@ -103,7 +108,13 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     DSV2_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
     DSV2_ASSIGN_OR_RETURN(m_blas, CublasHandle::create());
 
-    DSV2_ASSIGN_OR_RETURN(m_weights, DeviceModelWeights::upload(c, weights, extras.loadProgress, m_stream));
+    DSV2_ASSIGN_OR_RETURN(m_weights, DeviceModelWeights::upload(model, weights, m_slice, extras.loadProgress, m_stream));
+    if (!m_slice.ownsExpert.empty()) {  // several GPUs: which routed experts are here
+        DSV2_ASSIGN_OR_RETURN(m_expertHere, DeviceBuffer<uint8_t>::allocate(m_slice.ownsExpert.size()));
+        DSV2_RETURN_IF_ERROR(m_expertHere.copyFromHost(m_slice.ownsExpert.data(), m_slice.ownsExpert.size()));
+        for (DeviceLayerWeights& L : m_weights.layers)
+            if (L.moe.gate) L.moe.expertHere = m_expertHere.data();
+    }
 
     LatentCacheLayout layout;
     layout.nLayers = static_cast<int32_t>(c.numHiddenLayers);
@@ -153,7 +164,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
                                                std::min(m_plan.shape.expandedCtx, m_plan.shape.cacheTokens)));
     const int maxInter = static_cast<int>(std::max(c.intermediateSize, c.nSharedExperts * c.moeIntermediateSize));
     DSV2_ASSIGN_OR_RETURN(m_ffnScratch, FfnScratch::allocate(m_moe, m_plan.shape.chunkTokens, maxInter));
-    DSV2_ASSIGN_OR_RETURN(m_hostLogits, PinnedBuffer<float>::allocate(static_cast<size_t>(c.vocabSize)));
+    DSV2_ASSIGN_OR_RETURN(m_hostLogits, PinnedBuffer<float>::allocate(static_cast<size_t>(m_slice.vocabCount)));
 
     // Device tables of every expert's weights, so the one-token MoE path picks experts on the GPU.
     const auto nExperts = static_cast<size_t>(std::max<int64_t>(c.nRoutedExperts, 1));
@@ -321,6 +332,12 @@ Status CudaBackend::tap(int stage, int T, int64_t pos0) {
     return Status::ok();
 }
 
+Status CudaBackend::allReduceDelta(int T) {
+    if (!m_nccl) return Status::ok();
+    return m_nccl->allReduceSum(m_slice.rank, m_delta.data(), static_cast<size_t>(T) * static_cast<size_t>(m_config.hiddenSize),
+                                m_stream);
+}
+
 // One chunk of T tokens at positions seq.length .. +T (blocks reserved, table synced). Writes the
 // logits of rows [firstLogitRow, T) into `logits` (host; none when firstLogitRow == T), the routing
 // into `routing` at token offset routingToken0.
@@ -338,7 +355,9 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
     else
         DSV2_RETURN_IF_ERROR(enqueueForward(seq, T, firstLogitRow, logits));
     DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
-    if (oneRow) std::memcpy(logits, m_hostLogits.data(), sizeof(float) * static_cast<size_t>(c.vocabSize));
+    if (oneRow)
+        std::memcpy(logits + m_slice.vocabBegin, m_hostLogits.data(), sizeof(float) * static_cast<size_t>(m_slice.vocabCount));
+    if (routing.expertIds.empty()) return Status::ok();  // another GPU records the routing
 
     const size_t K = static_cast<size_t>(c.numExpertsPerTok);
     for (size_t m = 0; m < m_moeLayers.size(); ++m) {
@@ -391,11 +410,13 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
         DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
         DSV2_RETURN_IF_ERROR(tap(2 * l, T, pos0));  // the residual add of the previous FFN is done
         DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq));
+        DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         norm.delta = m_delta.data();
         norm.weight = L.postNorm;
         DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
         DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex));
+        DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         if (L.moe.gate) ++moeIndex;
     }
     norm.delta = m_delta.data();
@@ -403,11 +424,12 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
     DSV2_RETURN_IF_ERROR(tap(2 * static_cast<int>(c.numHiddenLayers), T, pos0));
 
-    const int64_t vocab = c.vocabSize;
+    // This GPU's vocabulary rows of lm_head (all of them on one GPU) into its columns of the logits.
+    const int64_t vocab = c.vocabSize, mine = m_slice.vocabCount;
     if (T - firstLogitRow == 1) {  // one row: to pinned memory without waiting (graph-safe)
         DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data() + firstLogitRow * hidden, hidden, m_weights.lmHead,
-                                       m_logits.data(), GemmType::F32, vocab, 1, vocab, hidden, m_stream));
-        DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostLogits.data(), m_logits.data(), sizeof(float) * vocab,
+                                       m_logits.data(), GemmType::F32, mine, 1, mine, hidden, m_stream));
+        DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostLogits.data(), m_logits.data(), sizeof(float) * mine,
                                         cudaMemcpyDeviceToHost, m_stream));
         return Status::ok();
     }
@@ -415,9 +437,10 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     for (int64_t r0 = firstLogitRow; r0 < T; r0 += m_plan.shape.logitRows) {
         const int64_t rows = std::min<int64_t>(m_plan.shape.logitRows, T - r0);
         DSV2_RETURN_IF_ERROR(linear(blas, m_x.data() + r0 * hidden, hidden, m_weights.lmHead, m_logits.data(),
-                                    GemmType::F32, vocab, rows, vocab, hidden, m_stream));
-        DSV2_CUDA_CHECK(cudaMemcpyAsync(logits + (r0 - firstLogitRow) * vocab, m_logits.data(),
-                                        sizeof(float) * rows * vocab, cudaMemcpyDeviceToHost, m_stream));
+                                    GemmType::F32, mine, rows, mine, hidden, m_stream));
+        DSV2_CUDA_CHECK(cudaMemcpy2DAsync(logits + (r0 - firstLogitRow) * vocab + m_slice.vocabBegin,
+                                          sizeof(float) * vocab, m_logits.data(), sizeof(float) * mine,
+                                          sizeof(float) * mine, rows, cudaMemcpyDeviceToHost, m_stream));
         DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));  // m_logits is reused by the next rows
     }
     return Status::ok();
@@ -467,6 +490,22 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
     return Status::ok();
 }
 
+Status CudaBackend::runChunks(LatentSequence& seq, std::span<const int32_t> tokens, bool wantAllLogits, float* logits,
+                              ForwardRouting& routing) {
+    const auto T = static_cast<int64_t>(tokens.size());
+    const int64_t chunk = chunkTokens();
+    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+        const int n = static_cast<int>(std::min(chunk, T - c0));
+        const bool last = c0 + n == T;
+        // Rows this chunk contributes: all of them, or only the very last row of the call.
+        const int64_t firstRow = wantAllLogits ? 0 : (last ? n - 1 : n);
+        float* out = wantAllLogits ? logits + c0 * m_config.vocabSize : logits;
+        DSV2_RETURN_IF_ERROR(forwardChunk(seq, tokens.data() + c0, n, firstRow, out, routing, c0));
+        DSV2_RETURN_IF_ERROR(m_cache.commit(seq, seq.length + n));
+    }
+    return Status::ok();
+}
+
 CudaSession::~CudaSession() {
     std::lock_guard<std::mutex> lock(m_backend.mutex());
     m_backend.cache().release(m_seq);
@@ -501,16 +540,7 @@ Result<ForwardResult> CudaSession::forward(std::span<const int32_t> tokens, bool
 
     // The block table goes up on the compute stream, so the kernels below see it.
     Status st = m_backend.cache().syncTable(m_seq, m_backend.stream());
-    const int64_t chunk = m_backend.chunkTokens();
-    for (int64_t c0 = 0; st.isOk() && c0 < T; c0 += chunk) {
-        const int n = static_cast<int>(std::min(chunk, T - c0));
-        const bool last = c0 + n == T;
-        // Rows this chunk contributes: all of them, or only the very last row of the call.
-        const int64_t firstRow = wantAllLogits ? 0 : (last ? n - 1 : n);
-        float* out = wantAllLogits ? result.logits.data() + c0 * c.vocabSize : result.logits.data();
-        st = m_backend.forwardChunk(m_seq, tokens.data() + c0, n, firstRow, out, result.routing, c0);
-        if (st.isOk()) st = m_backend.cache().commit(m_seq, m_seq.length + n);
-    }
+    if (st.isOk()) st = m_backend.runChunks(m_seq, tokens, wantAllLogits, result.logits.data(), result.routing);
     if (!st.isOk()) {
         m_backend.cache().truncate(m_seq, start);  // the cache is unchanged on error
         (void)cudaGetLastError();
@@ -536,6 +566,13 @@ CacheStats CudaSession::cacheStats() const {
 Result<std::unique_ptr<Backend>> createCudaBackendWithExtras(const ModelConfig& config, const ModelWeights& weights,
                                                              const BackendOptions& options,
                                                              const CudaBackendExtras& extras) {
+    if (options.devices.size() > 1 && !extras.slice) return createMultiGpuBackend(config, weights, options, extras);
+    if (options.devices.size() == 1) {
+        BackendOptions one = options;
+        one.device = options.devices.front();
+        one.devices.clear();
+        return createCudaBackendWithExtras(config, weights, one, extras);
+    }
     auto backend = std::make_unique<CudaBackend>(config, options);
     DSV2_RETURN_IF_ERROR(backend->init(weights, extras).withContext("cuda backend"));
     return std::unique_ptr<Backend>(std::move(backend));
@@ -545,6 +582,14 @@ int64_t deviceMemoryInUse() {
     size_t freeBytes = 0, totalBytes = 0;
     if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) return -1;
     return static_cast<int64_t>(totalBytes - freeBytes);
+}
+
+int64_t deviceMemoryInUse(int device) {
+    int current = 0;
+    if (cudaGetDevice(&current) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) return -1;
+    const int64_t used = deviceMemoryInUse();
+    (void)cudaSetDevice(current);
+    return used;
 }
 
 }  // namespace cuda

@@ -11,8 +11,11 @@
 
 #include "core/backend.h"
 #include "cuda/memory_plan.h"
+#include "parallel/rank_slice.h"
 
 namespace dsv2::cuda {
+
+class NcclGroup;
 
 // The fp32 residual stream of one chunk after `stage` sublayers (0 = the embeddings, 2l+1 = after
 // layer l's attention, 2l+2 = after its FFN), for the sublayer-by-sublayer test
@@ -32,13 +35,22 @@ struct CudaBackendExtras {
     // Tests only: called after every sublayer of every chunk (a device-to-host copy and a stream
     // sync each time; never set it outside tests).
     std::function<void(const ResidualTap&)> residualTap;
+
+    // One rank of a multi-GPU run (multi_gpu_backend.h): the backend's config is then the rank's
+    // (its heads and dense width, parallel::rankConfig), `model` the whole model's (what the
+    // weights are checked against), `slice` what it holds, and `nccl` completes each sublayer's
+    // partial sums. All null: the whole model on one GPU.
+    const ModelConfig* model = nullptr;
+    const parallel::RankSlice* slice = nullptr;
+    const NcclGroup* nccl = nullptr;
 };
 
 Result<std::unique_ptr<Backend>> createCudaBackendWithExtras(const ModelConfig& config, const ModelWeights& weights,
                                                              const BackendOptions& options,
                                                              const CudaBackendExtras& extras);
 
-// Device memory in use right now (total - free), for benchmarks.
+// Device memory in use right now (total - free) on the current device / on `device`, for benchmarks.
 int64_t deviceMemoryInUse();
+int64_t deviceMemoryInUse(int device);
 
 }  // namespace dsv2::cuda

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -55,10 +56,18 @@ public:
 
     BackendKind kind() const override { return BackendKind::Cuda; }
     std::string description() const override { return "cuda bf16, " + m_deviceName; }
+    std::vector<int> devices() const override { return {m_options.device}; }
     Result<std::unique_ptr<BackendSession>> createSession(int64_t maxContext) override;
 
     Status forwardChunk(LatentSequence& seq, const int32_t* tokens, int T, int64_t firstLogitRow, float* logits,
                         ForwardRouting& routing, int64_t routingToken0);
+    // The chunks of one forward call on a session whose blocks are reserved and table synced:
+    // logits into `logits` ([rows, vocab]; this GPU's vocabulary columns), routing into `routing`
+    // (skipped when its arrays are empty); commits the cache after every chunk.
+    Status runChunks(LatentSequence& seq, std::span<const int32_t> tokens, bool wantAllLogits, float* logits,
+                     ForwardRouting& routing);
+    int64_t cacheTokens() const { return m_plan.shape.cacheTokens; }
+    const std::string& deviceName() const { return m_deviceName; }
     cudaStream_t stream() const { return m_stream; }
     std::mutex& mutex() { return m_mutex; }
     PagedLatentCache& cache() { return m_cache; }
@@ -80,6 +89,8 @@ private:
     Status feedForward(int layer, int T, size_t moeIndex);
     bool useExpanded(int T, int64_t ctx) const;
     Status tap(int stage, int T, int64_t pos0);
+    // Several GPUs: m_delta [T, hidden] summed over the ranks (each holds a partial sum).
+    Status allReduceDelta(int T);
     // Decode steps as a CUDA graph (cuda_decode_graph.cpp): captured on a session's first step,
     // replayed while the same session decodes. Graphs need every position-dependent value on the
     // device (positions, the MLA split length) and no host waits inside the step.
@@ -92,6 +103,9 @@ private:
     std::string m_deviceName;
     int m_sms = 0;
     MemoryPlan m_plan;
+    parallel::RankSlice m_slice;    // what this GPU holds (the whole model on one GPU)
+    const NcclGroup* m_nccl = nullptr;  // several GPUs: sums each sublayer's partial output
+    DeviceBuffer<uint8_t> m_expertHere;  // [n_experts]: several GPUs only
     cudaStream_t m_stream = nullptr;
     CublasHandle m_blas;
     DeviceModelWeights m_weights;

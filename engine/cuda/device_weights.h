@@ -17,6 +17,7 @@
 #include "dsv2/status.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
+#include "parallel/rank_slice.h"
 
 namespace dsv2::cuda {
 
@@ -44,12 +45,17 @@ public:
     // (bytes uploaded so far, bytes in total)
     using Progress = ProgressCallback;  // false cancels the upload
 
+    // `slice` picks this rank's part of the model (parallel/rank_slice.h; wholeModel() on one GPU):
+    // experts of other ranks stay null.
     static Result<DeviceModelWeights> upload(const ModelConfig& config, const ModelWeights& weights,
-                                             const Progress& progress, cudaStream_t stream);
+                                             const parallel::RankSlice& slice, const Progress& progress,
+                                             cudaStream_t stream);
+    // The arena bytes upload() would allocate (for the memory plan).
+    static int64_t bytesFor(const ModelConfig& config, const ModelWeights& weights, const parallel::RankSlice& slice);
 
     const __nv_bfloat16* embed = nullptr;      // [vocab, hidden]
     const __nv_bfloat16* finalNorm = nullptr;  // [hidden]
-    const __nv_bfloat16* lmHead = nullptr;     // [vocab, hidden]
+    const __nv_bfloat16* lmHead = nullptr;     // [vocab slice, hidden]
     std::vector<DeviceLayerWeights> layers;
 
     int64_t bytes() const { return static_cast<int64_t>(m_arena.bytes()); }

@@ -71,9 +71,10 @@ int64_t workspaceBytes(const ModelConfig& c, const RuntimeShape& shape) {
 }
 
 Result<MemoryPlan> planMemory(const ModelConfig& config, RuntimeShape shape, int64_t requestedCacheTokens,
-                              int64_t freeBytes, int64_t totalDeviceBytes, const std::string& deviceName) {
+                              int64_t freeBytes, int64_t totalDeviceBytes, const std::string& deviceName,
+                              int64_t weightBytes) {
     MemoryPlan plan;
-    plan.weightBytes = modelWeightBytes(config);
+    plan.weightBytes = weightBytes >= 0 ? weightBytes : modelWeightBytes(config);
     plan.reserveBytes = kReserveBytes;
     plan.freeBytes = freeBytes;
     plan.totalDeviceBytes = totalDeviceBytes;

@@ -44,9 +44,11 @@ int64_t cacheBytesPerToken(const ModelConfig& config);
 
 // requestedCacheTokens > 0: exactly that many (rounded up to 64) or refuse. 0: the model's
 // max_position_embeddings, shrunk to what fits (never below 4096 tokens) when memory is short.
-// `deviceName` goes into the refusal message.
+// `deviceName` goes into the refusal message. weightBytes >= 0: what this GPU holds (one rank of
+// several), else the whole model's (modelWeightBytes).
 Result<MemoryPlan> planMemory(const ModelConfig& config, RuntimeShape shape, int64_t requestedCacheTokens,
-                              int64_t freeBytes, int64_t totalDeviceBytes, const std::string& deviceName);
+                              int64_t freeBytes, int64_t totalDeviceBytes, const std::string& deviceName,
+                              int64_t weightBytes = -1);
 
 std::string formatGiB(int64_t bytes);  // "29.26 GiB"
 

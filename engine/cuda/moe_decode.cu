@@ -24,6 +24,7 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
         const int slot = static_cast<int>(i / p.inter);
         const int64_t r = i % p.inter;
         const bf16* w = p.expert_gate_up[p.topk_ids[slot]];
+        if (!w) return;  // an expert of another GPU (several GPUs): the down kernel skips its slot
         gate = w + r * p.hidden;
         up = w + (p.inter + r) * p.hidden;
     } else {
@@ -61,15 +62,26 @@ __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams 
     __shared__ const bf16* segBase[kMaxSegments];  // down weights of each segment (row 0)
     __shared__ float segScale[kMaxSegments];
     __shared__ int segStride[kMaxSegments];  // elements per weight row = inter of the segment
-    const int routedAct = p.top_k * p.inter;
-    const int nAct = routedAct + p.shared_inter;
-    const int nSeg = p.top_k + (p.shared_inter > 0 ? 1 : 0);
-    if (threadIdx.x < nSeg) {
-        const int k = threadIdx.x;
-        const bool shared = k == p.top_k;
-        segBase[k] = shared ? p.shared_down : p.expert_down[p.topk_ids[k]];
-        segScale[k] = shared ? 1.0f : p.topk_weights[k];
-        segStride[k] = shared ? p.shared_inter : p.inter;
+    __shared__ int segAct[kMaxSegments];     // first act vector of the segment
+    __shared__ int nRouted;                  // routed segments on this GPU (all of them on one GPU)
+    if (threadIdx.x == 0) {
+        // The routed experts held here, in router order (with several GPUs some live elsewhere:
+        // their slots are left out, so the long row below only walks this GPU's weights).
+        int n = 0;
+        for (int k = 0; k < p.top_k; ++k) {
+            const bf16* w = p.expert_down[p.topk_ids[k]];
+            if (!w) continue;
+            segBase[n] = w;
+            segScale[n] = p.topk_weights[k];
+            segStride[n] = p.inter;
+            segAct[n] = k * (p.inter / 8);
+            ++n;
+        }
+        nRouted = n;
+        segBase[n] = p.shared_down;
+        segScale[n] = 1.0f;
+        segStride[n] = p.shared_inter;
+        segAct[n] = p.top_k * (p.inter / 8);
     }
     __syncthreads();
 
@@ -77,28 +89,31 @@ __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams 
     const int j = blockIdx.x * kWarps + threadIdx.x / kWarpSize;
     if (j >= p.hidden) return;
     const auto* act16 = reinterpret_cast<const uint4*>(p.act);
-    const int routedVec = routedAct / 8, nVec = nAct / 8, interVec = p.inter / 8;
+    const int interVec = p.inter / 8;
+    const int routedVec = nRouted * interVec, nVec = routedVec + p.shared_inter / 8;
     // Vector v of the long row: segment k = v / interVec for routed experts, else the shared one.
-    auto load = [&](int v, float& scale) {
-        const int k = v < routedVec ? v / interVec : p.top_k;
+    auto load = [&](int v, float& scale, uint4& act) {
+        const int k = v < routedVec ? v / interVec : nRouted;
         const int within = v < routedVec ? v - k * interVec : v - routedVec;
         scale = segScale[k];
+        act = __ldg(act16 + segAct[k] + within);
         return __ldcs(reinterpret_cast<const uint4*>(segBase[k] + static_cast<int64_t>(j) * segStride[k]) + within);
     };
     float sum = 0.0f;
     int v = lane;
     for (; v + 3 * kWarpSize < nVec; v += 4 * kWarpSize) {
-        uint4 wv[4];
+        uint4 wv[4], av[4];
         float sc[4];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) wv[u] = load(v + u * kWarpSize, sc[u]);
+        for (int u = 0; u < 4; ++u) wv[u] = load(v + u * kWarpSize, sc[u], av[u]);
 #pragma unroll
-        for (int u = 0; u < 4; ++u) sum += sc[u] * dot8(wv[u], __ldg(act16 + v + u * kWarpSize));
+        for (int u = 0; u < 4; ++u) sum += sc[u] * dot8(wv[u], av[u]);
     }
     for (; v < nVec; v += kWarpSize) {
         float sc;
-        const uint4 wv = load(v, sc);
-        sum += sc * dot8(wv, __ldg(act16 + v));
+        uint4 av;
+        const uint4 wv = load(v, sc, av);
+        sum += sc * dot8(wv, av);
     }
     sum = warpSum(sum);
     if (lane == 0) p.out[j] = sum;

@@ -141,8 +141,8 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     for (int e = 0; e < g.n_experts; ++e) {
         const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
         const int64_t rows = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
-        if (rows <= 0) continue;
         const MlpDeviceWeights& ew = w.experts[static_cast<size_t>(e)];
+        if (rows <= 0 || !ew.gate_up) continue;  // no tokens, or an expert of another GPU
         // gate|up rows [begin, begin+rows) into the same rows of gateUp, then SwiGLU, then down.
         DSV2_RETURN_IF_ERROR(linear(blas, scratch.xPerm.data() + begin * hidden, hidden, ew.gate_up,
                                     scratch.gateUp.data() + begin * 2 * inter, GemmType::BF16, 2 * inter, rows,
@@ -159,7 +159,7 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     for (int e = 0; e < g.n_experts; ++e) {
         const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
         const int64_t rows = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
-        if (rows <= 0) continue;
+        if (rows <= 0 || !w.experts[static_cast<size_t>(e)].down) continue;
         DSV2_RETURN_IF_ERROR(linear(blas, scratch.act.data() + begin * inter, inter,
                                     w.experts[static_cast<size_t>(e)].down, scratch.yPerm.data() + begin * hidden,
                                     GemmType::F32, hidden, rows, hidden, inter, stream));
@@ -173,6 +173,10 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     c.expert_out_stride = hidden;
     c.entry_row = scratch.entryRow.data();
     c.topk_weights = scratch.topkWeights.data();
+    if (w.expertHere) {
+        c.topk_ids = scratch.topkIds.data();
+        c.expert_here = w.expertHere;
+    }
     c.shared = w.shared.gate_up ? out : nullptr;
     c.shared_stride = hidden;
     c.out = out;

@@ -44,6 +44,9 @@ struct MoeDeviceWeights {
     const __nv_bfloat16* gate = nullptr;    // router [n_experts, hidden]
     std::vector<MlpDeviceWeights> experts;  // n_experts
     MlpDeviceWeights shared;                // gate_up == nullptr when there are no shared experts
+    // Several GPUs: experts of other GPUs have null weights, and this [n_experts] device mask says
+    // which are here (null: all of them).
+    const uint8_t* expertHere = nullptr;
 };
 
 // Scratch for one FFN at a time, sized for maxTokens tokens.

@@ -72,9 +72,13 @@ __global__ void moeCombineKernel(MoeCombineParams p) {
     const float* w = p.topk_weights + static_cast<int64_t>(t) * p.top_k;
     float* out = p.out + static_cast<int64_t>(t) * p.out_stride;
     const float* shared = p.shared ? p.shared + static_cast<int64_t>(t) * p.shared_stride : nullptr;
+    const int32_t* ids = p.topk_ids ? p.topk_ids + static_cast<int64_t>(t) * p.top_k : nullptr;
     for (int c = threadIdx.x; c < p.n_cols; c += blockDim.x) {
         float v = shared ? shared[c] : 0.0f;
-        for (int s = 0; s < p.top_k; ++s) v += w[s] * p.expert_out[static_cast<int64_t>(rows[s]) * p.expert_out_stride + c];
+        for (int s = 0; s < p.top_k; ++s) {
+            if (ids && !p.expert_here[ids[s]]) continue;  // computed on another GPU
+            v += w[s] * p.expert_out[static_cast<int64_t>(rows[s]) * p.expert_out_stride + c];
+        }
         out[c] = v;
     }
 }

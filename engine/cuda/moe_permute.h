@@ -44,6 +44,10 @@ struct MoeCombineParams {
     int64_t expert_out_stride = 0;
     const int32_t* entry_row = nullptr;  // [n_tokens·top_k]
     const float* topk_weights = nullptr; // [n_tokens, top_k]
+    // Several GPUs: entries whose expert lives on another GPU (expert_here[topk_ids] == 0) are
+    // skipped (their rows were never computed). Both null: every expert is here.
+    const int32_t* topk_ids = nullptr;      // [n_tokens, top_k]
+    const uint8_t* expert_here = nullptr;  // [n_experts]
     const float* shared = nullptr;       // [n_tokens, shared_stride] or nullptr; may alias out
     int64_t shared_stride = 0;
     float* out = nullptr;                // [n_tokens, out_stride]

@@ -27,6 +27,22 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/device_weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cuda_decode_graph.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/multi_gpu_backend.cpp
 )
+
+# Several GPUs: NCCL's header at build time only; libnccl.so.2 is dlopen'ed when a model is spread
+# over several GPUs (nccl_comm.h), so nothing links against it and one GPU needs no NCCL.
+set(DSV2_NCCL_INCLUDE_DIR "" CACHE PATH "Folder holding nccl.h (found in the CUDA toolkit when empty)")
+find_path(DSV2_NCCL_HEADER_DIR nccl.h HINTS ${DSV2_NCCL_INCLUDE_DIR} ${CUDAToolkit_INCLUDE_DIRS} /usr/include)
+if(DSV2_NCCL_HEADER_DIR)
+  message(STATUS "dsv2: multi-GPU (NCCL headers in ${DSV2_NCCL_HEADER_DIR}; libnccl.so.2 loaded at run time)")
+  target_include_directories(dsv2_engine SYSTEM PRIVATE ${DSV2_NCCL_HEADER_DIR})
+  set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cpp APPEND PROPERTY COMPILE_DEFINITIONS DSV2_HAVE_NCCL=1)
+else()
+  message(STATUS "dsv2: no nccl.h found: models run on one GPU (set DSV2_NCCL_INCLUDE_DIR for several)")
+  set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cpp APPEND PROPERTY COMPILE_DEFINITIONS DSV2_HAVE_NCCL=0)
+endif()
+target_link_libraries(dsv2_engine PRIVATE ${CMAKE_DL_LIBS})
 # PUBLIC: the CLI (dsv2 bench) also asks whether the CUDA backend is compiled in.
 target_compile_definitions(dsv2_engine PUBLIC DSV2_HAS_CUDA_BACKEND=1)

@@ -132,4 +132,88 @@ Result<std::unique_ptr<RandomWeights>> RandomWeights::create(const ModelConfig& 
     return rw;
 }
 
+uint64_t RandomWeights::bytesFor(const ModelConfig& config, DType dtype) {
+    const uint64_t align = static_cast<uint64_t>(kAlignment);
+    uint64_t total = 0;
+    for (const auto& e : expectedTensors(config)) {
+        uint64_t numel = 1;
+        for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
+        total += (numel * dtypeSize(dtype) + align - 1) / align * align;
+    }
+    return total;
+}
+
+Result<std::unique_ptr<RandomWeights>> RandomWeights::createPooled(const ModelConfig& config, DType dtype,
+                                                                   uint64_t seed, uint64_t poolBytes, float stddev) {
+    if (!dtypeComputable(dtype))
+        return Status(StatusCode::InvalidArgument,
+                      std::string("random weights: dtype ") + dtypeName(dtype) + " is not BF16, F16 or F32");
+    std::unique_ptr<RandomWeights> rw(new RandomWeights());
+    rw->m_config = config;
+    const std::vector<ExpectedTensor> expected = expectedTensors(config);
+    const uint64_t align = static_cast<uint64_t>(kAlignment);
+    uint64_t largest = 0, normBytes = 0;
+    for (const auto& e : expected) {
+        uint64_t numel = 1;
+        for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
+        const uint64_t bytes = numel * dtypeSize(dtype);
+        largest = std::max(largest, bytes);
+        if (isNorm(e.name)) normBytes = std::max(normBytes, bytes);
+    }
+    const uint64_t pool = (std::max(poolBytes, 2 * largest) + align - 1) / align * align;
+    const uint64_t ones = (normBytes + align - 1) / align * align;
+    try {
+        rw->m_arena.reset(static_cast<std::byte*>(::operator new[](pool + ones, kAlignment)));
+    } catch (const std::bad_alloc&) {
+        return Status(StatusCode::ResourceExhausted,
+                      "random weights: cannot allocate " + std::to_string((pool + ones) >> 20) + " MiB of host memory");
+    }
+    rw->m_bytes = pool + ones;
+
+    // The pool is filled as tensors of 64 MiB each (in parallel), then the ones for the norms.
+    constexpr uint64_t kPiece = 64ull << 20;
+    const uint64_t elt = dtypeSize(dtype);
+    std::vector<TensorView> pieces;
+    for (uint64_t off = 0; off < pool; off += kPiece) {
+        TensorView t;
+        t.name = "pool";
+        t.dtype = dtype;
+        t.shape = {static_cast<int64_t>(std::min(kPiece, pool - off) / elt)};
+        t.data = rw->m_arena.get() + off;
+        pieces.push_back(std::move(t));
+    }
+    TensorView onesView;
+    onesView.name = "model.norm.weight";  // isNorm: filled with 1
+    onesView.dtype = dtype;
+    onesView.shape = {static_cast<int64_t>(normBytes / elt)};
+    onesView.data = rw->m_arena.get() + pool;
+    pieces.push_back(onesView);
+    const unsigned threads = std::max(1u, std::min(std::thread::hardware_concurrency(), 32u));
+    std::atomic<size_t> next{0};
+    const auto worker = [&] {
+        for (size_t k = next++; k < pieces.size(); k = next++) fill(pieces[k], k, seed, stddev);
+    };
+    std::vector<std::thread> pool_threads;
+    try {
+        for (unsigned i = 1; i < threads; ++i) pool_threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+    }
+    worker();
+    for (auto& th : pool_threads) th.join();
+
+    SplitMix64 rng{seed ^ 0x5851f42d4c957f2dull};
+    for (const auto& e : expected) {
+        TensorView t;
+        t.name = e.name;
+        t.dtype = dtype;
+        t.shape = e.shape;
+        t.nbytes = static_cast<size_t>(t.numel()) * elt;
+        const uint64_t slots = (pool - t.nbytes) / align + 1;  // where a window of this size fits
+        t.data = isNorm(e.name) ? rw->m_arena.get() + pool : rw->m_arena.get() + (rng.next() % slots) * align;
+        rw->m_tensors.emplace(t.name, std::move(t));
+    }
+    DSV2_ASSIGN_OR_RETURN(rw->m_weights, bindModelWeights(config, rw->m_tensors, "random weights"));
+    return rw;
+}
+
 }  // namespace dsv2

@@ -19,6 +19,14 @@ public:
     // dtype must be BF16, F16 or F32. Fails with ResourceExhausted when the memory is not there.
     static Result<std::unique_ptr<RandomWeights>> create(const ModelConfig& config, DType dtype, uint64_t seed,
                                                          float stddev = 0.02f);
+    // For benchmarks of models larger than host memory (DeepSeek-V2: 472 GB): one pool of
+    // max(poolBytes, 2 × the largest tensor) random values, and every tensor a window of it at its own
+    // seeded offset (norms still exactly 1). Tensors overlap, so weights repeat across tensors; the
+    // shapes, bytes moved and routing spread are the real model's. Not for numeric checks.
+    static Result<std::unique_ptr<RandomWeights>> createPooled(const ModelConfig& config, DType dtype, uint64_t seed,
+                                                               uint64_t poolBytes, float stddev = 0.02f);
+    // Bytes create() would allocate for this config and dtype.
+    static uint64_t bytesFor(const ModelConfig& config, DType dtype);
     ~RandomWeights();
     RandomWeights(const RandomWeights&) = delete;
     RandomWeights& operator=(const RandomWeights&) = delete;

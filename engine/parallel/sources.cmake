@@ -7,4 +7,5 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/weight_sharding.cpp
   ${CMAKE_CURRENT_LIST_DIR}/token_traffic.cpp
   ${CMAKE_CURRENT_LIST_DIR}/parallel_memory_plan.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/rank_slice.cpp
 )

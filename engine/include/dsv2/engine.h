@@ -40,7 +40,10 @@ enum class AttentionForm { Auto, Expanded, Absorbed };
 struct EngineOptions {
     BackendChoice backend = BackendChoice::Auto;
     int threads = 0;         // CPU threads; 0 = all cores
-    int device = 0;          // CUDA device
+    int device = 0;          // CUDA device (when `devices` is empty)
+    // CUDA devices to spread the model over (tensor-parallel attention, expert-parallel MoE, NCCL;
+    // docs/multi-gpu.md). Empty: `device` alone. Each index at most once.
+    std::vector<int> devices;
     int64_t maxContext = 0;  // default session capacity in tokens; 0 = the model's maximum
     AttentionForm attentionForm = AttentionForm::Auto;
     // Called from the loading thread as the weights are read (CPU: paged in from the files; CUDA:
@@ -52,6 +55,7 @@ struct ModelInfo {
     std::string name;  // the folder's name
     std::filesystem::path path;
     std::string backend;  // "cpu fp32, 2 threads"
+    std::vector<int> devices;  // CUDA devices the model runs on (empty on the CPU backend)
     int64_t vocabSize = 0;
     int64_t hiddenSize = 0;
     int64_t numLayers = 0;

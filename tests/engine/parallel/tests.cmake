@@ -3,6 +3,7 @@
 dsv2_add_doctest(NAME engine_parallel_test SOURCES
   parallel/expert_placement_test.cpp
   parallel/parallel_plan_test.cpp
+  parallel/rank_slice_test.cpp
 )
 
 # dsv2 inspect-model --devices on a folder holding only the V2 (236B) config.json: the plan needs no
