@@ -15,6 +15,8 @@
 #                                           and bring them back as $OUT/fixtures.tar.gz
 #               DSV2_GENERATE_CHECK=0       skip the cpu-vs-cuda `dsv2 generate` comparison
 #               DSV2_DEVICE_EXTRA="cmd"     one more step (benchmarks, the HF check)
+#               DSV2_GPU_TESTS=regex        only the gpu suites matching it (e.g. cuda_multi_gpu_test)
+#               DSV2_OTHER_TESTS=0          skip the non-gpu suites
 #               DSV2_DEVICE_TESTS=0         build + version + the extra step only (a second call
 #                                           that reuses a warm machine's build)
 #   HF check:   DSV2_DEVICE_TESTS=0 DSV2_DEVICE_EXTRA="python3 tests/engine/cuda/hf_lite_check.py \
@@ -154,8 +156,11 @@ if [ "$built" = 1 ]; then
     step version 30 "$BUILD/app/dsv2" --version
     cat "$OUT/version.log"; cat "$OUT/version.log" >>"$OUT/build.log"; rm -f "$OUT/version.log"
   if [ "${DSV2_DEVICE_TESTS:-1}" = 1 ]; then
-    step gpu_tests 240 ctest --test-dir "$BUILD" -L gpu -V --timeout 200  # -V: the per-sublayer tables
-    step other_tests 150 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 140 -j 8
+    # -V: the per-sublayer tables. DSV2_GPU_TESTS=regex runs only those gpu suites.
+    step gpu_tests 240 ctest --test-dir "$BUILD" -L gpu -R "${DSV2_GPU_TESTS:-.}" -V --timeout 200
+    if [ "${DSV2_OTHER_TESTS:-1}" = 1 ]; then
+        step other_tests 150 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 140 -j 8
+    else skip other_tests "DSV2_OTHER_TESTS=0"; fi
     if [ "${DSV2_GENERATE_CHECK:-1}" = 1 ]; then step generate 120 bash -c generate_check; fi
     if [ "${DSV2_SANITIZE_KERNELS:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
         # racecheck: hazards inside cuBLAS's own kernels (nvjet_*, *gemm*, cutlass, xmma) are

@@ -115,7 +115,13 @@ public:
     MultiGpuBackend(const ModelConfig& config, const BackendOptions& options)
         : m_config(config), m_options(options), m_devices(options.devices) {}
     ~MultiGpuBackend() override {
-        // The GPUs' backends (graphs, streams, buffers) go before the communicators they use.
+        // Each GPU's backend (graphs, stream, cuBLAS, buffers) is freed on its own thread, with its
+        // device current, and before the communicators it uses.
+        if (m_threads && !m_ranks.empty())
+            m_threads->run([this](int r) {
+                m_ranks[static_cast<size_t>(r)].reset();
+                return Status::ok();
+            });
         m_ranks.clear();
         m_nccl.reset();
     }
