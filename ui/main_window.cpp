@@ -19,6 +19,8 @@
 #include <QStandardPaths>
 #include <QStatusBar>
 
+#include <algorithm>
+
 #include "app_theme.h"
 #include "backend/chat_backend.h"
 #include "backend/null_backend.h"
@@ -33,6 +35,9 @@
 #include "model/saved_servers.h"
 #include "model/server_dialog.h"
 #include "settings/conversation_settings_dialog.h"
+#include "settings/gpu_choice.h"
+#include "settings/gpu_dialog.h"
+#include "settings/gpu_picker.h"
 #include "sidebar/conversation_list_model.h"
 #include "sidebar/sidebar.h"
 #include "status/status_panel.h"
@@ -187,6 +192,8 @@ void MainWindow::buildModelMenu(QMenu* menu) {
             loadModel(m_backend->model().path);
         }
     });
+    QAction* gpus = menu->addAction(tr("&GPUs…"), this, &MainWindow::showGpuDialog);
+    gpus->setObjectName(QStringLiteral("gpusAction"));
     menu->addSeparator();
     QAction* info = m_modelDock->toggleViewAction();
     info->setText(tr("Model &information"));
@@ -236,6 +243,8 @@ void MainWindow::connectBackend() {
             m_controller->openConversation(last);
     });
     connect(m_backend, &ChatBackend::modelLoaded, this, &MainWindow::onModelLoaded);
+    connect(m_backend, &ChatBackend::modelGpusChanged, m_modelInfo, &ModelInfoPanel::setGpus);
+    connect(m_backend, &ChatBackend::gpusListed, this, &MainWindow::onGpusListed);
     connect(m_backend, &ChatBackend::modelLoadStarted, this, [this] { m_modelInfo->setNoModel(tr("Loading…")); });
     connect(m_backend, &ChatBackend::modelLoadCancelled, this,
             [this] { m_modelInfo->setNoModel(tr("Loading was cancelled. Open a model folder to chat.")); });
@@ -264,7 +273,50 @@ BackendPreference MainWindow::backendPreference() const {
 void MainWindow::loadModel(const QString& dir) {
     if (dir.isEmpty()) return;
     m_connectingServer.reset();
-    m_backend->loadModel(dir, backendPreference());
+    m_backend->loadModel(dir, backendPreference(), savedGpuSelection());
+}
+
+void MainWindow::showGpuDialog() {
+    if (m_gpuDialog) {
+        m_gpuDialog->raise();
+        m_gpuDialog->activateWindow();
+        return;
+    }
+    m_gpuDialog = new GpuDialog(this);
+    m_gpuDialog->setAttribute(Qt::WA_DeleteOnClose);
+    GpuDialog* dialog = m_gpuDialog;
+    connect(dialog, &QDialog::accepted, this,
+            [this, dialog] { onGpuChoiceAccepted(dialog->selection(), dialog->picker()->checkedIndexes()); });
+    dialog->open();
+    m_backend->requestGpus(++m_gpuTag);  // answered on the GUI thread by onGpusListed
+}
+
+void MainWindow::onGpusListed(quint64 tag, const GpuList& gpus) {
+    if (tag == m_gpuTag && m_gpuDialog) m_gpuDialog->setGpus(gpus, savedGpuSelection());
+}
+
+void MainWindow::onGpuChoiceAccepted(const GpuSelection& selection, const QVector<int>& devices) {
+    if (selection != savedGpuSelection()) saveGpuSelection(selection);
+    // A reload is offered when the model runs elsewhere than on the GPUs now checked (and could run
+    // on them: a local model, the backend not forced to the CPU).
+    const bool onCuda = backendPreference() != BackendPreference::Cpu;
+    if (!m_backend->hasModel() || m_backend->model().server || !onCuda) return;
+    QVector<int> current = m_backend->model().devices;
+    std::sort(current.begin(), current.end());
+    if (current == devices) return;
+    auto* box = new QMessageBox(QMessageBox::Question, tr("Reload the model?"),
+                                tr("The model runs on the GPUs chosen before. Reload it on the new choice now?"),
+                                QMessageBox::NoButton, this);
+    box->setObjectName(QStringLiteral("gpuReloadDialog"));
+    QPushButton* reload = box->addButton(tr("Reload now"), QMessageBox::AcceptRole);
+    box->addButton(tr("Later"), QMessageBox::RejectRole);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    connect(box, &QMessageBox::buttonClicked, this, [this, reload](QAbstractButton* b) {
+        if (b != reload || !m_backend->hasModel() || m_backend->model().server) return;
+        statusBar()->showMessage(tr("Reloading the model on the chosen GPUs…"), 4000);
+        loadModel(m_backend->model().path);
+    });
+    box->open();
 }
 
 void MainWindow::chooseServer() {

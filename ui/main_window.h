@@ -24,6 +24,7 @@ class ChatPanel;
 class InspectorDock;
 class MessageModel;
 class ModelInfoPanel;
+class GpuDialog;
 class Sidebar;
 class StatusPanel;
 
@@ -41,7 +42,10 @@ public:
     // Where "Use the built-in model" points after a failed load (the demo model or tiny-lite).
     void setFallbackModel(const QString& dir) { m_fallbackModel = dir; }
 
-    void loadModel(const QString& dir);  // with the backend preference from the Model menu
+    void loadModel(const QString& dir);  // with the backend and GPUs chosen in the Model menu
+    // Model → GPUs…: the GPU picker, filled when the backend has listed the GPUs; a changed choice is
+    // remembered and, with a local model on CUDA (or Automatic), a reload is offered.
+    void showGpuDialog();
     // Model → Connect to a server…: the dialog, then connectServer. Tests call connectServer.
     void chooseServer();
     void connectServer(const ServerEntry& server);
@@ -81,6 +85,8 @@ private:
     void rebuildRecentMenu();
     void rebuildServersMenu();
     void onModelLoaded(const ModelSummary& summary);
+    void onGpusListed(quint64 tag, const GpuList& gpus);
+    void onGpuChoiceAccepted(const GpuSelection& selection, const QVector<int>& devices);
     void rememberModel(const QString& dir);
     void chooseModelFolder();
     void showError(const QString& title, const QString& message);
@@ -108,6 +114,8 @@ private:
     QActionGroup* m_themeGroup = nullptr;
     QAction* m_stopAction = nullptr;
     QAction* m_regenerateAction = nullptr;
+    QPointer<GpuDialog> m_gpuDialog;
+    quint64 m_gpuTag = 0;  // of the GPU list the dialog waits for
     QString m_fallbackModel;
     QString m_lastExportDir;
     QString m_lastImportDir;

@@ -13,7 +13,11 @@
 
 #include "backend/chat_types.h"
 #include "dsv2/generate.h"
+#include "dsv2/version.h"
 
+namespace dsv2 {
+struct EngineOptions;
+}
 namespace dsv2::storage {
 class StreamingWriter;
 }
@@ -58,12 +62,22 @@ struct GenerationJob {
 // (tests use it to act at a known point of a load; the app leaves it empty).
 using LoadProbe = std::function<void(std::uint64_t bytesDone, std::uint64_t bytesTotal)>;
 
+// Called on the engine thread with the options of a load just before Engine::load (tests check the
+// devices the GPU choice became; the app leaves it empty).
+using OptionsProbe = std::function<void(const EngineOptions& options)>;
+
+// Lists the machine's GPUs: dsv2::listGpus in the app; tests inject a machine. It may be called
+// from the engine and the GPU threads at once, so it must be thread-safe (listGpus is).
+using GpuLister = std::function<Result<std::vector<GpuInfo>>()>;
+
 struct LoadJob {
     quint64 loadId = 0;
     QString dir;
     ui::BackendPreference backend = ui::BackendPreference::Auto;
-    CancelFlag cancel;  // read by the engine's progress callback: setting it aborts the load
+    ui::GpuSelection gpus;  // Model → GPUs… (empty: all); only read when the backend may be CUDA
+    CancelFlag cancel;      // read by the engine's progress callback: setting it aborts the load
     LoadProbe probe;
+    OptionsProbe optionsProbe;
 };
 
 }  // namespace dsv2::gui

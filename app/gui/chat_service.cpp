@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine_worker.h"
+#include "model_summary.h"
 #include "storage_worker.h"
 #ifdef DSV2_HAVE_REMOTE
 #include "remote_link.h"
@@ -33,22 +34,28 @@ void registerTypes() {
     qRegisterMetaType<GenerationJob>();
     qRegisterMetaType<LoadJob>();
     qRegisterMetaType<ui::ServerEntry>();
+    qRegisterMetaType<ui::GpuList>();
 }
 
 int defaultCpuThreads() { return std::max(1, QThread::idealThreadCount() - 1); }
 
 }  // namespace
 
-ChatService::ChatService(int cpuThreads, QObject* parent) : ChatBackend(parent) {
+ChatService::ChatService(int cpuThreads, GpuLister listGpus, QObject* parent)
+    : ChatBackend(parent), m_listGpus(listGpus ? std::move(listGpus) : GpuLister(&dsv2::listGpus)) {
     registerTypes();
-    m_engine = new EngineWorker(cpuThreads > 0 ? cpuThreads : defaultCpuThreads());
+    m_engine = new EngineWorker(cpuThreads > 0 ? cpuThreads : defaultCpuThreads(), m_listGpus);
     m_storage = new StorageWorker;
+    m_gpuContext = new QObject;
     m_engine->moveToThread(&m_engineThread);
     m_storage->moveToThread(&m_storageThread);
+    m_gpuContext->moveToThread(&m_gpuThread);
     connect(&m_engineThread, &QThread::finished, m_engine, &QObject::deleteLater);
     connect(&m_storageThread, &QThread::finished, m_storage, &QObject::deleteLater);
+    connect(&m_gpuThread, &QThread::finished, m_gpuContext, &QObject::deleteLater);
     m_engineThread.setObjectName(QStringLiteral("dsv2-engine"));
     m_storageThread.setObjectName(QStringLiteral("dsv2-storage"));
+    m_gpuThread.setObjectName(QStringLiteral("dsv2-gpus"));
     connectWorkers();
 #ifdef DSV2_HAVE_REMOTE
     m_remote = new RemoteLink;
@@ -59,6 +66,7 @@ ChatService::ChatService(int cpuThreads, QObject* parent) : ChatBackend(parent) 
 #endif
     m_engineThread.start();
     m_storageThread.start();
+    m_gpuThread.start();
     QMetaObject::invokeMethod(m_engine, &EngineWorker::lowerPriority, Qt::QueuedConnection);
 }
 
@@ -67,6 +75,8 @@ ChatService::~ChatService() {
     // then let each thread drain its queue: an answer in progress is stored as stopped, not lost.
     if (m_cancel) m_cancel->store(true);
     if (m_loadCancel) m_loadCancel->store(true);
+    m_gpuThread.quit();  // a query in progress finishes; its answer to this object is dropped
+    m_gpuThread.wait();
     m_engineThread.quit();
     m_engineThread.wait();
 #ifdef DSV2_HAVE_REMOTE
@@ -139,15 +149,49 @@ void ChatService::connectWorkers() {
 
 void ChatService::openHistory(const QString& path) { Q_EMIT openHistoryRequested(path); }
 
-void ChatService::loadModel(const QString& dir, ui::BackendPreference backend) {
+void ChatService::loadModel(const QString& dir, ui::BackendPreference backend, const ui::GpuSelection& gpus) {
     if (m_cancel) m_cancel->store(true);  // a model change ends the answer in progress
     if (m_loadCancel) m_loadCancel->store(true);
     m_hasModel = false;
+    ++m_modelEpoch;
     m_loadId = m_nextLoadId++;
     m_loadCancel = std::make_shared<std::atomic<bool>>(false);
     Q_EMIT modelLoadStarted(dir);
-    Q_EMIT loadRequested(
-        {.loadId = m_loadId, .dir = dir, .backend = backend, .cancel = m_loadCancel, .probe = m_loadProbe});
+    Q_EMIT loadRequested({.loadId = m_loadId,
+                          .dir = dir,
+                          .backend = backend,
+                          .gpus = gpus,
+                          .cancel = m_loadCancel,
+                          .probe = m_loadProbe,
+                          .optionsProbe = m_optionsProbe});
+}
+
+void ChatService::listGpusThen(std::function<void(const ui::GpuList&)> done) {
+    // The driver is asked on the GPU thread (listGpus calls cudaSetDevice there, which touches no
+    // other thread's current device); the answer comes back queued to this object.
+    QMetaObject::invokeMethod(
+        m_gpuContext,
+        [this, lister = m_listGpus, done = std::move(done)] {
+            ui::GpuList list = toGpuList(lister());
+            QMetaObject::invokeMethod(
+                this, [done, list = std::move(list)] { done(list); }, Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+}
+
+void ChatService::requestGpus(quint64 tag) {
+    listGpusThen([this, tag](const ui::GpuList& list) { Q_EMIT gpusListed(tag, list); });
+}
+
+void ChatService::refreshModelGpus() {
+    if (!m_hasModel) return;
+    if (m_modelIsRemote) {
+        Q_EMIT modelGpusChanged({{}, tr("No GPU here: the model runs on the server.")});
+        return;
+    }
+    listGpusThen([this, epoch = m_modelEpoch, devices = m_model.devices](const ui::GpuList& machine) {
+        if (epoch == m_modelEpoch && m_hasModel) Q_EMIT modelGpusChanged(modelGpus(machine, devices));
+    });
 }
 
 bool ChatService::canConnectServers() {
@@ -164,6 +208,7 @@ void ChatService::connectServer(const ui::ServerEntry& server) {
     if (m_loadCancel) m_loadCancel->store(true);
     m_remote->stop();
     m_hasModel = false;
+    ++m_modelEpoch;
     m_loadId = m_nextLoadId++;
     m_loadCancel = std::make_shared<std::atomic<bool>>(false);
     Q_EMIT modelLoadStarted(server.url);
@@ -200,6 +245,7 @@ void ChatService::onLoaded(quint64 loadId, const ui::ModelSummary& summary) {
     // The local model's memory is not needed while a server answers (it is loaded again on demand).
     if (m_modelIsRemote) Q_EMIT unloadRequested();
     Q_EMIT modelLoaded(summary);
+    refreshModelGpus();
 }
 
 void ChatService::onLoadFailed(quint64 loadId, const QString& dir, const QString& message) {
@@ -299,6 +345,7 @@ void ChatService::onGenerationFinished(const ui::GenerationOutcome& outcome) {
     setGenerating(false);
     Q_EMIT generationFinished(outcome);
     Q_EMIT touchRequested(outcome.conversationId);
+    if (!m_modelIsRemote) refreshModelGpus();
     if (outcome.state == ui::MessageState::Failed)
         Q_EMIT failed(tr("The answer failed"), outcome.errorText);
     else if (!outcome.errorText.isEmpty())

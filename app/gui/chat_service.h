@@ -1,10 +1,11 @@
 #pragma once
 // ChatService: the ChatBackend the window talks to. It owns two threads, one for the engine
 // (EngineWorker) and one for the database (StorageWorker), and connects them with queued
-// connections only. A turn goes GUI → storage (store the prompt, open the answer's writer) → GUI →
-// engine (generate into the writer) → GUI. Stop and "cancel loading" set atomic flags; the GUI
-// thread never blocks on either worker (except when the service is destroyed at exit, which cancels
-// first and then joins the threads).
+// connections only; a third, small one asks the driver for the GPUs and their memory (the picker,
+// the status bar), so that neither the window nor a busy engine thread waits for it. A turn goes
+// GUI → storage (store the prompt, open the answer's writer) → GUI → engine (generate into the
+// writer) → GUI. Stop and "cancel loading" set atomic flags; the GUI thread never blocks on a worker
+// (except when the service is destroyed at exit, which cancels first and then joins the threads).
 
 #include <QThread>
 
@@ -20,8 +21,9 @@ class StorageWorker;
 class ChatService : public ui::ChatBackend {
     Q_OBJECT
 public:
-    // cpuThreads 0: all cores but one (the window keeps a core to itself).
-    explicit ChatService(int cpuThreads = 0, QObject* parent = nullptr);
+    // cpuThreads 0: all cores but one (the window keeps a core to itself). listGpus: how the GPUs
+    // are found (empty: dsv2::listGpus; tests inject a machine).
+    explicit ChatService(int cpuThreads = 0, GpuLister listGpus = {}, QObject* parent = nullptr);
     ~ChatService() override;
 
     // Opens (creating if needed) the history database on the storage thread.
@@ -33,9 +35,12 @@ public:
     ui::ModelSummary model() const override { return m_model; }
     QString historyPath() const override { return m_historyPath; }
 
-    void loadModel(const QString& dir, ui::BackendPreference backend) override;
+    void loadModel(const QString& dir, ui::BackendPreference backend, const ui::GpuSelection& gpus) override;
     // Tests: called on the engine thread with each progress report of the loads that follow.
     void setLoadProbe(LoadProbe probe) { m_loadProbe = std::move(probe); }
+    // Tests: called on the engine thread with the EngineOptions of each load that follows.
+    void setOptionsProbe(OptionsProbe probe) { m_optionsProbe = std::move(probe); }
+    void requestGpus(quint64 tag) override;
     void cancelModelLoad() override;
     // A model on an OpenAI-compatible server replaces the local one (whose memory is released);
     // answers come from the remote worker's thread. Without cpp-httplib in the build this fails
@@ -97,9 +102,16 @@ private:
     void onLoadProgress(quint64 loadId, const QString& stage, int percent);
     void onLoaded(quint64 loadId, const ui::ModelSummary& summary);
     void onLoadFailed(quint64 loadId, const QString& dir, const QString& message);
+    // Lists the GPUs on the GPU thread, then calls `done` on the GUI thread (dropped if this is gone).
+    void listGpusThen(std::function<void(const ui::GpuList&)> done);
+    void refreshModelGpus();  // after a load and after each answer: modelGpusChanged
 
     QThread m_engineThread;
     QThread m_storageThread;
+    QThread m_gpuThread;
+    QObject* m_gpuContext = nullptr;  // lives on m_gpuThread: the GPU queries run there
+    GpuLister m_listGpus;
+    quint64 m_modelEpoch = 0;            // bumped by each model change: older GPU answers are dropped
     EngineWorker* m_engine = nullptr;    // lives on m_engineThread
     RemoteLink* m_remote = nullptr;      // owned: the remote worker and its thread (null: no cpp-httplib)
     StorageWorker* m_storage = nullptr;  // lives on m_storageThread
@@ -111,6 +123,7 @@ private:
     quint64 m_nextLoadId = 1;
     CancelFlag m_loadCancel;
     LoadProbe m_loadProbe;
+    OptionsProbe m_optionsProbe;
 
     bool m_generating = false;
     CancelFlag m_cancel;  // of the turn in flight

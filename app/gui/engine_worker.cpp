@@ -1,5 +1,6 @@
 #include "engine_worker.h"
 
+#include <QStringList>
 #include <QThread>
 
 #include <spdlog/spdlog.h>
@@ -20,21 +21,11 @@
 #include "inspect/engine_routing.h"
 #include "inspect/storage_routing.h"
 #include "model_summary.h"
+#include "settings/gpu_choice.h"
 #include "storage_convert.h"
 
 namespace dsv2::gui {
 namespace {
-
-EngineOptions engineOptions(ui::BackendPreference preference, int threads) {
-    EngineOptions o;
-    o.threads = threads;
-    switch (preference) {
-    case ui::BackendPreference::Auto: o.backend = BackendChoice::Auto; break;
-    case ui::BackendPreference::Cpu: o.backend = BackendChoice::Cpu; break;
-    case ui::BackendPreference::Cuda: o.backend = BackendChoice::Cuda; break;
-    }
-    return o;
-}
 
 // The reply follows the template's "Assistant:"; the model's first space belongs to the template.
 void stripLeadingSpaces(std::string& text, bool& atStart) {
@@ -45,7 +36,36 @@ void stripLeadingSpaces(std::string& text, bool& atStart) {
 
 }  // namespace
 
-EngineWorker::EngineWorker(int cpuThreads, QObject* parent) : QObject(parent), m_cpuThreads(cpuThreads) {}
+EngineWorker::EngineWorker(int cpuThreads, GpuLister listGpus, QObject* parent)
+    : QObject(parent), m_cpuThreads(cpuThreads), m_listGpus(std::move(listGpus)) {}
+
+EngineOptions EngineWorker::engineOptions(const LoadJob& job, int cpuThreads, const GpuLister& listGpus) {
+    EngineOptions o;
+    o.threads = cpuThreads;
+    switch (job.backend) {
+    case ui::BackendPreference::Auto: o.backend = BackendChoice::Auto; break;
+    case ui::BackendPreference::Cpu: o.backend = BackendChoice::Cpu; break;
+    case ui::BackendPreference::Cuda: o.backend = BackendChoice::Cuda; break;
+    }
+    if (job.backend == ui::BackendPreference::Cpu || !listGpus) return o;
+    // Before Engine::load, so listGpus' cudaSetDevice calls cannot matter: the CUDA backend selects
+    // its own devices.
+    const ui::GpuList machine = toGpuList(listGpus());
+    if (machine.gpus.isEmpty()) {
+        spdlog::info("no GPU to run the model on: {}", machine.message.toStdString());
+        return o;
+    }
+    bool fellBack = false;
+    const QVector<int> devices = ui::resolveGpuSelection(job.gpus, machine.gpus, &fellBack);
+    if (fellBack)
+        spdlog::warn("the GPUs chosen in Model > GPUs are not all in this machine any more: using all {}",
+                     machine.gpus.size());
+    applyDevices(o, devices);
+    QStringList names;
+    for (int d : devices) names << QString::number(d);
+    spdlog::info("CUDA devices for the model: {}", names.join(QStringLiteral(", ")).toStdString());
+    return o;
+}
 
 EngineWorker::~EngineWorker() { releaseModel(); }
 
@@ -84,7 +104,8 @@ void EngineWorker::load(const LoadJob& job) {
     // The engine reports bytes read (CPU) or uploaded (CUDA); the bar shows them between
     // kLoadStartPercent and kLoadEndPercent. Returning false when the flag is set makes Engine::load
     // stop at the next chunk (64 MiB) with StatusCode::Cancelled: the thread is free again at once.
-    EngineOptions options = engineOptions(job.backend, m_cpuThreads);
+    EngineOptions options = engineOptions(job, m_cpuThreads, m_listGpus);
+    if (job.optionsProbe) job.optionsProbe(options);
     int lastPercent = -1;
     options.loadProgress = [&](uint64_t done, uint64_t total) {
         if (job.probe) job.probe(done, total);
@@ -268,7 +289,6 @@ void EngineWorker::generate(const GenerationJob& job) {
     const CacheUsage cache = session->cacheUsage();
     outcome.contextTokens = cache.tokens;
     outcome.contextLimit = cache.capacityTokens;
-    queryGpuMemory(&outcome.gpuMemoryUsedBytes, &outcome.gpuMemoryTotalBytes);
     Q_EMIT finished(outcome);
 }
 

@@ -20,6 +20,7 @@
 namespace dsv2 {
 class Engine;
 class Session;
+struct EngineOptions;
 struct ModelInfo;
 }  // namespace dsv2
 
@@ -31,8 +32,14 @@ public:
     static constexpr int kFrameMs = 16;
     static constexpr int kMaxSessions = 3;  // conversations whose KV cache stays warm
 
-    explicit EngineWorker(int cpuThreads = 0, QObject* parent = nullptr);
+    // listGpus: how a load finds the machine's GPUs to resolve the GPU choice (empty: none asked).
+    explicit EngineWorker(int cpuThreads = 0, GpuLister listGpus = {}, QObject* parent = nullptr);
     ~EngineWorker() override;
+
+    // The options of a load: the backend, the CPU threads and, when the backend may be CUDA, the
+    // devices the job's GPU choice resolves to on the GPUs `listGpus` reports (all of them unless
+    // chosen otherwise; the choice of another machine falls back to all). No progress callback.
+    static EngineOptions engineOptions(const LoadJob& job, int cpuThreads, const GpuLister& listGpus);
 
     // The engine runs below the window's priority (Linux nice +kNiceOffset for this thread; the CPU
     // backend's pool threads, created here, inherit it): on a machine with few cores the GUI thread
@@ -71,6 +78,7 @@ private:
     void releaseModel();
 
     int m_cpuThreads = 0;
+    GpuLister m_listGpus;
     std::unique_ptr<Engine> m_engine;
     std::list<CachedSession> m_sessions;  // most recently used first
     int m_turnOverheadTokens = 0;         // what the chat template adds around one user message

@@ -86,6 +86,8 @@ private:
     bool m_history = false, m_model = false, m_waiting = false, m_done = false;
 };
 
+constexpr quint64 kStartupGpuTag = 0;  // the window's own GPU requests count from 1
+
 struct Options {
     QCommandLineOption model, db, backend, threads, theme, prompt, screenshot, quitAfter;
 };
@@ -107,13 +109,21 @@ int run(const QCommandLineParser& parser, const Options& o) {
 
     dsv2::gui::ChatService service(parser.value(o.threads).toInt());
     dsv2::ui::MainWindow window(&service);
-    auto gpus = dsv2::listGpus();
-    if (gpus.isOk() && !gpus->empty()) {
-        window.setBackendDescription(QStringLiteral("CUDA: %1").arg(QString::fromStdString(gpus->front().name)));
-    } else {
-        window.setBackendDescription(QStringLiteral("CPU"));
-        spdlog::info("no GPU backend: {}", gpus.isOk() ? "no GPU found" : gpus.status().message());
-    }
+    // Until a model says where it runs: the GPUs found (asked on the adapter's GPU thread: the CUDA
+    // runtime's start-up takes seconds on some machines, and the window must not wait for it).
+    QObject::connect(
+        &service, &dsv2::ui::ChatBackend::gpusListed, &window,
+        [&window, &service](quint64 tag, const dsv2::ui::GpuList& list) {
+            if (tag != kStartupGpuTag) return;
+            if (list.gpus.isEmpty())
+                spdlog::info("no GPU backend: {}", list.message.toStdString());
+            else
+                spdlog::info("{} GPU(s), the first {}", list.gpus.size(), list.gpus.front().name.toStdString());
+            if (service.hasModel()) return;  // it said so already
+            window.setBackendDescription(list.gpus.isEmpty() ? QStringLiteral("CPU")
+                                                             : QStringLiteral("CUDA: %1").arg(list.gpus.front().name));
+        });
+    service.requestGpus(kStartupGpuTag);
     for (const QString& dir : dsv2::gui::builtInModelDirs()) {
         if (dsv2::gui::isModelFolder(dir)) {
             window.setFallbackModel(dir);

@@ -1,6 +1,11 @@
 #include "model_summary.h"
 
+#include <QCoreApplication>
+#include <QStringList>
+
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "dsv2/engine.h"
 #include "dsv2/version.h"
@@ -36,7 +41,7 @@ ui::ModelSummary summarizeModel(const Engine& engine) {
     } else {
         spdlog::warn("model summary: {}", config.status().message());
     }
-    queryGpuMemory(&s.gpuMemoryUsedBytes, &s.gpuMemoryTotalBytes);
+    for (int d : info.devices) s.devices.append(d);
     s.shape = ui::modelShapeFromConfig(toQString((info.path / "config.json").string()));
     s.toyNote = toyNote(s.path, s.parametersTotal);
     s.isToy = !s.toyNote.isEmpty();
@@ -44,14 +49,51 @@ ui::ModelSummary summarizeModel(const Engine& engine) {
     return s;
 }
 
-void queryGpuMemory(qint64* usedBytes, qint64* totalBytes) {
-    *usedBytes = -1;
-    *totalBytes = -1;
-    auto gpus = listGpus();
-    if (!gpus.isOk() || gpus->empty()) return;
-    const GpuInfo& g = gpus->front();
-    *totalBytes = static_cast<qint64>(g.totalMemoryBytes);
-    *usedBytes = static_cast<qint64>(g.totalMemoryBytes - g.freeMemoryBytes);
+ui::GpuList toGpuList(const Result<std::vector<GpuInfo>>& listed) {
+    ui::GpuList list;
+    if (!listed.isOk()) {
+        list.message = toQString(listed.status().message());
+        return list;
+    }
+    for (const GpuInfo& g : *listed)
+        list.gpus.append({.index = g.index,
+                          .name = toQString(g.name),
+                          .totalBytes = static_cast<qint64>(g.totalMemoryBytes),
+                          .freeBytes = static_cast<qint64>(g.freeMemoryBytes)});
+    if (list.gpus.isEmpty()) list.message = QCoreApplication::translate("dsv2", "no NVIDIA GPU found");
+    return list;
+}
+
+ui::GpuList modelGpus(const ui::GpuList& machine, const QVector<int>& devices) {
+    ui::GpuList model;
+    if (devices.isEmpty()) {
+        model.message = machine.gpus.isEmpty()
+                            ? QCoreApplication::translate("dsv2", "No GPU in use: the model runs on the CPU (%1).")
+                                  .arg(machine.message)
+                            : QCoreApplication::translate("dsv2", "No GPU in use: the model runs on the CPU.");
+        return model;
+    }
+    for (int d : devices) {
+        const auto it =
+            std::find_if(machine.gpus.begin(), machine.gpus.end(), [d](const ui::GpuItem& g) { return g.index == d; });
+        if (it != machine.gpus.end()) model.gpus.append(*it);
+    }
+    if (model.gpus.isEmpty()) {
+        QStringList indexes;
+        for (int d : devices) indexes << QString::number(d);
+        model.message =
+            QCoreApplication::translate("dsv2", "The model runs on GPU %1, which the driver did not report now%2.")
+                .arg(indexes.join(QStringLiteral(", ")),
+                     machine.message.isEmpty() ? QString() : QStringLiteral(": ") + machine.message);
+    }
+    return model;
+}
+
+void applyDevices(EngineOptions& options, const QVector<int>& devices) {
+    options.devices.clear();
+    if (devices.isEmpty()) return;
+    options.device = devices.front();
+    if (devices.size() >= 2) options.devices.assign(devices.begin(), devices.end());
 }
 
 ui::GenerationSettings settingsFromParams(const GenerateParams& p) {

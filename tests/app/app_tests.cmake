@@ -11,6 +11,7 @@ if(DSV2_UI AND TARGET dsv2_gui_adapter)
   dsv2_gui_test(gui_history_test gui_history_test.cpp)
   dsv2_gui_test(gui_model_test gui_model_test.cpp)
   dsv2_gui_test(gui_inspector_test gui_inspector_test.cpp)
+  dsv2_gui_test(gui_gpu_test gui_gpu_test.cpp)
   dsv2_gui_test(gui_latency_test gui_latency_test.cpp latency_probe.h)
   dsv2_gui_test(gui_scale_test gui_scale_test.cpp latency_probe.h)
   # The remote backend against a real `dsv2 serve` (tests/server's ServerProcess starts it). Without

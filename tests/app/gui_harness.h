@@ -40,7 +40,9 @@ inline void isolateSettings(const QTemporaryDir& dir, const char* app) {
 class GuiHarness {
 public:
     // Opens `dbPath` (default: a fresh file) and loads tiny-lite; start() waits for both.
-    explicit GuiHarness(const QString& dbPath = {}) : service(1), window(&service) {
+    // `listGpus`: the machine the adapter sees (default: this one's, through dsv2::listGpus).
+    explicit GuiHarness(const QString& dbPath = {}, gui::GpuLister listGpus = {})
+        : service(1, std::move(listGpus)), window(&service) {
         m_db = dbPath.isEmpty() ? m_dir.filePath(QStringLiteral("history.sqlite")) : dbPath;
     }
 

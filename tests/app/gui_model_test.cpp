@@ -146,9 +146,7 @@ private Q_SLOTS:
         // No GPU here: the status bar says so instead of leaving the field out.
         auto* gpu = h.window.findChild<QLabel*>(QStringLiteral("gpuMemoryLabel"));
         QVERIFY(gpu && gpu->isVisible());
-        if (h.service.model().gpuMemoryTotalBytes <= 0) QCOMPARE(gpu->text(), QStringLiteral("GPU —"));
-        QCOMPARE(dsv2::ui::gpuMemoryText(-1, -1), QStringLiteral("GPU —"));
-        QCOMPARE(dsv2::ui::gpuMemoryText(qint64{3} << 30, qint64{80} << 30), QStringLiteral("GPU 3.0 GiB / 80.0 GiB"));
+        if (h.service.model().devices.isEmpty()) QCOMPARE(gpu->text(), QStringLiteral("GPU —"));
     }
 
     // Cancel reaches inside Engine::load: the engine thread is held at the load's first progress

@@ -26,8 +26,9 @@ public:
     // History: opens (creating if needed) the database file; answers historyReady or historyFailed.
     virtual void openHistory(const QString& path) = 0;
 
-    // Model.
-    virtual void loadModel(const QString& dir, BackendPreference backend) = 0;
+    // Model. `gpus`: the GPUs chosen in Model → GPUs… (empty: all), used when the model runs on CUDA
+    // (backend Auto or Cuda); a choice that no longer matches the machine's GPUs means all of them.
+    virtual void loadModel(const QString& dir, BackendPreference backend, const GpuSelection& gpus) = 0;
     virtual void cancelModelLoad() = 0;
     // Chat with a model on an OpenAI-compatible server instead (it replaces the loaded model). The
     // same signals answer: modelLoadStarted(url), modelLoaded (summary.server set) or
@@ -35,6 +36,12 @@ public:
     virtual void connectServer(const ServerEntry& server) {
         Q_EMIT modelLoadStarted(server.url);
         Q_EMIT modelLoadFailed(server.url, tr("This window cannot connect to servers."));
+    }
+
+    // The machine's GPUs with their memory now (the GPU picker); answers gpusListed with the tag.
+    // The adapter asks the driver on a thread of its own: never the GUI thread.
+    virtual void requestGpus(quint64 tag) {
+        Q_EMIT gpusListed(tag, {{}, tr("This window has no engine to ask for GPUs.")});
     }
 
     // Conversations.
@@ -76,6 +83,10 @@ Q_SIGNALS:
     void modelLoaded(const dsv2::ui::ModelSummary& summary);
     void modelLoadFailed(const QString& dir, const QString& message);
     void modelLoadCancelled();
+    void gpusListed(quint64 tag, const dsv2::ui::GpuList& gpus);
+    // The loaded model's GPUs with their memory (all processes), measured after each load and each
+    // answer; none, with the reason in `message`, when it runs on the CPU or on a server.
+    void modelGpusChanged(const dsv2::ui::GpuList& gpus);
 
     void conversationsListed(int offset, const QVector<dsv2::ui::ConversationItem>& items, bool more);
     void conversationUpdated(const dsv2::ui::ConversationItem& item);  // created, renamed or new activity

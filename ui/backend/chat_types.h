@@ -123,8 +123,6 @@ struct GenerationOutcome {
     MessageStats stats;
     qint64 contextTokens = 0;
     qint64 contextLimit = 0;
-    qint64 gpuMemoryUsedBytes = -1;  // -1: no GPU
-    qint64 gpuMemoryTotalBytes = -1;
     // Why the answer has no routing to inspect (a server that does not return routed experts);
     // empty when it has routing, or when the local engine wrote it.
     QString routingNote;
@@ -153,6 +151,33 @@ struct RoutingData {
 
 enum class BackendPreference { Auto, Cpu, Cuda };
 
+// One GPU as the engine's listGpus() reports it; memory as of that moment (all processes).
+struct GpuItem {
+    int index = 0;  // the CUDA device index
+    QString name;   // "NVIDIA H200"
+    qint64 totalBytes = 0;
+    qint64 freeBytes = 0;
+    qint64 usedBytes() const { return totalBytes > freeBytes ? totalBytes - freeBytes : 0; }
+    bool operator==(const GpuItem&) const = default;
+};
+
+// GPUs, or why there are none: `message` says it (no CUDA in this build, no driver, no device; for
+// the model's GPUs also "the model runs on the CPU" or "on the server").
+struct GpuList {
+    QVector<GpuItem> gpus;
+    QString message;
+    bool operator==(const GpuList&) const = default;
+};
+
+// A GPU chosen to run the model, remembered by index and name so that a changed machine is noticed.
+struct GpuKey {
+    int index = 0;
+    QString name;
+    bool operator==(const GpuKey&) const = default;
+};
+// The GPUs chosen in Model → GPUs…; empty: all of them (the default).
+using GpuSelection = QVector<GpuKey>;
+
 // An OpenAI-compatible server to chat with instead of a local model (dsv2 serve, vLLM, SGLang).
 struct ServerEntry {
     QString url;     // the API base, as OpenAI's base_url: "http://127.0.0.1:8000/v1"
@@ -177,8 +202,7 @@ struct ModelSummary {
     qint64 contextLimit = 0;
     qint64 weightFileBytes = 0;
     qint64 cacheBytesPerToken = 0;
-    qint64 gpuMemoryUsedBytes = -1;
-    qint64 gpuMemoryTotalBytes = -1;
+    QVector<int> devices;  // CUDA devices the model runs on (empty: the CPU backend, or a server)
     bool hasChatTemplate = false;
     bool isToy = false;
     QString toyNote;  // why it is a toy and what to do about it
@@ -210,3 +234,4 @@ Q_DECLARE_METATYPE(dsv2::ui::ExportRequest)
 Q_DECLARE_METATYPE(dsv2::ui::ImportOutcome)
 Q_DECLARE_METATYPE(dsv2::ui::RoutingData)
 Q_DECLARE_METATYPE(dsv2::ui::ServerEntry)
+Q_DECLARE_METATYPE(dsv2::ui::GpuList)

@@ -16,7 +16,7 @@ public:
     ModelSummary model() const override { return {}; }
     QString historyPath() const override { return {}; }
     void openHistory(const QString&) override {}
-    void loadModel(const QString&, BackendPreference) override {}
+    void loadModel(const QString&, BackendPreference, const GpuSelection&) override {}
     void cancelModelLoad() override {}
     void requestConversations(int, int) override {}
     void openConversation(quint64, qint64, qint64) override {}

@@ -57,6 +57,8 @@ QString ModelInfoPanel::fieldText(const QString& key) const {
 
 void ModelInfoPanel::setNoModel(const QString& why) {
     for (QLabel* l : std::as_const(m_fields)) l->setText(QStringLiteral("—"));
+    m_fields.value(QStringLiteral("gpu"))->setToolTip({});
+    m_served = false;
     m_note->setText(why);
 }
 
@@ -79,11 +81,25 @@ void ModelInfoPanel::setModel(const ModelSummary& s) {
     set("backend", s.backend);
     set("context", tr("%1 tokens").arg(locale.toString(s.contextLimit)));
     set("cache", formatBytes(s.cacheBytesPerToken));
-    set("gpu", s.gpuMemoryTotalBytes > 0
-                   ? tr("%1 used of %2").arg(formatBytes(s.gpuMemoryUsedBytes), formatBytes(s.gpuMemoryTotalBytes))
-                   : tr("no GPU in use"));
+    QStringList devices;
+    for (int d : s.devices) devices << tr("GPU %1").arg(d);
+    set("gpu", devices.isEmpty() ? tr("no GPU in use") : devices.join(QStringLiteral(", ")));  // setGpus adds memory
+    m_served = s.server.has_value();
     m_note->setText(s.toyNote);
     if (s.server) showServerFacts(s);
+}
+
+void ModelInfoPanel::setGpus(const GpuList& modelGpus) {
+    QLabel* field = m_fields.value(QStringLiteral("gpu"));
+    field->setToolTip(gpuStatusToolTip(modelGpus));
+    if (modelGpus.gpus.isEmpty()) {
+        field->setText(m_served ? tr("on the server") : tr("no GPU in use"));
+        return;
+    }
+    QStringList lines;
+    for (const GpuItem& g : modelGpus.gpus)
+        lines << tr("GPU %1 · %2: %3").arg(g.index).arg(g.name, gibPair(g.usedBytes(), g.totalBytes));
+    field->setText(lines.join(QLatin1Char('\n')));
 }
 
 void ModelInfoPanel::showServerFacts(const ModelSummary& s) {

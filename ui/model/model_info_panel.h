@@ -18,6 +18,8 @@ public:
 
     void setModel(const ModelSummary& summary);
     void setNoModel(const QString& why);
+    // The model's GPUs and their memory (arrives after setModel, and again after each answer).
+    void setGpus(const GpuList& modelGpus);
     QString fieldText(const QString& key) const;  // for tests: "parameters", "layers", ...
 
 Q_SIGNALS:
@@ -30,6 +32,7 @@ private:
     QFormLayout* m_form = nullptr;
     QLabel* m_note = nullptr;
     QHash<QString, QLabel*> m_fields;
+    bool m_served = false;
 };
 
 }  // namespace dsv2::ui

@@ -42,13 +42,14 @@ StatusPanel::StatusPanel(ChatBackend* backend, QStatusBar* bar) : QObject(bar), 
     bar->addWidget(m_cancel);
     for (QLabel* l : {m_speed, m_ttft, m_tokens, m_context, m_gpu, m_backendLabel}) bar->addPermanentWidget(l);
     setLoading(false);
-    showGpu(-1, -1);
+    showGpus({{}, tr("No model loaded.")});
 
     if (!backend) return;
     connect(m_cancel, &QPushButton::clicked, backend, &ChatBackend::cancelModelLoad);
     connect(backend, &ChatBackend::modelLoadStarted, this, [this](const QString& dir) {
         setLoading(true);
         m_model->setText(tr("Loading %1…").arg(dir));
+        showGpus({{}, tr("No model loaded.")});  // the previous model's memory is being released
         m_progress->setRange(0, 0);
     });
     connect(backend, &ChatBackend::modelLoadProgress, this, [this](const QString& stage, int percent) {
@@ -66,7 +67,6 @@ StatusPanel::StatusPanel(ChatBackend* backend, QStatusBar* bar) : QObject(bar), 
         m_model->setToolTip(s.path);
         m_backendLabel->setText(s.backend);
         showContext(0, s.contextLimit);
-        showGpu(s.gpuMemoryUsedBytes, s.gpuMemoryTotalBytes);
     });
     connect(backend, &ChatBackend::modelLoadFailed, this, [this] {
         setLoading(false);
@@ -76,6 +76,7 @@ StatusPanel::StatusPanel(ChatBackend* backend, QStatusBar* bar) : QObject(bar), 
         setLoading(false);
         m_model->setText(tr("No model loaded (loading cancelled)"));
     });
+    connect(backend, &ChatBackend::modelGpusChanged, this, &StatusPanel::showGpus);
     connect(backend, &ChatBackend::streamed, this, &StatusPanel::showStream);
     connect(backend, &ChatBackend::generationFinished, this, &StatusPanel::showOutcome);
 }
@@ -100,7 +101,6 @@ void StatusPanel::showOutcome(const GenerationOutcome& o) {
     if (s.timeToFirstTokenMs > 0) m_ttft->setText(tr("first token %1 s").arg(s.timeToFirstTokenMs / 1000.0, 0, 'f', 2));
     m_tokens->setText(tokenCountText(s.generatedTokens));
     showContext(o.contextTokens, o.contextLimit);
-    showGpu(o.gpuMemoryUsedBytes, o.gpuMemoryTotalBytes);
 }
 
 void StatusPanel::showContext(qint64 used, qint64 limit) {
@@ -111,13 +111,11 @@ void StatusPanel::showContext(qint64 used, qint64 limit) {
                            .arg(100.0 * static_cast<double>(used) / static_cast<double>(limit), 0, 'f', 1));
 }
 
-void StatusPanel::showGpu(qint64 used, qint64 total) {
+void StatusPanel::showGpus(const GpuList& modelGpus) {
     // Always shown, so that "no GPU" is a stated fact rather than a missing field. Refreshed after
-    // each load and each answer (the engine thread queries the device then, never the GUI thread).
-    m_gpu->setText(gpuMemoryText(used, total));
-    m_gpu->setToolTip(total > 0 ? tr("GPU memory in use (all processes) of the device's total")
-                                : tr("No CUDA GPU in use: this build has no CUDA or no GPU was found; the model "
-                                     "runs on the CPU"));
+    // each load and each answer (the adapter asks the driver on its GPU thread, never the GUI thread).
+    m_gpu->setText(gpuStatusText(modelGpus));
+    m_gpu->setToolTip(gpuStatusToolTip(modelGpus));
 }
 
 }  // namespace dsv2::ui

@@ -1,7 +1,7 @@
 #pragma once
 // StatusPanel: the status bar's contents. The model (or the loading progress with Cancel), and while
-// and after an answer: tok/s, time to first token, tokens, context used / limit (%), GPU memory and
-// the backend.
+// and after an answer: tok/s, time to first token, tokens, context used / limit (%), the memory of
+// each GPU the model runs on, and the backend.
 
 #include <QObject>
 
@@ -23,12 +23,13 @@ public:
 
     void setBackendDescription(const QString& text);
     QLabel* modelLabel() const { return m_model; }
+    QLabel* gpuLabel() const { return m_gpu; }
 
 private:
     void showStream(const StreamUpdate& u);
     void showOutcome(const GenerationOutcome& o);
     void showContext(qint64 used, qint64 limit);
-    void showGpu(qint64 used, qint64 total);
+    void showGpus(const GpuList& modelGpus);
     void setLoading(bool loading);
 
     ChatBackend* m_backend;
