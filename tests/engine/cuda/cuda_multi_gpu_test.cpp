@@ -6,11 +6,13 @@
 // chunk, then again in chunks of 16 — several all-reduces of different sizes) and 8 greedy decode
 // steps (CUDA graphs with the all-reduces captured, and without graphs).
 //
-// Checks: logits of every step against one GPU within the bf16 budget (normalized max error;
-// the GPUs sum partial outputs in another order, nothing else differs), routing decisions equal to
-// one GPU's except at near-ties, greedy tokens equal except where one GPU's own top two are within
-// the budget; the CPU reference (fp32) within the budget this model has in bf16 (measured on one
-// GPU in the same run, as cuda_backend_test does); graphs = no graphs to 1e-5; rewind.
+// Checks: the experts chosen for each (token, MoE layer) as one GPU's in at least 95 % of the
+// decisions (the rest are near-ties: the GPUs sum partial outputs in another order, which moves
+// the router's input in the last bits; with routed_scaling_factor 16 a flipped expert moves that
+// token's logits far, as it would between any two bf16 engines); the logits of every step whose
+// token was routed alike within 3e-2 of max |logit| of one GPU's; greedy tokens as one GPU's except
+// where its own top two are within 3e-2; one GPU within 0.12 of the CPU's fp32 (this model's bf16
+// cost, as cuda_backend_test's v2-like fixture measured); graphs = no graphs to 1e-5; rewind.
 // Skipped (exit 77) with fewer than 2 GPUs or without NCCL.
 #include <doctest/doctest.h>
 
@@ -62,6 +64,7 @@ constexpr int kSteps = 8;
 // partials); a near-tie router decision may flip, which moves the logits by more.
 constexpr double kVsOneGpu = 3e-2;
 constexpr double kNearTie = 3e-2;  // of max |logit|: top-two gap under which greedy may differ
+constexpr double kRoutingFlipShare = 5e-2;
 
 struct Model {
     ModelConfig config;
@@ -183,29 +186,60 @@ const Reference& reference() {
     return r;
 }
 
-void compareWithOneGpu(const Trace& got, const std::string& what) {
-    const Reference& ref = reference();
-    REQUIRE(got.logits.size() == ref.oneGpu.logits.size());
-    double worst = 0;
-    int greedyDiffs = 0;
-    for (size_t i = 0; i < got.logits.size(); ++i) {
-        const double e = normalizedMax(got.logits[i], ref.oneGpu.logits[i]);
-        worst = std::max(worst, e);
-        if (argmax(got.logits[i]) != argmax(ref.oneGpu.logits[i])) {
-            ++greedyDiffs;
-            CHECK_MESSAGE(topTwoGap(ref.oneGpu.logits[i]) < kNearTie, what << ": greedy token differs at step " << i
-                                                                           << " without a near-tie");
+// Whether token t's experts (as sets, every MoE layer) are the same in both traces.
+bool sameRouting(const Trace& a, const Trace& b, size_t token, size_t perToken, size_t topK, size_t* decisions,
+                 size_t* flips) {
+    bool same = true;
+    for (size_t l = 0; l < perToken / topK; ++l) {
+        const size_t at = token * perToken + l * topK;
+        std::vector<int32_t> x(a.routing.begin() + static_cast<std::ptrdiff_t>(at),
+                               a.routing.begin() + static_cast<std::ptrdiff_t>(at + topK));
+        std::vector<int32_t> y(b.routing.begin() + static_cast<std::ptrdiff_t>(at),
+                               b.routing.begin() + static_cast<std::ptrdiff_t>(at + topK));
+        std::sort(x.begin(), x.end());
+        std::sort(y.begin(), y.end());
+        if (decisions) ++*decisions;
+        if (x != y) {
+            same = false;
+            if (flips) ++*flips;
         }
     }
-    size_t routingDiffs = 0;
-    REQUIRE(got.routing.size() == ref.oneGpu.routing.size());
-    for (size_t i = 0; i < got.routing.size(); ++i) routingDiffs += got.routing[i] != ref.oneGpu.routing[i];
-    MESSAGE(what << " (" << got.description << "): logits vs one GPU, normalized max " << worst << "; "
-                 << routingDiffs << " of " << got.routing.size() << " routing slots differ; " << greedyDiffs
-                 << " greedy differences");
+    return same;
+}
+
+void compareWithOneGpu(const Trace& got, const std::string& what) {
+    const Reference& ref = reference();
+    const Trace& one = ref.oneGpu;
+    REQUIRE(got.logits.size() == one.logits.size());
+    REQUIRE(got.routing.size() == one.routing.size());
+    const auto topK = static_cast<size_t>(model().config.numExpertsPerTok);
+    const size_t nTokens = kPrompt + kSteps, perToken = got.routing.size() / nTokens;
+    size_t decisions = 0, flips = 0;
+    for (size_t t = 0; t < nTokens; ++t) sameRouting(got, one, t, perToken, topK, &decisions, &flips);
+
+    double worst = 0, worstFlipped = 0;
+    int greedyDiffs = 0, flippedRows = 0;
+    for (size_t i = 0; i < got.logits.size(); ++i) {
+        const size_t token = kPrompt - 1 + i;  // row 0: the prompt's last token; then one per step
+        const double e = normalizedMax(got.logits[i], one.logits[i]);
+        if (sameRouting(got, one, token, perToken, topK, nullptr, nullptr)) {
+            worst = std::max(worst, e);
+        } else {
+            ++flippedRows;
+            worstFlipped = std::max(worstFlipped, e);
+        }
+        if (argmax(got.logits[i]) != argmax(one.logits[i])) {
+            ++greedyDiffs;
+            CHECK_MESSAGE(topTwoGap(one.logits[i]) < kNearTie, what << ": greedy token differs at step " << i
+                                                                     << " without a near-tie");
+        }
+    }
+    MESSAGE(what << " (" << got.description << "): " << flips << " of " << decisions
+                 << " expert choices differ from one GPU's; logits vs one GPU, normalized max " << worst
+                 << " where the token was routed alike (" << flippedRows << " rows routed differently: up to "
+                 << worstFlipped << "); " << greedyDiffs << " greedy differences");
     CHECK(worst <= kVsOneGpu);
-    // Near-ties aside, every decision is the same: at most 2 % of the slots.
-    CHECK(static_cast<double>(routingDiffs) <= 0.02 * static_cast<double>(got.routing.size()));
+    CHECK(static_cast<double>(flips) <= kRoutingFlipShare * static_cast<double>(decisions));
 }
 
 }  // namespace
@@ -265,7 +299,8 @@ TEST_CASE("several GPUs: rewind gives the same logits again; bad devices are ref
     auto b = makeBackend({0, 1});
     auto s = b->createSession(256);
     REQUIRE(s.isOk());
-    auto first = (*s)->forward(std::span<const int32_t>(ref.tokens.data(), kPrompt + 3), false);
+    REQUIRE((*s)->forward(std::span<const int32_t>(ref.tokens.data(), kPrompt), false).isOk());
+    auto first = (*s)->forward(std::span<const int32_t>(ref.tokens.data() + kPrompt, 3), false);
     REQUIRE(first.isOk());
     REQUIRE((*s)->truncate(kPrompt).isOk());
     CHECK((*s)->length() == kPrompt);
