@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/rope.h"
+#include "cuda/attention_prologue_fused.h"
 #include "cuda/cublas_gemm.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_weights.h"
@@ -23,6 +24,7 @@
 #include "cuda/moe_decode.h"
 #include "cuda/moe_layer.h"
 #include "cuda/moe_router.h"
+#include "cuda/moe_router_fused.h"
 #include "cuda/multi_gpu_backend.h"
 #include "cuda/nccl_comm.h"
 #include "cuda/paged_latent_cache.h"
@@ -231,60 +233,41 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     const int64_t qRows = c.qLoraRank ? *c.qLoraRank : H * dqk;
     DSV2_RETURN_IF_ERROR(
         linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(), entry, m_stream));
-    if (c.qLoraRank) {
-        const int64_t r = *c.qLoraRank;
-        RmsNormParams n;
-        n.n_rows = T;
-        n.n_cols = static_cast<int>(r);
-        n.x = m_qA.data();
-        n.x_stride = r;
-        n.weight = a.qANorm;
-        n.out = m_qA.data();
-        n.out_stride = r;
-        n.eps = eps;
-        DSV2_RETURN_IF_ERROR(launchRmsNorm(n, m_stream));
-        DSV2_RETURN_IF_ERROR(
-            linearFew(blas, m_qA.data(), r, a.qBProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, r, m_stream));
-    }
-    // kv_a_layernorm on c_kv, RoPE on k_pe and q_pe.
-    RmsNormParams n;
-    n.n_rows = T;
-    n.n_cols = static_cast<int>(c.kvLoraRank);
-    n.x = m_kvA.data();
-    n.x_stride = entry;
-    n.weight = a.kvANorm;
-    n.out = m_kvA.data();
-    n.out_stride = entry;
-    n.eps = eps;
-    DSV2_RETURN_IF_ERROR(launchRmsNorm(n, m_stream));
-    RopeParams rk;
-    rk.n_tokens = T;
-    rk.n_heads = 1;
-    rk.rope_dim = static_cast<int>(c.qkRopeHeadDim);
-    rk.x = m_kvA.data() + c.kvLoraRank;
-    rk.token_stride = entry;
-    rk.head_stride = entry;
-    rk.positions = m_positions.data();
-    rk.inv_freq = m_invFreq.data();
-    rk.amplitude = static_cast<float>(c.ropeAmplitude());
-    DSV2_RETURN_IF_ERROR(launchRope(rk, m_stream));
-    RopeParams rq = rk;
-    rq.n_heads = static_cast<int>(H);
-    rq.x = m_q.data() + c.qkNopeHeadDim;
-    rq.token_stride = H * dqk;
-    rq.head_stride = dqk;
-    DSV2_RETURN_IF_ERROR(launchRope(rq, m_stream));
-
+    // The small steps around q_b_proj in one launch each (attention_prologue_fused.h): q_a_layernorm
+    // (q_lora models), kv_a_layernorm + RoPE on k_pe + the cache write, RoPE on q_pe. Positions are
+    // read on the device (CUDA graphs). Without q_lora: one launch; with it: one before q_b_proj
+    // (both norms and the cache entry) and one after it (RoPE on q_pe).
     const PagedCacheRef ref{m_cache.layerBase(layer), seq.deviceTable.data(), static_cast<int>(kCacheBlockTokens),
                             static_cast<int>(entry)};
-    LatentCacheWriteParams w;
-    w.cache = ref;
-    w.n_tokens = T;
-    w.pos0 = pos0;
-    w.positions = m_positions.data();  // the same positions, read on the device (CUDA graphs)
-    w.src = m_kvA.data();
-    w.src_stride = entry;
-    DSV2_RETURN_IF_ERROR(launchLatentCacheWrite(w, m_stream));
+    AttentionPrologueParams pro;
+    pro.n_tokens = T;
+    pro.positions = m_positions.data();
+    pro.eps = eps;
+    pro.kv_a = m_kvA.data();
+    pro.kv_stride = entry;
+    pro.kv_lora = static_cast<int>(c.kvLoraRank);
+    pro.kv_weight = a.kvANorm;
+    pro.cache = ref;
+    pro.n_heads = static_cast<int>(H);
+    pro.q_token_stride = H * dqk;
+    pro.q_head_stride = dqk;
+    pro.rope_dim = static_cast<int>(c.qkRopeHeadDim);
+    pro.inv_freq = m_invFreq.data();
+    pro.amplitude = static_cast<float>(c.ropeAmplitude());
+    if (c.qLoraRank) {
+        const int64_t r = *c.qLoraRank;
+        AttentionPrologueParams norms = pro;
+        norms.q_a = m_qA.data();
+        norms.qa_cols = static_cast<int>(r);
+        norms.qa_stride = r;
+        norms.qa_weight = a.qANorm;
+        DSV2_RETURN_IF_ERROR(launchAttentionPrologue(norms, m_stream));
+        DSV2_RETURN_IF_ERROR(
+            linearFew(blas, m_qA.data(), r, a.qBProj, m_q.data(), GemmType::BF16, H * dqk, T, H * dqk, r, m_stream));
+        pro.kv_a = nullptr;  // done above
+    }
+    pro.q_pe = m_q.data() + c.qkNopeHeadDim;
+    DSV2_RETURN_IF_ERROR(launchAttentionPrologue(pro, m_stream));
 
     MlaCall call;
     call.q = m_q.data();
@@ -457,10 +440,20 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
                           m_ffnScratch, m_stream);
     if (T == 1) {
         // One token: router, then the chosen experts straight from the device's top-k (no host wait).
-        DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data(), hidden, L.moe.gate, m_ffnScratch.logits.data(), GemmType::F32,
-                                       m_moe.n_experts, 1, m_moe.n_experts, hidden, m_stream));
-        MoeRouterParams r = routerParams(m_moe, 1, m_ffnScratch);
-        DSV2_RETURN_IF_ERROR(launchMoeRouter(r, m_stream));
+        // Router logits GEMV + top-k in one launch where the GPU allows (moe_router_fused.h).
+        MoeRouterGemvParams rg;
+        rg.route = routerParams(m_moe, 1, m_ffnScratch);
+        rg.hidden = static_cast<int>(hidden);
+        rg.x = m_x.data();
+        rg.gate = L.moe.gate;
+        rg.logits_out = m_ffnScratch.logits.data();
+        if (moeRouterGemvSupported(rg)) {
+            DSV2_RETURN_IF_ERROR(launchMoeRouterGemv(rg, m_stream));
+        } else {
+            DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data(), hidden, L.moe.gate, m_ffnScratch.logits.data(),
+                                           GemmType::F32, m_moe.n_experts, 1, m_moe.n_experts, hidden, m_stream));
+            DSV2_RETURN_IF_ERROR(launchMoeRouter(rg.route, m_stream));
+        }
         const auto nExperts = static_cast<size_t>(m_moe.n_experts);
         MoeDecodeParams d;
         d.hidden = static_cast<int>(hidden);

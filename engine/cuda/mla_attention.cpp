@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cuda/cublas_gemm.h"
+#include "cuda/mla_absorb_gemv.h"
 #include "cuda/mla_decode.h"
 #include "cuda/mla_prefill.h"
 
@@ -175,22 +176,47 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     const int64_t kvbHead = static_cast<int64_t>(g.kvbRowsPerHead()) * g.kv_lora;  // elements per head block of kv_b
 
     // q_lat[t, h, :] = q_nope[t, h, :] · W_UK[h], W_UK[h] = kv_b rows [h·(nope+v), +nope) : [nope, kv_lora]
-    GemmParams qLat;
-    qLat.m = call.n_q;
-    qLat.n = g.kv_lora;
-    qLat.k = g.d_nope;
-    qLat.a = call.q;
-    qLat.lda = static_cast<int64_t>(g.n_heads) * g.dqk();
-    qLat.stride_a = g.dqk();
-    qLat.b = call.kv_b;
-    qLat.ldb = g.kv_lora;
-    qLat.stride_b = kvbHead;
-    qLat.c = scratch.qLat.data();
-    qLat.c_type = GemmType::F32;
-    qLat.ldc = static_cast<int64_t>(g.n_heads) * g.kv_lora;
-    qLat.stride_c = g.kv_lora;
-    qLat.batch = g.n_heads;
-    DSV2_RETURN_IF_ERROR(gemm(blas, qLat, stream));
+    // A few tokens: GEMV kernels (mla_absorb_gemv.h); more: cuBLAS strided batches. Both fp32 out.
+    MlaAbsorbGemvParams few;
+    few.n_q = call.n_q;
+    few.n_heads = g.n_heads;
+    few.d_nope = g.d_nope;
+    few.d_v = g.d_v;
+    few.kv_lora = g.kv_lora;
+    few.kv_b = call.kv_b;
+    few.q = call.q;
+    few.q_token_stride = static_cast<int64_t>(g.n_heads) * g.dqk();
+    few.q_head_stride = g.dqk();
+    few.q_lat = scratch.qLat.data();
+    few.lat_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+    few.lat_head_stride = g.kv_lora;
+    few.o_lat = scratch.oLat.data();
+    few.o_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+    few.o_head_stride = g.kv_lora;
+    few.out = call.out;
+    few.out_token_stride = static_cast<int64_t>(g.n_heads) * g.d_v;
+    few.out_head_stride = g.d_v;
+    const bool gemv = mlaAbsorbGemvSupported(call.n_q, g.kv_lora, call.kv_b);
+    if (gemv) {
+        DSV2_RETURN_IF_ERROR(launchMlaQLatGemv(few, stream));
+    } else {
+        GemmParams qLat;
+        qLat.m = call.n_q;
+        qLat.n = g.kv_lora;
+        qLat.k = g.d_nope;
+        qLat.a = call.q;
+        qLat.lda = static_cast<int64_t>(g.n_heads) * g.dqk();
+        qLat.stride_a = g.dqk();
+        qLat.b = call.kv_b;
+        qLat.ldb = g.kv_lora;
+        qLat.stride_b = kvbHead;
+        qLat.c = scratch.qLat.data();
+        qLat.c_type = GemmType::F32;
+        qLat.ldc = static_cast<int64_t>(g.n_heads) * g.kv_lora;
+        qLat.stride_c = g.kv_lora;
+        qLat.batch = g.n_heads;
+        DSV2_RETURN_IF_ERROR(gemm(blas, qLat, stream));
+    }
 
     // Splits the partial-softmax workspace can hold for this many queries.
     const int maxSplits = static_cast<int>(std::min<int64_t>(scratch.maxSplits(), scratch.partialRows() / call.n_q));
@@ -233,6 +259,8 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream));
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]
+    // (bf16 out either way).
+    if (gemv) return launchMlaVUpGemv(few, stream);
     GemmParams v;
     v.m = call.n_q;
     v.n = g.d_v;

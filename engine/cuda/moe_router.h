@@ -34,4 +34,8 @@ struct MoeRouterParams {
 
 Status launchMoeRouter(const MoeRouterParams& p, cudaStream_t stream);
 
+// The limits of the selection above (sizes, groups, output pointers; not the logits): shared
+// with the fused router (moe_router_fused.h).
+Status checkMoeRouterShape(const MoeRouterParams& p);
+
 }  // namespace dsv2::cuda

@@ -19,6 +19,9 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/swiglu.cu
   ${CMAKE_CURRENT_LIST_DIR}/gemv.cu
   ${CMAKE_CURRENT_LIST_DIR}/moe_decode.cu
+  ${CMAKE_CURRENT_LIST_DIR}/attention_prologue_fused.cu
+  ${CMAKE_CURRENT_LIST_DIR}/moe_router_fused.cu
+  ${CMAKE_CURRENT_LIST_DIR}/mla_absorb_gemv.cu
 )
 
 # The backend behind core/backend.h's seam: createBackend(BackendKind::Cuda, ...) dispatches here.

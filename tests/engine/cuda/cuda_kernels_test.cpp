@@ -1,19 +1,25 @@
 // GPU kernels of the dense path against the CPU reference (engine/cpu) or plain loops, on fresh
 // random inputs of awkward sizes: embedding gather, RMSNorm (+ residual add), YaRN RoPE, SwiGLU,
-// dtype conversion and the cuBLAS wrapper.
+// dtype conversion and the cuBLAS wrapper; the fused attention prologue (bit-identical to the
+// separate norm/RoPE/cache-write kernels) and the absorbed-MLA GEMVs (vs a host loop and cuBLAS).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <tuple>
 #include <vector>
 
 #include "compare.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/rope.h"
+#include "cuda/attention_prologue_fused.h"
 #include "cuda/convert.h"
 #include "cuda/cublas_gemm.h"
 #include "cuda/embedding.h"
 #include "cuda/gemv.h"
+#include "cuda/latent_cache_ops.h"
+#include "cuda/mla_absorb_gemv.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
 #include "cuda/swiglu.h"
@@ -410,6 +416,299 @@ TEST_CASE("cuBLAS strided batch without transposes (the absorbed q_nope·W_UK sh
     CHECK_TENSORS("batched", download(dC), want, (std::vector<int64_t>{T, H, L}), (Tolerance{1e-4, 1e-4, 0.99999}));
 }
 
+namespace {
+
+struct PrologueCase {
+    int T, H, nope, rope, kvLora, qLora;
+    float amplitude;
+    bool longPositions;
+};
+
+// Bitwise equality of two bf16 buffers downloaded as floats (bf16 -> float is exact); NaNs equal.
+int64_t countDifferent(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    int64_t diff = 0;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) ++diff;
+    return diff;
+}
+
+}  // namespace
+
+TEST_CASE("fused attention prologue = rmsnorm + rope (k_pe, q_pe) + cache write, bit for bit") {
+    auto rng = makeRng("attention-prologue");
+    ModelConfig config;
+    config.ropeTheta = 10000.0;
+    config.ropeScaling.yarn = true;
+    config.ropeScaling.factor = 40.0;
+    config.ropeScaling.mscale = 0.707;
+    config.ropeScaling.mscaleAllDim = 0.707;
+    config.ropeScaling.originalMaxPositionEmbeddings = 4096;
+    const std::vector<PrologueCase> cases{
+        {1, 16, 128, 64, 512, 0, 1.0f, false},    // V2-Lite decode
+        {1, 128, 128, 64, 512, 1536, 1.0f, true},  // V2 decode (q_lora, 4 blocks of q_pe pairs)
+        {3, 20, 128, 64, 512, 0, 1.0f, true},      {4, 16, 128, 64, 512, 1536, 1.0f, false},
+        {70, 16, 128, 64, 512, 0, 1.0f, false},    // 256-thread blocks, as launchRmsNorm for >= 64 rows
+        {2, 3, 8, 8, 32, 24, 1.3f, false},         // tiny dims, YaRN amplitude
+        {65, 5, 6, 2, 10, 40, 0.9f, true},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.T);
+        CAPTURE(c.H);
+        CAPTURE(c.qLora);
+        config.qkRopeHeadDim = c.rope;
+        const auto invFreq = cpu::ropeInvFreq(config);
+        const int T = c.T, H = c.H, dqk = c.nope + c.rope, entry = c.kvLora + c.rope, bs = 64;
+        // Distinct positions, each token's logical block on its own physical block (scrambled).
+        const int32_t maxPos = c.longPositions ? 163839 : 4095;
+        std::vector<int32_t> positions;
+        std::uniform_int_distribution<int32_t> pick(0, maxPos);
+        positions.push_back(c.longPositions ? maxPos : 0);
+        while (static_cast<int>(positions.size()) < T) {
+            const int32_t pos = pick(rng);
+            if (std::find(positions.begin(), positions.end(), pos) == positions.end()) positions.push_back(pos);
+        }
+        const int nLogical = maxPos / bs + 1;
+        const int nPhysical = T + 3;
+        std::vector<int32_t> physical(static_cast<size_t>(nPhysical));
+        std::iota(physical.begin(), physical.end(), 0);
+        std::shuffle(physical.begin(), physical.end(), rng);
+        std::vector<int32_t> table(static_cast<size_t>(nLogical), -1);
+        int next = 0;
+        for (const int32_t pos : positions)
+            if (table[static_cast<size_t>(pos / bs)] < 0) table[static_cast<size_t>(pos / bs)] = physical[static_cast<size_t>(next++)];
+        for (auto& e : table)
+            if (e < 0) e = physical.back();  // never written
+
+        const auto kvA = randomBf16(rng, static_cast<size_t>(T) * entry, 2.0f);
+        const auto q = randomBf16(rng, static_cast<size_t>(T) * H * dqk);
+        const auto qA = randomBf16(rng, static_cast<size_t>(T) * std::max(c.qLora, 1), 1.5f);
+        const auto kvW = randomBf16(rng, static_cast<size_t>(c.kvLora), 0.5f);
+        const auto qaW = randomBf16(rng, static_cast<size_t>(std::max(c.qLora, 1)), 0.5f);
+        const auto cache0 = randomBf16(rng, static_cast<size_t>(nPhysical) * bs * entry);
+        auto dPos = upload(positions);
+        auto dTable = upload(table);
+        auto dInv = upload(invFreq);
+        auto dKvW = uploadBf16(kvW);
+        auto dQaW = uploadBf16(qaW);
+
+        // The separate kernels, as attention() launched them before the fusion.
+        auto rKv = uploadBf16(kvA);
+        auto rQ = uploadBf16(q);
+        auto rQa = uploadBf16(qA);
+        auto rCache = uploadBf16(cache0);
+        {
+            if (c.qLora) {
+                cuda::RmsNormParams n;
+                n.n_rows = T;
+                n.n_cols = c.qLora;
+                n.x = rQa.data();
+                n.x_stride = c.qLora;
+                n.weight = dQaW.data();
+                n.out = rQa.data();
+                n.out_stride = c.qLora;
+                n.eps = 1e-6f;
+                REQUIRE_OK(cuda::launchRmsNorm(n, nullptr));
+            }
+            cuda::RmsNormParams n;
+            n.n_rows = T;
+            n.n_cols = c.kvLora;
+            n.x = rKv.data();
+            n.x_stride = entry;
+            n.weight = dKvW.data();
+            n.out = rKv.data();
+            n.out_stride = entry;
+            n.eps = 1e-6f;
+            REQUIRE_OK(cuda::launchRmsNorm(n, nullptr));
+            cuda::RopeParams rk;
+            rk.n_tokens = T;
+            rk.n_heads = 1;
+            rk.rope_dim = c.rope;
+            rk.x = rKv.data() + c.kvLora;
+            rk.token_stride = entry;
+            rk.head_stride = entry;
+            rk.positions = dPos.data();
+            rk.inv_freq = dInv.data();
+            rk.amplitude = c.amplitude;
+            REQUIRE_OK(cuda::launchRope(rk, nullptr));
+            cuda::RopeParams rq = rk;
+            rq.n_heads = H;
+            rq.x = rQ.data() + c.nope;
+            rq.token_stride = static_cast<int64_t>(H) * dqk;
+            rq.head_stride = dqk;
+            REQUIRE_OK(cuda::launchRope(rq, nullptr));
+            cuda::LatentCacheWriteParams w;
+            w.cache = {rCache.data(), dTable.data(), bs, entry};
+            w.n_tokens = T;
+            w.positions = dPos.data();
+            w.src = rKv.data();
+            w.src_stride = entry;
+            REQUIRE_OK(cuda::launchLatentCacheWrite(w, nullptr));
+        }
+
+        // The fused launches, as attention() makes them now.
+        auto fKv = uploadBf16(kvA);
+        auto fQ = uploadBf16(q);
+        auto fQa = uploadBf16(qA);
+        auto fCache = uploadBf16(cache0);
+        cuda::AttentionPrologueParams pro;
+        pro.n_tokens = T;
+        pro.positions = dPos.data();
+        pro.eps = 1e-6f;
+        pro.kv_a = fKv.data();
+        pro.kv_stride = entry;
+        pro.kv_lora = c.kvLora;
+        pro.kv_weight = dKvW.data();
+        pro.cache = {fCache.data(), dTable.data(), bs, entry};
+        pro.n_heads = H;
+        pro.q_token_stride = static_cast<int64_t>(H) * dqk;
+        pro.q_head_stride = dqk;
+        pro.rope_dim = c.rope;
+        pro.inv_freq = dInv.data();
+        pro.amplitude = c.amplitude;
+        if (c.qLora) {
+            cuda::AttentionPrologueParams norms = pro;
+            norms.q_a = fQa.data();
+            norms.qa_cols = c.qLora;
+            norms.qa_stride = c.qLora;
+            norms.qa_weight = dQaW.data();
+            REQUIRE_OK(cuda::launchAttentionPrologue(norms, nullptr));
+            pro.kv_a = nullptr;
+        }
+        pro.q_pe = fQ.data() + c.nope;
+        REQUIRE_OK(cuda::launchAttentionPrologue(pro, nullptr));
+        requireDeviceOk();
+
+        CHECK(countDifferent(downloadBf16(fKv), downloadBf16(rKv)) == 0);
+        CHECK(countDifferent(downloadBf16(fQ), downloadBf16(rQ)) == 0);
+        CHECK(countDifferent(downloadBf16(fQa), downloadBf16(rQa)) == 0);
+        const auto gotCache = downloadBf16(fCache);
+        CHECK(countDifferent(gotCache, downloadBf16(rCache)) == 0);
+        // And the entries did change (the fused kernel wrote them): token 0's slot holds kv_a's result.
+        const int64_t slot0 = static_cast<int64_t>(table[static_cast<size_t>(positions[0] / bs)]) * bs + positions[0] % bs;
+        const auto gotKv = downloadBf16(fKv);
+        for (int i = 0; i < entry; ++i) REQUIRE(gotCache[static_cast<size_t>(slot0 * entry + i)] == gotKv[static_cast<size_t>(i)]);
+    }
+}
+
+namespace {
+
+struct AbsorbCase {
+    int nq, H, nope, rope, dv, kvLora;
+};
+
+}  // namespace
+
+TEST_CASE("absorbed-MLA GEMVs (q_nope·W_UK fp32, o_lat·W_UVᵀ bf16) match a host loop and the cuBLAS batches") {
+    auto rng = makeRng("mla-absorb-gemv");
+    auto handle = cuda::CublasHandle::create();
+    REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
+    const std::vector<AbsorbCase> cases{{1, 16, 128, 64, 128, 512}, {2, 16, 128, 64, 128, 512},
+                                        {3, 128, 128, 64, 128, 512}, {4, 16, 128, 64, 128, 512},
+                                        {3, 5, 24, 8, 40, 72},       {1, 2, 3, 2, 5, 8}};
+    for (const auto& c : cases) {
+        CAPTURE(c.nq);
+        CAPTURE(c.H);
+        CAPTURE(c.kvLora);
+        const int nq = c.nq, H = c.H, dqk = c.nope + c.rope, rowsPerHead = c.nope + c.dv, L = c.kvLora;
+        const auto q = randomBf16(rng, static_cast<size_t>(nq) * H * dqk);
+        const auto kvb = randomBf16(rng, static_cast<size_t>(H) * rowsPerHead * L, 0.05f);
+        const auto oLat = randomBf16(rng, static_cast<size_t>(nq) * H * L);
+        auto dQ = uploadBf16(q);
+        auto dKvb = uploadBf16(kvb);
+        auto dOLat = uploadBf16(oLat);
+        auto dQLat = deviceZeros<float>(static_cast<size_t>(nq) * H * L);
+        auto dV = deviceZeros<bf16>(static_cast<size_t>(nq) * H * c.dv);
+        REQUIRE(cuda::mlaAbsorbGemvSupported(nq, L, dKvb.data()));
+        cuda::MlaAbsorbGemvParams p;
+        p.n_q = nq;
+        p.n_heads = H;
+        p.d_nope = c.nope;
+        p.d_v = c.dv;
+        p.kv_lora = L;
+        p.kv_b = dKvb.data();
+        p.q = dQ.data();
+        p.q_token_stride = static_cast<int64_t>(H) * dqk;
+        p.q_head_stride = dqk;
+        p.q_lat = dQLat.data();
+        p.lat_token_stride = static_cast<int64_t>(H) * L;
+        p.lat_head_stride = L;
+        p.o_lat = dOLat.data();
+        p.o_token_stride = static_cast<int64_t>(H) * L;
+        p.o_head_stride = L;
+        p.out = dV.data();
+        p.out_token_stride = static_cast<int64_t>(H) * c.dv;
+        p.out_head_stride = c.dv;
+        REQUIRE_OK(cuda::launchMlaQLatGemv(p, nullptr));
+        REQUIRE_OK(cuda::launchMlaVUpGemv(p, nullptr));
+
+        // The cuBLAS batches mla_attention.cpp uses for more tokens.
+        auto bQLat = deviceZeros<float>(static_cast<size_t>(nq) * H * L);
+        auto bV = deviceZeros<bf16>(static_cast<size_t>(nq) * H * c.dv);
+        const int64_t kvbHead = static_cast<int64_t>(rowsPerHead) * L;
+        cuda::GemmParams g;
+        g.m = nq;
+        g.n = L;
+        g.k = c.nope;
+        g.a = dQ.data();
+        g.lda = static_cast<int64_t>(H) * dqk;
+        g.stride_a = dqk;
+        g.b = dKvb.data();
+        g.ldb = L;
+        g.stride_b = kvbHead;
+        g.c = bQLat.data();
+        g.c_type = cuda::GemmType::F32;
+        g.ldc = static_cast<int64_t>(H) * L;
+        g.stride_c = L;
+        g.batch = H;
+        REQUIRE_OK(cuda::gemm(handle->get(), g, nullptr));
+        cuda::GemmParams v;
+        v.m = nq;
+        v.n = c.dv;
+        v.k = L;
+        v.a = dOLat.data();
+        v.lda = static_cast<int64_t>(H) * L;
+        v.stride_a = L;
+        v.b = dKvb.data() + static_cast<int64_t>(c.nope) * L;
+        v.ldb = L;
+        v.trans_b = true;
+        v.stride_b = kvbHead;
+        v.c = bV.data();
+        v.c_type = cuda::GemmType::BF16;
+        v.ldc = static_cast<int64_t>(H) * c.dv;
+        v.stride_c = c.dv;
+        v.batch = H;
+        REQUIRE_OK(cuda::gemm(handle->get(), v, nullptr));
+
+        std::vector<float> wantLat(static_cast<size_t>(nq) * H * L), wantV(static_cast<size_t>(nq) * H * c.dv);
+        for (int t = 0; t < nq; ++t)
+            for (int h = 0; h < H; ++h) {
+                const size_t w0 = static_cast<size_t>(h) * rowsPerHead * L;
+                for (int j = 0; j < L; ++j) {
+                    double s = 0.0;
+                    for (int d = 0; d < c.nope; ++d)
+                        s += static_cast<double>(q[(static_cast<size_t>(t) * H + h) * dqk + d]) * kvb[w0 + static_cast<size_t>(d) * L + j];
+                    wantLat[(static_cast<size_t>(t) * H + h) * L + j] = static_cast<float>(s);
+                }
+                for (int j = 0; j < c.dv; ++j) {
+                    double s = 0.0;
+                    for (int k = 0; k < L; ++k)
+                        s += static_cast<double>(oLat[(static_cast<size_t>(t) * H + h) * L + k]) *
+                             kvb[w0 + static_cast<size_t>(c.nope + j) * L + k];
+                    wantV[(static_cast<size_t>(t) * H + h) * c.dv + j] = roundBf16(static_cast<float>(s));
+                }
+            }
+        const std::vector<int64_t> latShape{nq, H, L}, vShape{nq, H, c.dv};
+        const auto gotLat = download(dQLat);
+        const auto gotV = downloadBf16(dV);
+        CHECK_TENSORS("q_lat vs host", gotLat, wantLat, latShape, (Tolerance{1e-5, 1e-5, 0.999999}));
+        CHECK_TENSORS("q_lat vs cuBLAS", gotLat, download(bQLat), latShape, (Tolerance{1e-5, 1e-5, 0.999999}));
+        // bf16 out: one rounding of an fp32 sum, so at most one bf16 step from the rounded exact value.
+        CHECK_TENSORS("v vs host", gotV, wantV, vShape, (Tolerance{1e-6, 8e-3, 0.9999}));
+        CHECK_TENSORS("v vs cuBLAS", gotV, downloadBf16(bV), vShape, (Tolerance{1e-6, 8e-3, 0.9999}));
+    }
+}
+
 TEST_CASE("launchers reject bad parameters with a Status instead of launching") {
     cuda::RmsNormParams norm;
     norm.n_rows = 2;
@@ -425,4 +724,13 @@ TEST_CASE("launchers reject bad parameters with a Status instead of launching") 
     g.n = 2;
     g.k = 2;
     CHECK_FALSE(cuda::gemm(nullptr, g, nullptr).isOk());
+    cuda::AttentionPrologueParams pro;
+    pro.n_tokens = 1;
+    CHECK(cuda::launchAttentionPrologue(pro, nullptr).code() == StatusCode::InvalidArgument);  // no positions
+    cuda::MlaAbsorbGemvParams ab;
+    ab.n_q = 5;  // beyond the GEMVs: the caller uses cuBLAS
+    ab.kv_lora = 512;
+    CHECK_FALSE(cuda::mlaAbsorbGemvSupported(ab.n_q, ab.kv_lora, nullptr));
+    CHECK(cuda::launchMlaQLatGemv(ab, nullptr).code() == StatusCode::InvalidArgument);
+    CHECK(cuda::launchMlaVUpGemv(ab, nullptr).code() == StatusCode::InvalidArgument);
 }

@@ -2,7 +2,8 @@
 // norm_topk_prob and scaling, exact ties), the token->expert permutation, gather/combine, and the
 // whole composed FFN (router -> permute -> expert GEMMs -> SwiGLU -> combine + shared experts)
 // against cpu::routeToken + the MLP evaluated at the GPU's bf16 rounding points (tight), and
-// against plain fp32 cpu::gatedMlp (within what those roundings cost).
+// against plain fp32 cpu::gatedMlp (within what those roundings cost). The fused one-token router
+// (logits GEMV + selection in one launch) must equal the GEMV + router kernel pair exactly.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -16,10 +17,12 @@
 #include "cpu/cpu_ops.h"
 #include "cpu/router.h"
 #include "cuda/cublas_gemm.h"
+#include "cuda/gemv.h"
 #include "cuda/moe_decode.h"
 #include "cuda/moe_layer.h"
 #include "cuda/moe_permute.h"
 #include "cuda/moe_router.h"
+#include "cuda/moe_router_fused.h"
 #include "cuda_test_util.h"
 #include "gpu_skip.h"
 
@@ -148,6 +151,107 @@ TEST_CASE("router breaks exact ties to the lower expert id, groups too") {
     float sum = 0.0f;
     for (int k = 0; k < 4; ++k) sum += w[k];
     CHECK(sum == doctest::Approx(1.0f));  // norm_topk_prob
+}
+
+TEST_CASE("fused one-token router (gate GEMV + top-k, one cluster launch) = linearFew + launchMoeRouter, exactly") {
+    auto rng = makeRng("router-fused");
+    auto handle = cuda::CublasHandle::create();
+    REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
+    struct FusedCase {
+        RouteCase route;
+        int hidden;
+        bool tiedRows;  // every gate row equal: all logits tie, ids must go in order
+    };
+    const std::vector<FusedCase> cases{
+        {{64, 6, false, 1, 1, false, 1.0f, 1}, 2048, false},   // V2-Lite
+        {{160, 6, true, 8, 3, false, 16.0f, 1}, 5120, false},  // V2 / V2.5 (20 rows per block, 16 warps)
+        {{160, 6, true, 8, 3, true, 16.0f, 1}, 5120, false},  {{256, 8, true, 8, 4, true, 2.5f, 1}, 7168, false},
+        {{8, 2, false, 1, 1, true, 1.0f, 1}, 64, false},      // tiny: 1 row per block
+        {{33, 32, false, 1, 1, false, 1.0f, 1}, 200, false},  // rows not a multiple of 8, hidden % 32 != 0
+        {{5, 2, false, 1, 1, false, 1.0f, 1}, 24, false},     // fewer experts than blocks
+        {{16, 1, false, 1, 1, true, 2.0f, 1}, 2048, false},   {{64, 6, false, 1, 1, false, 1.0f, 1}, 2048, true},
+        {{32, 4, true, 4, 2, true, 1.0f, 1}, 512, true},
+    };
+    bool ran = false;
+    for (const auto& fc : cases) {
+        const RouteCase& c = fc.route;
+        CAPTURE(c.nExperts);
+        CAPTURE(c.topK);
+        CAPTURE(c.grouped);
+        CAPTURE(fc.hidden);
+        CAPTURE(fc.tiedRows);
+        const auto x = randomBf16(rng, static_cast<size_t>(fc.hidden));
+        auto gate = randomBf16(rng, static_cast<size_t>(c.nExperts) * fc.hidden, 0.05f);
+        if (fc.tiedRows)
+            for (int e = 1; e < c.nExperts; ++e)
+                std::copy(gate.begin(), gate.begin() + fc.hidden, gate.begin() + static_cast<int64_t>(e) * fc.hidden);
+        auto dX = uploadBf16(x);
+        auto dGate = uploadBf16(gate);
+        cuda::MoeRouterParams r;
+        r.n_tokens = 1;
+        r.n_experts = c.nExperts;
+        r.top_k = c.topK;
+        r.group_limited = c.grouped;
+        r.n_group = c.nGroup;
+        r.topk_group = c.topkGroup;
+        r.norm_topk_prob = c.norm;
+        r.routed_scaling_factor = c.scale;
+
+        // The two-launch path feedForward() takes without the fused kernel.
+        auto sLogits = deviceZeros<float>(static_cast<size_t>(c.nExperts));
+        auto sIds = deviceZeros<int32_t>(static_cast<size_t>(c.topK));
+        auto sW = deviceZeros<float>(static_cast<size_t>(c.topK));
+        REQUIRE_OK(cuda::linearFew(handle->get(), dX.data(), fc.hidden, dGate.data(), sLogits.data(), cuda::GemmType::F32,
+                                   c.nExperts, 1, c.nExperts, fc.hidden, nullptr));
+        cuda::MoeRouterParams sr = r;
+        sr.logits = sLogits.data();
+        sr.logits_stride = c.nExperts;
+        sr.topk_ids = sIds.data();
+        sr.topk_weights = sW.data();
+        REQUIRE_OK(cuda::launchMoeRouter(sr, nullptr));
+
+        auto fLogits = deviceZeros<float>(static_cast<size_t>(c.nExperts));
+        auto fIds = deviceZeros<int32_t>(static_cast<size_t>(c.topK));
+        auto fW = deviceZeros<float>(static_cast<size_t>(c.topK));
+        cuda::MoeRouterGemvParams fp;
+        fp.route = r;
+        fp.route.topk_ids = fIds.data();
+        fp.route.topk_weights = fW.data();
+        fp.hidden = fc.hidden;
+        fp.x = dX.data();
+        fp.gate = dGate.data();
+        fp.logits_out = fLogits.data();
+        if (!cuda::moeRouterGemvSupported(fp)) {
+            MESSAGE("this GPU cannot run the fused router (no sm_90 cluster launch): the backend uses the two launches");
+            CHECK(cuda::launchMoeRouterGemv(fp, nullptr).code() == StatusCode::Unsupported);
+            return;
+        }
+        ran = true;
+        REQUIRE_OK(cuda::launchMoeRouterGemv(fp, nullptr));
+        requireDeviceOk();
+        const auto wantLogits = download(sLogits), gotLogits = download(fLogits);
+        for (int e = 0; e < c.nExperts; ++e) REQUIRE(gotLogits[e] == wantLogits[e]);  // bit-identical GEMV
+        const auto wantIds = download(sIds), gotIds = download(fIds);
+        const auto wantW = download(sW), gotW = download(fW);
+        for (int k = 0; k < c.topK; ++k) {
+            CHECK(gotIds[k] == wantIds[k]);
+            CHECK(gotW[k] == wantW[k]);
+        }
+        if (fc.tiedRows && !c.grouped)
+            for (int k = 0; k < c.topK; ++k) CHECK(gotIds[k] == k);
+        // And against the CPU router on the GPU's logits.
+        std::vector<int32_t> cpuIds(static_cast<size_t>(c.topK));
+        std::vector<float> cpuW(static_cast<size_t>(c.topK)), scratch(static_cast<size_t>(c.nExperts));
+        cpu::routeToken(gotLogits.data(), cpuParams(c), cpuIds.data(), cpuW.data(), scratch.data());
+        for (int k = 0; k < c.topK; ++k) CHECK(gotW[k] == doctest::Approx(cpuW[k]).epsilon(2e-5));
+    }
+    CHECK(ran);
+    // Rejections: more than one token, a hidden size the 16-byte loads cannot take.
+    cuda::MoeRouterGemvParams bad;
+    bad.route.n_tokens = 2;
+    bad.route.n_experts = 64;
+    bad.route.top_k = 6;
+    CHECK_FALSE(cuda::moeRouterGemvSupported(bad));
 }
 
 TEST_CASE("permutation groups entries by expert in entry order; gather and combine invert it") {

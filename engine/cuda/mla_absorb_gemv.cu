@@ -1,0 +1,170 @@
+// q_nope·W_UK and o_lat·W_UVᵀ of the absorbed MLA form as GEMV kernels for 1–4 query tokens
+// (see mla_absorb_gemv.h for why: they replace two cuBLAS strided batches per layer that were
+// launch-bound at ~5 µs each).
+#include "cuda/mla_absorb_gemv.h"
+
+#include "cuda/cuda_check.h"
+#include "cuda/device_utils.cuh"
+
+namespace dsv2::cuda {
+namespace {
+
+// q_lat: W_UK[h] is [nope, kv_lora] row-major and the sum runs over its rows, so threads own
+// output columns (8 consecutive per thread, one 16-byte load per row) and row groups split the
+// rows; the row groups' partial sums are added in shared memory in a fixed order.
+constexpr int kQLatColThreads = 16;  // × 8 columns = 128 columns per block
+constexpr int kQLatCols = kQLatColThreads * 8;
+constexpr int kQLatRowGroups = 16;  // 256 threads
+constexpr int kQLatThreads = kQLatColThreads * kQLatRowGroups;
+constexpr int kQLatUnroll = 8;  // 16-byte loads in flight per thread (128 rows: all of them)
+
+template <int NT>
+__global__ void __launch_bounds__(kQLatThreads) mlaQLatKernel(MlaAbsorbGemvParams p) {
+    __shared__ float partial[kQLatRowGroups][NT][kQLatCols];
+    const int h = blockIdx.x;
+    const int col0 = blockIdx.y * kQLatCols;
+    const int ct = threadIdx.x % kQLatColThreads;
+    const int rg = threadIdx.x / kQLatColThreads;
+    const int col = col0 + ct * 8;
+    const bool active = col < p.kv_lora;  // kv_lora % 8 == 0: a vector is wholly in or out
+    const int64_t kvbRows = static_cast<int64_t>(p.d_nope) + p.d_v;
+    const bf16* wHead = p.kv_b + static_cast<int64_t>(h) * kvbRows * p.kv_lora + col;
+    const bf16* qHead = p.q + static_cast<int64_t>(h) * p.q_head_stride;
+
+    float acc[NT][8];
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[t][j] = 0.0f;
+    if (active) {
+        for (int d0 = rg; d0 < p.d_nope; d0 += kQLatRowGroups * kQLatUnroll) {
+            uint4 wv[kQLatUnroll];
+#pragma unroll
+            for (int u = 0; u < kQLatUnroll; ++u) {
+                const int d = d0 + u * kQLatRowGroups;
+                wv[u] = d < p.d_nope
+                            ? __ldcs(reinterpret_cast<const uint4*>(wHead + static_cast<int64_t>(d) * p.kv_lora))
+                            : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < kQLatUnroll; ++u) {
+                const int d = d0 + u * kQLatRowGroups;
+                if (d >= p.d_nope) break;
+                const auto* w2 = reinterpret_cast<const __nv_bfloat162*>(&wv[u]);
+#pragma unroll
+                for (int t = 0; t < NT; ++t) {
+                    const float qv = toFloat(qHead[static_cast<int64_t>(t) * p.q_token_stride + d]);
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const float2 wf = __bfloat1622float2(w2[j]);
+                        acc[t][2 * j] = fmaf(qv, wf.x, acc[t][2 * j]);
+                        acc[t][2 * j + 1] = fmaf(qv, wf.y, acc[t][2 * j + 1]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) partial[rg][t][ct * 8 + j] = acc[t][j];
+    __syncthreads();
+    for (int i = threadIdx.x; i < NT * kQLatCols; i += kQLatThreads) {
+        const int t = i / kQLatCols;
+        const int c = i % kQLatCols;
+        if (col0 + c >= p.kv_lora) continue;
+        float s = 0.0f;
+#pragma unroll
+        for (int g = 0; g < kQLatRowGroups; ++g) s += partial[g][t][c];
+        p.q_lat[t * p.lat_token_stride + h * p.lat_head_stride + col0 + c] = s;
+    }
+}
+
+// v: W_UV[h] rows are contiguous along kv_lora, like a linear layer: one warp per (head, output
+// row), 16-byte loads of the row and of o_lat, fp32 warp sum, one bf16 rounding (as gemv.cu).
+constexpr int kVRowsPerBlock = 8;
+constexpr int kVUnroll = 4;
+
+template <int NT>
+__global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbsorbGemvParams p) {
+    const int lane = threadIdx.x % kWarpSize;
+    const int row = blockIdx.x * kVRowsPerBlock + threadIdx.x / kWarpSize;  // h·d_v + j
+    if (row >= p.n_heads * p.d_v) return;
+    const int h = row / p.d_v;
+    const int j = row % p.d_v;
+    const int64_t kvbRows = static_cast<int64_t>(p.d_nope) + p.d_v;
+    const uint4* w = reinterpret_cast<const uint4*>(p.kv_b + (h * kvbRows + p.d_nope + j) * p.kv_lora);
+    const uint4* x[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+        x[t] = reinterpret_cast<const uint4*>(p.o_lat + t * p.o_token_stride + h * p.o_head_stride);
+    const int nVec = p.kv_lora / 8;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+    int v = lane;
+    for (; v + (kVUnroll - 1) * kWarpSize < nVec; v += kVUnroll * kWarpSize) {
+        uint4 wv[kVUnroll];
+#pragma unroll
+        for (int u = 0; u < kVUnroll; ++u) wv[u] = __ldcs(w + v + u * kWarpSize);
+#pragma unroll
+        for (int u = 0; u < kVUnroll; ++u)
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[t] += dot8(wv[u], __ldg(x[t] + v + u * kWarpSize));
+    }
+    for (; v < nVec; v += kWarpSize) {
+        const uint4 wv = __ldcs(w + v);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        const float s = warpSum(acc[t]);
+        if (lane == 0) p.out[t * p.out_token_stride + h * p.out_head_stride + j] = toBf16(s);
+    }
+}
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+Status checkCommon(const MlaAbsorbGemvParams& p) {
+    if (!mlaAbsorbGemvSupported(p.n_q, p.kv_lora, p.kv_b) || p.n_heads <= 0 || p.d_nope <= 0 || p.d_v <= 0)
+        return Status(StatusCode::InvalidArgument, "mla absorb gemv: unsupported shape or kv_b alignment");
+    return Status::ok();
+}
+
+}  // namespace
+
+bool mlaAbsorbGemvSupported(int n_q, int kv_lora, const void* kv_b) {
+    return n_q >= 1 && n_q <= kMlaAbsorbGemvMaxTokens && kv_lora > 0 && kv_lora % 8 == 0 && kv_b && aligned16(kv_b);
+}
+
+Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
+    DSV2_RETURN_IF_ERROR(checkCommon(p));
+    if (!p.q || !p.q_lat) return Status(StatusCode::InvalidArgument, "launchMlaQLatGemv: missing q or q_lat");
+    const dim3 grid(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(ceilDiv(p.kv_lora, kQLatCols)));
+    switch (p.n_q) {
+    case 1: mlaQLatKernel<1><<<grid, kQLatThreads, 0, stream>>>(p); break;
+    case 2: mlaQLatKernel<2><<<grid, kQLatThreads, 0, stream>>>(p); break;
+    case 3: mlaQLatKernel<3><<<grid, kQLatThreads, 0, stream>>>(p); break;
+    default: mlaQLatKernel<4><<<grid, kQLatThreads, 0, stream>>>(p); break;
+    }
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+Status launchMlaVUpGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
+    DSV2_RETURN_IF_ERROR(checkCommon(p));
+    if (!p.o_lat || !p.out || !aligned16(p.o_lat) || (p.o_head_stride % 8) || (p.n_q > 1 && (p.o_token_stride % 8)))
+        return Status(StatusCode::InvalidArgument, "launchMlaVUpGemv: missing or misaligned o_lat, or no output");
+    const auto blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_heads) * p.d_v, kVRowsPerBlock));
+    switch (p.n_q) {
+    case 1: mlaVUpKernel<1><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
+    case 2: mlaVUpKernel<2><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
+    case 3: mlaVUpKernel<3><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
+    default: mlaVUpKernel<4><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
+    }
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+}  // namespace dsv2::cuda

@@ -1,0 +1,121 @@
+// Router logits GEMV + top-k selection of one token in one launch: see moe_router_fused.h for why.
+#include "cuda/moe_router_fused.h"
+
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "cuda/cuda_check.h"
+#include "cuda/device_utils.cuh"
+#include "cuda/moe_router_select.cuh"
+
+namespace dsv2::cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kClusterBlocks = 8;  // the portable cluster size
+constexpr int kMaxWarps = 16;
+constexpr int kUnroll = 4;  // as gemv.cu
+
+__global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeRouterGemvParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    __shared__ float all[kRouterMaxExperts];   // block 0: every logit
+    __shared__ float mine[kRouterMaxExperts];  // this block's rows
+    cg::cluster_group cluster = cg::this_cluster();
+    // Every block of the cluster must have started before block 0's shared memory is written:
+    // arrive now, wait after the GEMV.
+    auto started = cluster.barrier_arrive();
+    const int rank = static_cast<int>(cluster.block_rank());
+    const int lane = threadIdx.x % kWarpSize;
+    const int warp = threadIdx.x / kWarpSize;
+    const int nWarps = blockDim.x / kWarpSize;
+    const int n = p.route.n_experts;
+    const int perBlock = (n + kClusterBlocks - 1) / kClusterBlocks;
+    const int row0 = rank * perBlock;
+    const int rows = max(0, min(perBlock, n - row0));
+    const int nVec = p.hidden / 8;
+    const uint4* x = reinterpret_cast<const uint4*>(p.x);
+    for (int r = warp; r < rows; r += nWarps) {
+        // gemvKernel<1, fp32>'s row: the same loads, the same order of fp32 additions.
+        const uint4* w = reinterpret_cast<const uint4*>(p.gate + static_cast<int64_t>(row0 + r) * p.hidden);
+        float acc = 0.0f;
+        int v = lane;
+        for (; v + (kUnroll - 1) * kWarpSize < nVec; v += kUnroll * kWarpSize) {
+            uint4 wv[kUnroll];
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(w + v + u * kWarpSize);
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], __ldg(x + v + u * kWarpSize));
+        }
+        for (; v < nVec; v += kWarpSize) acc += dot8(__ldcs(w + v), __ldg(x + v));
+        const float s = warpSum(acc);
+        if (lane == 0) {
+            mine[r] = s;
+            if (p.logits_out) p.logits_out[row0 + r] = s;
+        }
+    }
+    __syncthreads();
+    cluster.barrier_wait(std::move(started));
+    float* dst = cluster.map_shared_rank(all, 0);
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) dst[row0 + r] = mine[r];
+    cluster.sync();  // release/acquire: block 0 now sees every logit
+    if (rank == 0 && warp == 0) routeTokenWarp(p.route, all, p.route.topk_ids, p.route.topk_weights, lane);
+#endif
+}
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+// Whether the current device runs cluster launches of this kernel (sm_90 code built in), once per device.
+bool deviceRunsClusters() {
+    constexpr int kMaxDevices = 64;
+    static std::atomic<int8_t> known[kMaxDevices] = {};  // 0 unknown, 1 yes, -1 no
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
+    const int8_t k = known[dev].load(std::memory_order_relaxed);
+    if (k != 0) return k > 0;
+    int cluster = 0, major = 0;
+    cudaFuncAttributes attr{};
+    const bool ok = cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev) == cudaSuccess && cluster &&
+                    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                    major >= 9 && cudaFuncGetAttributes(&attr, moeRouterGemvKernel) == cudaSuccess &&
+                    attr.binaryVersion >= 90;
+    (void)cudaGetLastError();
+    known[dev].store(ok ? 1 : -1, std::memory_order_relaxed);
+    return ok;
+}
+
+}  // namespace
+
+bool moeRouterGemvSupported(const MoeRouterGemvParams& p) {
+    return p.route.n_tokens == 1 && p.hidden > 0 && p.hidden % 8 == 0 && p.x && p.gate && aligned16(p.x) &&
+           aligned16(p.gate) && deviceRunsClusters();
+}
+
+Status launchMoeRouterGemv(const MoeRouterGemvParams& p, cudaStream_t stream) {
+    DSV2_RETURN_IF_ERROR(checkMoeRouterShape(p.route));
+    if (!moeRouterGemvSupported(p))
+        return Status(StatusCode::Unsupported,
+                      "launchMoeRouterGemv: needs one token, hidden % 8 == 0, aligned x and gate, and an sm_90 GPU");
+    const int perBlock = (p.route.n_experts + kClusterBlocks - 1) / kClusterBlocks;
+    const int warps = std::max(1, std::min(kMaxWarps, perBlock));
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(kClusterBlocks);
+    cfg.blockDim = dim3(static_cast<unsigned>(warps * kWarpSize));
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = kClusterBlocks;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    DSV2_CUDA_CHECK(cudaLaunchKernelEx(&cfg, moeRouterGemvKernel, p));
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
+
+}  // namespace dsv2::cuda
