@@ -22,6 +22,8 @@ Result<std::vector<GpuInfo>> listGpus() {
                                                    " (" + cudaGetErrorString(err) + ")");
     }
     std::vector<GpuInfo> gpus;
+    int current = 0;
+    const bool restore = cudaGetDevice(&current) == cudaSuccess;  // the caller's device stays current
     for (int i = 0; i < count; ++i) {
         cudaDeviceProp prop{};
         DSV2_CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
@@ -38,6 +40,7 @@ Result<std::vector<GpuInfo>> listGpus() {
         }
         gpus.push_back(std::move(info));
     }
+    if (restore) (void)cudaSetDevice(current);
     return gpus;
 }
 

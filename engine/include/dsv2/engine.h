@@ -42,7 +42,8 @@ struct EngineOptions {
     int threads = 0;         // CPU threads; 0 = all cores
     int device = 0;          // CUDA device (when `devices` is empty)
     // CUDA devices to spread the model over (tensor-parallel attention, expert-parallel MoE, NCCL;
-    // docs/multi-gpu.md). Empty: `device` alone. Each index at most once.
+    // docs/multi-gpu.md). Empty: `device` alone; one entry: that device alone. Each index at most
+    // once; needs NCCL (libnccl.so.2) at run time for two or more.
     std::vector<int> devices;
     int64_t maxContext = 0;  // default session capacity in tokens; 0 = the model's maximum
     AttentionForm attentionForm = AttentionForm::Auto;
