@@ -16,6 +16,8 @@
 #               DSV2_GENERATE_CHECK=0       skip the cpu-vs-cuda `dsv2 generate` comparison
 #               DSV2_DEVICE_EXTRA="cmd"     one more step (benchmarks, the HF check)
 #               DSV2_GPU_TESTS=regex        only the gpu suites matching it (e.g. cuda_multi_gpu_test)
+#               DSV2_SANITIZE_LIMIT=s       at most s seconds of compute-sanitizer (leaves time for the extra step)
+#               DSV2_SANITIZE_SUITES="a b"  only these suites under compute-sanitizer
 #               DSV2_OTHER_TESTS=0          skip the non-gpu suites
 #               DSV2_DEVICE_TESTS=0         build + version + the extra step only (a second call
 #                                           that reuses a warm machine's build)
@@ -174,6 +176,7 @@ if [ "$built" = 1 ]; then
                 local suites="cuda_kernels_test cuda_mla_test cuda_moe_test cuda_cache_test"
                 # memcheck also walks the backend's own paths (paged cache, chunks, both MLA forms).
                 [ "$tool" = memcheck ] && suites="$suites cuda_backend_test"
+                suites=${DSV2_SANITIZE_SUITES:-$suites}
                 for suite in $suites; do
                     local filter=()
                     # The backend suite: the paths the fixtures test does not add much to.
@@ -200,6 +203,7 @@ if [ "$built" = 1 ]; then
         }
         export -f sanitize
         remaining=$((CALL_LIMIT - 30 - (SECONDS - T0)))
+        [ -n "${DSV2_SANITIZE_LIMIT:-}" ] && [ "$DSV2_SANITIZE_LIMIT" -lt "$remaining" ] && remaining=$DSV2_SANITIZE_LIMIT
         if [ "$remaining" -gt 60 ]; then step sanitizer "$remaining" bash -c sanitize
         else skip sanitizer "no time left"; fi
     else
