@@ -12,21 +12,21 @@ export NCCL_NVLS_ENABLE=0
 rows=()
 for proto in default LL; do
     if [ "$proto" = default ]; then unset NCCL_PROTO; else export NCCL_PROTO=$proto; fi
-    timeout 90 python3 tools/bench/nccl_latency.py --gpus 4 --json "/tmp/nccl_$proto.json" >"/tmp/nccl_$proto.log" 2>&1
+    timeout 60 python3 tools/bench/nccl_latency.py --gpus 4 --json "/tmp/nccl_$proto.json" >"/tmp/nccl_$proto.log" 2>&1
     line=$(grep "^NCCL all-reduce" "/tmp/nccl_$proto.log" || { tail -3 "/tmp/nccl_$proto.log"; echo FAILED; })
     rows+=("all-reduce 20 KB, NCCL_PROTO=$proto|$line")
 done
 unset NCCL_PROTO
 bench() {  # bench NAME [ENV...]
     local name=$1; shift
-    env "$@" timeout 150 "$BUILD/app/dsv2" bench --random-weights "$CFG" --backend cuda --devices 0,1,2,3 \
+    env "$@" timeout 100 "$BUILD/app/dsv2" bench --random-weights "$CFG" --backend cuda --devices 0,1,2,3 \
         --prompt-len 1024 --decode-tokens 64 --context 4096 --json >"/tmp/ab_$name.json" 2>"/tmp/ab_$name.err" ||
         { tail -5 "/tmp/ab_$name.err"; rows+=("$name|FAILED"); return; }
     rows+=("$name|$(python3 -c "import json,sys; j=json.load(open('/tmp/ab_$name.json')); r=j['runs'][0]; print(f\"decode {r['decode_tok_s']:.1f} tok/s, prefill 1K {r['prefill_tok_s']:.0f} tok/s\")")")
 }
 bench default
 bench nccl_ll NCCL_PROTO=LL
-bench no_graphs DSV2_CUDA_GRAPHS=0
+[ "${DSV2_AB_NO_GRAPHS:-1}" = 1 ] && bench no_graphs DSV2_CUDA_GRAPHS=0
 cp /tmp/ab_default.json "$OUT/bench_v2x4_ab.json" 2>/dev/null
 echo
 for r in "${rows[@]}"; do printf '%-36s %s\n' "${r%%|*}" "${r#*|}"; done | tee "$OUT/ab_table.txt"
