@@ -42,11 +42,13 @@ struct EngineCliOptions {
 
     Result<std::unique_ptr<Engine>> load() const {
         EngineOptions o;
-        o.backend = backend == "cpu" ? BackendChoice::Cpu : backend == "cuda" ? BackendChoice::Cuda : BackendChoice::Auto;
+        o.backend = backend == "cpu"    ? BackendChoice::Cpu
+                    : backend == "cuda" ? BackendChoice::Cuda
+                                        : BackendChoice::Auto;
         o.threads = threads;
         o.maxContext = context;
         o.devices = devices;
-        o.attentionForm = mla == "expanded" ? AttentionForm::Expanded
+        o.attentionForm = mla == "expanded"   ? AttentionForm::Expanded
                           : mla == "absorbed" ? AttentionForm::Absorbed
                                               : AttentionForm::Auto;
         auto engine = Engine::load(model, o);

@@ -38,10 +38,10 @@ enum class MlaForm {
 };
 
 struct BackendOptions {
-    int threads = 0;         // CPU worker threads for matrix work; 0 = all hardware threads
-    int device = 0;          // CUDA device index
+    int threads = 0;           // CPU worker threads for matrix work; 0 = all hardware threads
+    int device = 0;            // CUDA device index
     std::vector<int> devices;  // several: tensor/expert parallel over these (see EngineOptions)
-    int64_t maxContext = 0;  // default session capacity in tokens; 0 = config.maxPositionEmbeddings
+    int64_t maxContext = 0;    // default session capacity in tokens; 0 = config.maxPositionEmbeddings
     MlaForm mlaForm = MlaForm::Auto;
     ProgressCallback loadProgress;  // see EngineOptions::loadProgress
 };

@@ -110,7 +110,8 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     DSV2_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
     DSV2_ASSIGN_OR_RETURN(m_blas, CublasHandle::create());
 
-    DSV2_ASSIGN_OR_RETURN(m_weights, DeviceModelWeights::upload(model, weights, m_slice, extras.loadProgress, m_stream));
+    DSV2_ASSIGN_OR_RETURN(m_weights,
+                          DeviceModelWeights::upload(model, weights, m_slice, extras.loadProgress, m_stream));
     if (!m_slice.ownsExpert.empty()) {  // several GPUs: which routed experts are here
         DSV2_ASSIGN_OR_RETURN(m_expertHere, DeviceBuffer<uint8_t>::allocate(m_slice.ownsExpert.size()));
         DSV2_RETURN_IF_ERROR(m_expertHere.copyFromHost(m_slice.ownsExpert.data(), m_slice.ownsExpert.size()));
@@ -317,8 +318,8 @@ Status CudaBackend::tap(int stage, int T, int64_t pos0) {
 
 Status CudaBackend::allReduceDelta(int T) {
     if (!m_nccl) return Status::ok();
-    return m_nccl->allReduceSum(m_slice.rank, m_delta.data(), static_cast<size_t>(T) * static_cast<size_t>(m_config.hiddenSize),
-                                m_stream);
+    return m_nccl->allReduceSum(m_slice.rank, m_delta.data(),
+                                static_cast<size_t>(T) * static_cast<size_t>(m_config.hiddenSize), m_stream);
 }
 
 // One chunk of T tokens at positions seq.length .. +T (blocks reserved, table synced). Writes the
@@ -339,7 +340,8 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
         DSV2_RETURN_IF_ERROR(enqueueForward(seq, T, firstLogitRow, logits));
     DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
     if (oneRow)
-        std::memcpy(logits + m_slice.vocabBegin, m_hostLogits.data(), sizeof(float) * static_cast<size_t>(m_slice.vocabCount));
+        std::memcpy(logits + m_slice.vocabBegin, m_hostLogits.data(),
+                    sizeof(float) * static_cast<size_t>(m_slice.vocabCount));
     if (routing.expertIds.empty()) return Status::ok();  // another GPU records the routing
 
     const size_t K = static_cast<size_t>(c.numExpertsPerTok);

@@ -103,8 +103,8 @@ private:
     std::string m_deviceName;
     int m_sms = 0;
     MemoryPlan m_plan;
-    parallel::RankSlice m_slice;    // what this GPU holds (the whole model on one GPU)
-    const NcclGroup* m_nccl = nullptr;  // several GPUs: sums each sublayer's partial output
+    parallel::RankSlice m_slice;         // what this GPU holds (the whole model on one GPU)
+    const NcclGroup* m_nccl = nullptr;   // several GPUs: sums each sublayer's partial output
     DeviceBuffer<uint8_t> m_expertHere;  // [n_experts]: several GPUs only
     cudaStream_t m_stream = nullptr;
     CublasHandle m_blas;

@@ -27,7 +27,7 @@ struct Slice {
 struct Placement {
     const TensorView* view = nullptr;
     size_t offset = 0;
-    int64_t rows = 1, cols = 0;        // the view as a matrix
+    int64_t rows = 1, cols = 0;  // the view as a matrix
     int64_t rowBegin = 0, rowCount = 1;
     int64_t colBegin = 0, colCount = 0;
     int64_t numel() const { return rowCount * colCount; }
@@ -149,7 +149,6 @@ Status checkView(const TensorView& v, int64_t expectedNumel, const std::string& 
     return Status::ok();
 }
 
-
 // Every view against the (whole model's) config, before anything is placed.
 Status checkWeights(const ModelConfig& c, const ModelWeights& w) {
     const int64_t hidden = c.hiddenSize, H = c.numAttentionHeads;
@@ -206,10 +205,8 @@ Status checkWeights(const ModelConfig& c, const ModelWeights& w) {
     return Status::ok();
 }
 
-
 struct LayerOffsets {
-    size_t inputNorm = 0, postNorm = 0, qProj = 0, qA = 0, qANorm = 0, qB = 0, kvA = 0, kvANorm = 0, kvB = 0,
-           oProj = 0;
+    size_t inputNorm = 0, postNorm = 0, qProj = 0, qA = 0, qANorm = 0, qB = 0, kvA = 0, kvANorm = 0, kvB = 0, oProj = 0;
     size_t denseGateUp = 0, denseDown = 0, gate = 0, sharedGateUp = 0, sharedDown = 0;
     std::vector<size_t> expertGateUp, expertDown;  // kNotHere for experts of other ranks
 };
@@ -262,8 +259,8 @@ ArenaPlan planArena(const ModelConfig& c, const ModelWeights& w, const parallel:
                 o.sharedDown = layout.place(x.downProj, Slice::cols(s.sharedBegin, s.sharedCount));
             }
         } else {
-            o.denseGateUp = layout.placePair(L.denseMlp->gateProj, L.denseMlp->upProj,
-                                             Slice::rows(s.denseBegin, s.denseCount));
+            o.denseGateUp =
+                layout.placePair(L.denseMlp->gateProj, L.denseMlp->upProj, Slice::rows(s.denseBegin, s.denseCount));
             o.denseDown = layout.place(L.denseMlp->downProj, Slice::cols(s.denseBegin, s.denseCount));
         }
     }
@@ -291,8 +288,8 @@ Status copyPlacement(const Placement& p, uint8_t* dst, Stager* stager, cudaStrea
     const uint8_t* from = src + static_cast<size_t>(p.rowBegin * p.cols + p.colBegin) * elt;
     const size_t rowBytes = static_cast<size_t>(p.colCount) * elt, stride = static_cast<size_t>(p.cols) * elt;
     if (stager) return stager->copyRows(dst, from, stride, rowBytes, p.rowCount, stream);
-    DSV2_CUDA_CHECK(cudaMemcpy2D(dst, rowBytes, from, stride, rowBytes, static_cast<size_t>(p.rowCount),
-                                 cudaMemcpyHostToDevice));
+    DSV2_CUDA_CHECK(
+        cudaMemcpy2D(dst, rowBytes, from, stride, rowBytes, static_cast<size_t>(p.rowCount), cudaMemcpyHostToDevice));
     return Status::ok();
 }
 

@@ -40,9 +40,7 @@ int64_t modelWeightBytes(const ModelConfig& config) {
     return elements * 2;
 }
 
-int64_t cacheBytesPerToken(const ModelConfig& config) {
-    return config.numHiddenLayers * config.latentCacheDim() * 2;
-}
+int64_t cacheBytesPerToken(const ModelConfig& config) { return config.numHiddenLayers * config.latentCacheDim() * 2; }
 
 int64_t workspaceBytes(const ModelConfig& c, const RuntimeShape& shape) {
     const int64_t T = shape.chunkTokens;
@@ -97,7 +95,8 @@ Result<MemoryPlan> planMemory(const ModelConfig& config, RuntimeShape shape, int
         const int64_t fits = left > 0 ? left / perToken / kBlock * kBlock : 0;
         if (fits >= std::min(kMinAutoCacheTokens, tokens)) {
             fill(std::min(tokens, fits));
-            while (plan.neededBytes() > freeBytes && plan.shape.cacheTokens > kBlock) fill(plan.shape.cacheTokens - kBlock);
+            while (plan.neededBytes() > freeBytes && plan.shape.cacheTokens > kBlock)
+                fill(plan.shape.cacheTokens - kBlock);
         } else {
             fill(std::min(tokens, kMinAutoCacheTokens));
         }

@@ -14,11 +14,11 @@ namespace dsv2::cuda {
 
 // The sizes the backend runs with.
 struct RuntimeShape {
-    int64_t chunkTokens = 4096;     // prefill chunk (tokens per forward step)
-    int64_t cacheTokens = 0;        // paged pool capacity, all sessions together (multiple of 64)
-    int64_t expandedCtx = 32768;    // longest context the expanded (prefill) MLA form runs over
-    int maxSplits = 64;             // decode context splits
-    int64_t logitRows = 256;        // lm_head rows per pass
+    int64_t chunkTokens = 4096;   // prefill chunk (tokens per forward step)
+    int64_t cacheTokens = 0;      // paged pool capacity, all sessions together (multiple of 64)
+    int64_t expandedCtx = 32768;  // longest context the expanded (prefill) MLA form runs over
+    int maxSplits = 64;           // decode context splits
+    int64_t logitRows = 256;      // lm_head rows per pass
 };
 
 struct MemoryPlan {
@@ -27,7 +27,7 @@ struct MemoryPlan {
     int64_t cacheBytes = 0;
     int64_t workspaceBytes = 0;
     int64_t reserveBytes = 0;
-    int64_t freeBytes = 0;   // device memory free when planning
+    int64_t freeBytes = 0;  // device memory free when planning
     int64_t totalDeviceBytes = 0;
 
     int64_t neededBytes() const { return weightBytes + cacheBytes + workspaceBytes + reserveBytes; }

@@ -111,9 +111,8 @@ Status launchMoeGather(const MoeGatherParams& p, cudaStream_t stream) {
 
 Status launchMoeCombine(const MoeCombineParams& p, cudaStream_t stream) {
     if (p.n_tokens == 0) return Status::ok();
-    if (p.n_tokens < 0 || p.top_k <= 0 || p.n_cols <= 0 || !p.expert_out || !p.entry_row || !p.topk_weights ||
-        !p.out || p.expert_out_stride < p.n_cols || p.out_stride < p.n_cols ||
-        (p.shared && p.shared_stride < p.n_cols))
+    if (p.n_tokens < 0 || p.top_k <= 0 || p.n_cols <= 0 || !p.expert_out || !p.entry_row || !p.topk_weights || !p.out ||
+        p.expert_out_stride < p.n_cols || p.out_stride < p.n_cols || (p.shared && p.shared_stride < p.n_cols))
         return Status(StatusCode::InvalidArgument, "launchMoeCombine: bad parameters");
     moeCombineKernel<<<p.n_tokens, 256, 0, stream>>>(p);
     DSV2_CUDA_CHECK_LAUNCH();

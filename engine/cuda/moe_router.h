@@ -18,18 +18,18 @@ namespace dsv2::cuda {
 
 struct MoeRouterParams {
     int n_tokens = 0;
-    int n_experts = 0;        // <= 256
-    int top_k = 0;            // <= 32
+    int n_experts = 0;  // <= 256
+    int top_k = 0;      // <= 32
     bool group_limited = false;
-    int n_group = 1;          // divides n_experts; <= 32
+    int n_group = 1;  // divides n_experts; <= 32
     int topk_group = 1;
     bool norm_topk_prob = false;
     float routed_scaling_factor = 1.0f;
 
     const float* logits = nullptr;  // [n_tokens, logits_stride] gate logits x·W_gateᵀ, fp32
     int64_t logits_stride = 0;
-    int32_t* topk_ids = nullptr;     // [n_tokens, top_k]
-    float* topk_weights = nullptr;   // [n_tokens, top_k]
+    int32_t* topk_ids = nullptr;    // [n_tokens, top_k]
+    float* topk_weights = nullptr;  // [n_tokens, top_k]
 };
 
 Status launchMoeRouter(const MoeRouterParams& p, cudaStream_t stream);

@@ -63,8 +63,9 @@ private:
             seen = m_generation;
             const std::function<Status(int)>* job = m_job;
             lock.unlock();
-            Status st = deviceOk ? (*job)(rank)
-                                 : Status(StatusCode::Unavailable, "cannot select CUDA device " + std::to_string(device));
+            Status st = deviceOk
+                            ? (*job)(rank)
+                            : Status(StatusCode::Unavailable, "cannot select CUDA device " + std::to_string(device));
             lock.lock();
             m_results[static_cast<size_t>(rank)] = std::move(st);
             if (--m_pending == 0) m_done.notify_all();
@@ -160,8 +161,8 @@ Status checkDevices(const std::vector<int>& devices) {
     std::vector<int> seen;
     for (int d : devices) {
         if (d < 0 || d >= count)
-            return Status(StatusCode::InvalidArgument, "CUDA device " + std::to_string(d) + " does not exist (" +
-                                                           std::to_string(count) + " found)");
+            return Status(StatusCode::InvalidArgument,
+                          "CUDA device " + std::to_string(d) + " does not exist (" + std::to_string(count) + " found)");
         if (std::find(seen.begin(), seen.end(), d) != seen.end())
             return Status(StatusCode::InvalidArgument, "CUDA device " + std::to_string(d) + " is listed twice");
         seen.push_back(d);
@@ -223,9 +224,9 @@ Status MultiGpuBackend::init(const ModelWeights& weights, const CudaBackendExtra
         if (!gpus.empty()) gpus += ',';
         gpus += std::to_string(d);
     }
-    m_description = "cuda bf16, " + std::to_string(n) + " × " + m_ranks.front()->deviceName() +
-                    " (GPUs " + gpus + "; heads and shared experts split, routed experts " +
-                    placement.summary() + "; " + m_nccl->version() + ")";
+    m_description = "cuda bf16, " + std::to_string(n) + " × " + m_ranks.front()->deviceName() + " (GPUs " + gpus +
+                    "; heads and shared experts split, routed experts " + placement.summary() + "; " +
+                    m_nccl->version() + ")";
     for (int r = 0; r < n; ++r)
         logInfo("multi-gpu: GPU " + std::to_string(m_devices[static_cast<size_t>(r)]) + ": " +
                 std::to_string(m_slices[static_cast<size_t>(r)].headCount) + " heads, " +
@@ -355,8 +356,7 @@ Result<std::unique_ptr<Backend>> createMultiGpuBackend(const ModelConfig& config
                                                        const BackendOptions& options, const CudaBackendExtras& extras) {
     if (options.devices.size() < 2)
         return Status(StatusCode::InvalidArgument, "a multi-GPU backend needs at least two devices");
-    if (extras.residualTap)
-        return Status(StatusCode::Unsupported, "the residual tap (tests) runs on one GPU only");
+    if (extras.residualTap) return Status(StatusCode::Unsupported, "the residual tap (tests) runs on one GPU only");
     auto backend = std::make_unique<MultiGpuBackend>(config, options);
     DSV2_RETURN_IF_ERROR(backend->init(weights, extras).withContext("multi-GPU backend"));
     return std::unique_ptr<Backend>(std::move(backend));

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <new>
 #include <numbers>
-#include <system_error>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -30,9 +30,7 @@ struct SplitMix64 {
     double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }  // (0, 1)
 };
 
-bool isNorm(const std::string& name) {
-    return name == "model.norm.weight" || name.ends_with("layernorm.weight");
-}
+bool isNorm(const std::string& name) { return name == "model.norm.weight" || name.ends_with("layernorm.weight"); }
 
 void store(DType dtype, std::byte* out, int64_t i, float value) {
     switch (dtype) {
@@ -46,9 +44,7 @@ void store(DType dtype, std::byte* out, int64_t i, float value) {
         std::memcpy(out + 2 * i, &bits, 2);
         return;
     }
-    default:
-        std::memcpy(out + 4 * i, &value, 4);
-        return;
+    default: std::memcpy(out + 4 * i, &value, 4); return;
     }
 }
 

@@ -54,8 +54,8 @@ Result<std::vector<RankSlice>> planRankSlices(const ModelConfig& c, const Expert
     if (n < 1) return Status(StatusCode::InvalidArgument, "a multi-GPU layout needs at least one device");
     if (c.numAttentionHeads < n)
         return Status(StatusCode::InvalidArgument, "the model has " + std::to_string(c.numAttentionHeads) +
-                                                       " attention heads, too few to split over " +
-                                                       std::to_string(n) + " GPUs");
+                                                       " attention heads, too few to split over " + std::to_string(n) +
+                                                       " GPUs");
     const bool hasDense = c.firstKDenseReplace > 0 || c.nRoutedExperts == 0;
     const int64_t shared = c.nSharedExperts * c.moeIntermediateSize;
     if ((hasDense && c.intermediateSize / kColumnUnit < n) || (shared > 0 && shared / kColumnUnit < n))

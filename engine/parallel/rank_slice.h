@@ -32,9 +32,7 @@ struct RankSlice {
     int64_t vocabBegin = 0, vocabCount = 0;
     std::vector<uint8_t> ownsExpert;  // per routed expert; empty = all of them
 
-    bool owns(int64_t expert) const {
-        return ownsExpert.empty() || ownsExpert[static_cast<size_t>(expert)] != 0;
-    }
+    bool owns(int64_t expert) const { return ownsExpert.empty() || ownsExpert[static_cast<size_t>(expert)] != 0; }
     int64_t expertCount(int64_t nRouted) const;
 };
 

@@ -39,8 +39,8 @@ enum class AttentionForm { Auto, Expanded, Absorbed };
 
 struct EngineOptions {
     BackendChoice backend = BackendChoice::Auto;
-    int threads = 0;         // CPU threads; 0 = all cores
-    int device = 0;          // CUDA device (when `devices` is empty)
+    int threads = 0;  // CPU threads; 0 = all cores
+    int device = 0;   // CUDA device (when `devices` is empty)
     // CUDA devices to spread the model over (tensor-parallel attention, expert-parallel MoE, NCCL;
     // docs/multi-gpu.md). Empty: `device` alone; one entry: that device alone. Each index at most
     // once; needs NCCL (libnccl.so.2) at run time for two or more.
@@ -55,7 +55,7 @@ struct EngineOptions {
 struct ModelInfo {
     std::string name;  // the folder's name
     std::filesystem::path path;
-    std::string backend;  // "cpu fp32, 2 threads"
+    std::string backend;       // "cpu fp32, 2 threads"
     std::vector<int> devices;  // CUDA devices the model runs on (empty on the CPU backend)
     int64_t vocabSize = 0;
     int64_t hiddenSize = 0;

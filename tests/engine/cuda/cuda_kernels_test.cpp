@@ -445,11 +445,11 @@ TEST_CASE("fused attention prologue = rmsnorm + rope (k_pe, q_pe) + cache write,
     config.ropeScaling.mscaleAllDim = 0.707;
     config.ropeScaling.originalMaxPositionEmbeddings = 4096;
     const std::vector<PrologueCase> cases{
-        {1, 16, 128, 64, 512, 0, 1.0f, false},    // V2-Lite decode
+        {1, 16, 128, 64, 512, 0, 1.0f, false},     // V2-Lite decode
         {1, 128, 128, 64, 512, 1536, 1.0f, true},  // V2 decode (q_lora, 4 blocks of q_pe pairs)
-        {3, 20, 128, 64, 512, 0, 1.0f, true},      {4, 16, 128, 64, 512, 1536, 1.0f, false},
-        {70, 16, 128, 64, 512, 0, 1.0f, false},    // 256-thread blocks, as launchRmsNorm for >= 64 rows
-        {2, 3, 8, 8, 32, 24, 1.3f, false},         // tiny dims, YaRN amplitude
+        {3, 20, 128, 64, 512, 0, 1.0f, true},     {4, 16, 128, 64, 512, 1536, 1.0f, false},
+        {70, 16, 128, 64, 512, 0, 1.0f, false},  // 256-thread blocks, as launchRmsNorm for >= 64 rows
+        {2, 3, 8, 8, 32, 24, 1.3f, false},       // tiny dims, YaRN amplitude
         {65, 5, 6, 2, 10, 40, 0.9f, true},
     };
     for (const auto& c : cases) {
@@ -476,7 +476,8 @@ TEST_CASE("fused attention prologue = rmsnorm + rope (k_pe, q_pe) + cache write,
         std::vector<int32_t> table(static_cast<size_t>(nLogical), -1);
         int next = 0;
         for (const int32_t pos : positions)
-            if (table[static_cast<size_t>(pos / bs)] < 0) table[static_cast<size_t>(pos / bs)] = physical[static_cast<size_t>(next++)];
+            if (table[static_cast<size_t>(pos / bs)] < 0)
+                table[static_cast<size_t>(pos / bs)] = physical[static_cast<size_t>(next++)];
         for (auto& e : table)
             if (e < 0) e = physical.back();  // never written
 
@@ -585,9 +586,11 @@ TEST_CASE("fused attention prologue = rmsnorm + rope (k_pe, q_pe) + cache write,
         const auto gotCache = downloadBf16(fCache);
         CHECK(countDifferent(gotCache, downloadBf16(rCache)) == 0);
         // And the entries did change (the fused kernel wrote them): token 0's slot holds kv_a's result.
-        const int64_t slot0 = static_cast<int64_t>(table[static_cast<size_t>(positions[0] / bs)]) * bs + positions[0] % bs;
+        const int64_t slot0 =
+            static_cast<int64_t>(table[static_cast<size_t>(positions[0] / bs)]) * bs + positions[0] % bs;
         const auto gotKv = downloadBf16(fKv);
-        for (int i = 0; i < entry; ++i) REQUIRE(gotCache[static_cast<size_t>(slot0 * entry + i)] == gotKv[static_cast<size_t>(i)]);
+        for (int i = 0; i < entry; ++i)
+            REQUIRE(gotCache[static_cast<size_t>(slot0 * entry + i)] == gotKv[static_cast<size_t>(i)]);
     }
 }
 
@@ -603,7 +606,7 @@ TEST_CASE("absorbed-MLA GEMVs (q_nope·W_UK fp32, o_lat·W_UVᵀ bf16) match a h
     auto rng = makeRng("mla-absorb-gemv");
     auto handle = cuda::CublasHandle::create();
     REQUIRE_MESSAGE(handle.isOk(), handle.status().toString());
-    const std::vector<AbsorbCase> cases{{1, 16, 128, 64, 128, 512}, {2, 16, 128, 64, 128, 512},
+    const std::vector<AbsorbCase> cases{{1, 16, 128, 64, 128, 512},  {2, 16, 128, 64, 128, 512},
                                         {3, 128, 128, 64, 128, 512}, {4, 16, 128, 64, 128, 512},
                                         {3, 5, 24, 8, 40, 72},       {1, 2, 3, 2, 5, 8}};
     for (const auto& c : cases) {
@@ -687,7 +690,8 @@ TEST_CASE("absorbed-MLA GEMVs (q_nope·W_UK fp32, o_lat·W_UVᵀ bf16) match a h
                 for (int j = 0; j < L; ++j) {
                     double s = 0.0;
                     for (int d = 0; d < c.nope; ++d)
-                        s += static_cast<double>(q[(static_cast<size_t>(t) * H + h) * dqk + d]) * kvb[w0 + static_cast<size_t>(d) * L + j];
+                        s += static_cast<double>(q[(static_cast<size_t>(t) * H + h) * dqk + d]) *
+                             kvb[w0 + static_cast<size_t>(d) * L + j];
                     wantLat[(static_cast<size_t>(t) * H + h) * L + j] = static_cast<float>(s);
                 }
                 for (int j = 0; j < c.dv; ++j) {

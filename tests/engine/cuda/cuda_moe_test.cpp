@@ -201,8 +201,8 @@ TEST_CASE("fused one-token router (gate GEMV + top-k, one cluster launch) = line
         auto sLogits = deviceZeros<float>(static_cast<size_t>(c.nExperts));
         auto sIds = deviceZeros<int32_t>(static_cast<size_t>(c.topK));
         auto sW = deviceZeros<float>(static_cast<size_t>(c.topK));
-        REQUIRE_OK(cuda::linearFew(handle->get(), dX.data(), fc.hidden, dGate.data(), sLogits.data(), cuda::GemmType::F32,
-                                   c.nExperts, 1, c.nExperts, fc.hidden, nullptr));
+        REQUIRE_OK(cuda::linearFew(handle->get(), dX.data(), fc.hidden, dGate.data(), sLogits.data(),
+                                   cuda::GemmType::F32, c.nExperts, 1, c.nExperts, fc.hidden, nullptr));
         cuda::MoeRouterParams sr = r;
         sr.logits = sLogits.data();
         sr.logits_stride = c.nExperts;
@@ -222,7 +222,8 @@ TEST_CASE("fused one-token router (gate GEMV + top-k, one cluster launch) = line
         fp.gate = dGate.data();
         fp.logits_out = fLogits.data();
         if (!cuda::moeRouterGemvSupported(fp)) {
-            MESSAGE("this GPU cannot run the fused router (no sm_90 cluster launch): the backend uses the two launches");
+            MESSAGE(
+                "this GPU cannot run the fused router (no sm_90 cluster launch): the backend uses the two launches");
             CHECK(cuda::launchMoeRouterGemv(fp, nullptr).code() == StatusCode::Unsupported);
             return;
         }

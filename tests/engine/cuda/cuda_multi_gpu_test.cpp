@@ -74,8 +74,7 @@ struct Model {
 const Model& model() {
     static const Model m = [] {
         Model x;
-        const auto path =
-            std::filesystem::path(__FILE__).parent_path() / "configs" / "deepseek-v2-3layer.json";
+        const auto path = std::filesystem::path(__FILE__).parent_path() / "configs" / "deepseek-v2-3layer.json";
         auto c = loadModelConfig(path);
         REQUIRE_MESSAGE(c.isOk(), c.status().toString());
         x.config = *c;
@@ -230,8 +229,8 @@ void compareWithOneGpu(const Trace& got, const std::string& what) {
         }
         if (argmax(got.logits[i]) != argmax(one.logits[i])) {
             ++greedyDiffs;
-            CHECK_MESSAGE(topTwoGap(one.logits[i]) < kNearTie, what << ": greedy token differs at step " << i
-                                                                     << " without a near-tie");
+            CHECK_MESSAGE(topTwoGap(one.logits[i]) < kNearTie,
+                          what << ": greedy token differs at step " << i << " without a near-tie");
         }
     }
     MESSAGE(what << " (" << got.description << "): " << flips << " of " << decisions
@@ -252,7 +251,8 @@ TEST_CASE("V2-shaped, 3 layers: the CPU reference and one GPU agree within this 
     REQUIRE_MESSAGE(cpu.isOk(), cpu.status().toString());
     const Trace c = trace(**cpu, ref.tokens);
     double worst = 0;
-    for (size_t i = 0; i < c.logits.size(); ++i) worst = std::max(worst, normalizedMax(ref.oneGpu.logits[i], c.logits[i]));
+    for (size_t i = 0; i < c.logits.size(); ++i)
+        worst = std::max(worst, normalizedMax(ref.oneGpu.logits[i], c.logits[i]));
     MESSAGE("one GPU vs the CPU (fp32): normalized max " << worst);
     // cuda_backend_test's v2-like fixture measured 0.084–0.097 for bf16 itself at routed scaling 16.
     CHECK(worst <= 0.12);

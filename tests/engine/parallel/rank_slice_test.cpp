@@ -43,10 +43,15 @@ TEST_CASE("rank slices tile heads, widths and vocabulary, and give every expert 
             CAPTURE(c.hiddenSize);
             CAPTURE(n);
             const auto slices = slicesFor(c, n);
-            checkTiles(slices, c.numAttentionHeads, [](const RankSlice& s) { return std::pair{s.headBegin, s.headCount}; });
-            checkTiles(slices, c.intermediateSize, [](const RankSlice& s) { return std::pair{s.denseBegin, s.denseCount}; });
-            checkTiles(slices, c.nSharedExperts * c.moeIntermediateSize,
-                       [](const RankSlice& s) { return std::pair{s.sharedBegin, s.sharedCount}; });
+            checkTiles(slices, c.numAttentionHeads, [](const RankSlice& s) {
+                return std::pair{s.headBegin, s.headCount};
+            });
+            checkTiles(slices, c.intermediateSize, [](const RankSlice& s) {
+                return std::pair{s.denseBegin, s.denseCount};
+            });
+            checkTiles(slices, c.nSharedExperts * c.moeIntermediateSize, [](const RankSlice& s) {
+                return std::pair{s.sharedBegin, s.sharedCount};
+            });
             checkTiles(slices, c.vocabSize, [](const RankSlice& s) { return std::pair{s.vocabBegin, s.vocabCount}; });
             // Width slices stay in units of 64 except the last one's remainder.
             for (size_t r = 0; r + 1 < slices.size(); ++r) {
