@@ -65,6 +65,29 @@ void fill(const TensorView& t, size_t index, uint64_t seed, float stddev) {
     }
 }
 
+// Fills every view (its own stream: index k), on up to 32 threads.
+void fillAll(const std::vector<const TensorView*>& views, uint64_t seed, float stddev) {
+    const unsigned threads = std::max(1u, std::min(std::thread::hardware_concurrency(), 32u));
+    std::atomic<size_t> next{0};
+    const auto worker = [&] {
+        for (size_t k = next++; k < views.size(); k = next++) fill(*views[k], k, seed, stddev);
+    };
+    std::vector<std::thread> pool;
+    try {
+        for (unsigned i = 1; i < threads; ++i) pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+        // Fewer threads is only slower: the fill does not depend on who fills which tensor.
+    }
+    worker();
+    for (auto& th : pool) th.join();
+}
+
+Status checkDtype(DType dtype) {
+    if (dtypeComputable(dtype)) return Status::ok();
+    return Status(StatusCode::InvalidArgument,
+                  std::string("random weights: dtype ") + dtypeName(dtype) + " is not BF16, F16 or F32");
+}
+
 }  // namespace
 
 void RandomWeights::ArenaDeleter::operator()(std::byte* p) const { ::operator delete[](p, kAlignment); }
@@ -73,9 +96,7 @@ RandomWeights::~RandomWeights() = default;
 
 Result<std::unique_ptr<RandomWeights>> RandomWeights::create(const ModelConfig& config, DType dtype, uint64_t seed,
                                                              float stddev) {
-    if (!dtypeComputable(dtype))
-        return Status(StatusCode::InvalidArgument,
-                      std::string("random weights: dtype ") + dtypeName(dtype) + " is not BF16, F16 or F32");
+    DSV2_RETURN_IF_ERROR(checkDtype(dtype));
     std::unique_ptr<RandomWeights> rw(new RandomWeights());
     rw->m_config = config;
     const std::vector<ExpectedTensor> expected = expectedTensors(config);
@@ -110,19 +131,7 @@ Result<std::unique_ptr<RandomWeights>> RandomWeights::create(const ModelConfig& 
         views.push_back(&rw->m_tensors.emplace(t.name, std::move(t)).first->second);
     }
 
-    const unsigned threads = std::max(1u, std::min(std::thread::hardware_concurrency(), 32u));
-    std::atomic<size_t> nextTensor{0};
-    const auto worker = [&] {
-        for (size_t k = nextTensor++; k < views.size(); k = nextTensor++) fill(*views[k], k, seed, stddev);
-    };
-    std::vector<std::thread> pool;
-    try {
-        for (unsigned i = 1; i < threads; ++i) pool.emplace_back(worker);
-    } catch (const std::system_error&) {
-        // Fewer threads is only slower: the fill does not depend on who fills which tensor.
-    }
-    worker();
-    for (auto& th : pool) th.join();
+    fillAll(views, seed, stddev);
 
     DSV2_ASSIGN_OR_RETURN(rw->m_weights, bindModelWeights(config, rw->m_tensors, "random weights"));
     return rw;
@@ -141,9 +150,7 @@ uint64_t RandomWeights::bytesFor(const ModelConfig& config, DType dtype) {
 
 Result<std::unique_ptr<RandomWeights>> RandomWeights::createPooled(const ModelConfig& config, DType dtype,
                                                                    uint64_t seed, uint64_t poolBytes, float stddev) {
-    if (!dtypeComputable(dtype))
-        return Status(StatusCode::InvalidArgument,
-                      std::string("random weights: dtype ") + dtypeName(dtype) + " is not BF16, F16 or F32");
+    DSV2_RETURN_IF_ERROR(checkDtype(dtype));
     std::unique_ptr<RandomWeights> rw(new RandomWeights());
     rw->m_config = config;
     const std::vector<ExpectedTensor> expected = expectedTensors(config);
@@ -184,18 +191,9 @@ Result<std::unique_ptr<RandomWeights>> RandomWeights::createPooled(const ModelCo
     onesView.shape = {static_cast<int64_t>(normBytes / elt)};
     onesView.data = rw->m_arena.get() + pool;
     pieces.push_back(onesView);
-    const unsigned threads = std::max(1u, std::min(std::thread::hardware_concurrency(), 32u));
-    std::atomic<size_t> next{0};
-    const auto worker = [&] {
-        for (size_t k = next++; k < pieces.size(); k = next++) fill(pieces[k], k, seed, stddev);
-    };
-    std::vector<std::thread> pool_threads;
-    try {
-        for (unsigned i = 1; i < threads; ++i) pool_threads.emplace_back(worker);
-    } catch (const std::system_error&) {
-    }
-    worker();
-    for (auto& th : pool_threads) th.join();
+    std::vector<const TensorView*> pieceViews;
+    for (const TensorView& t : pieces) pieceViews.push_back(&t);
+    fillAll(pieceViews, seed, stddev);
 
     SplitMix64 rng{seed ^ 0x5851f42d4c957f2dull};
     for (const auto& e : expected) {

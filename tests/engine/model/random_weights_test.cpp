@@ -75,3 +75,34 @@ TEST_CASE("random weights in F16 and invalid dtypes") {
     REQUIRE_FALSE(bad.isOk());
     CHECK(bad.status().code() == StatusCode::InvalidArgument);
 }
+
+TEST_CASE("pooled random weights: windows of one pool, the model's layout, unit norms, far less memory") {
+    ModelConfig c = tinyConfig();
+    c.numHiddenLayers = 12;  // more layers: the pool is reused many times over
+    auto pooled = RandomWeights::createPooled(c, DType::BF16, 7, 1 << 20);
+    REQUIRE_MESSAGE(pooled.isOk(), pooled.status().toString());
+    const RandomWeights& rw = **pooled;
+    CHECK(rw.tensors().size() == expectedTensors(c).size());
+    CHECK(rw.bytes() < RandomWeights::bytesFor(c, DType::BF16));
+    const ModelWeights& w = rw.weights();
+    REQUIRE(w.layers.size() == 12);
+    for (const TensorView* norm : {&w.norm, &w.layers[11].inputLayernorm, &w.layers[5].attn.kvALayernorm})
+        for (float v : toFloatVector(*norm)) REQUIRE(v == 1.0f);
+    // Every tensor lies inside the arena, 256-byte aligned, finite, N(0, 0.02)-like.
+    double sumSq = 0;
+    size_t n = 0;
+    for (const auto& [name, t] : rw.tensors()) {
+        CAPTURE(name);
+        CHECK(reinterpret_cast<uintptr_t>(t.data) % 256 == 0);
+        if (name.ends_with("layernorm.weight") || name == "model.norm.weight") continue;
+        for (float v : toFloatVector(t)) {
+            REQUIRE(std::isfinite(v));
+            sumSq += double(v) * v;
+            ++n;
+        }
+    }
+    CHECK(std::sqrt(sumSq / double(n)) == doctest::Approx(0.02).epsilon(0.05));
+    // Windows at different offsets: two tensors of one shape do not start at the same place.
+    CHECK(w.layers[3].attn.oProj.data != w.layers[4].attn.oProj.data);
+    CHECK_FALSE(RandomWeights::createPooled(c, DType::I32, 7, 1 << 20).isOk());
+}
