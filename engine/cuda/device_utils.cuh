@@ -59,6 +59,29 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
     return s;
 }
 
+// One warp's share of NT dot products of a bf16 weight row (nVec 16-byte vectors, streamed once:
+// evict-first loads) with NT activation rows x[0..NT): lane-strided, kUnroll weight loads in
+// flight; acc[t] += this lane's partial sum (warpSum completes it). The GEMV kernels (gemv.cu,
+// mla_absorb_gemv.cu, moe_router_fused.cu) all use it, so they add in one fp32 order.
+template <int NT, int kUnroll>
+__device__ __forceinline__ void warpRowDot(const uint4* w, const uint4* const* x, int nVec, int lane, float* acc) {
+    int v = lane;
+    for (; v + (kUnroll - 1) * kWarpSize < nVec; v += kUnroll * kWarpSize) {
+        uint4 wv[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(w + v + u * kWarpSize);
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[t] += dot8(wv[u], __ldg(x[t] + v + u * kWarpSize));
+    }
+    for (; v < nVec; v += kWarpSize) {
+        const uint4 wv = __ldcs(w + v);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
+    }
+}
+
 // silu(x) = x · sigmoid(x), in fp32.
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 

@@ -34,21 +34,7 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParam
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-    int v = lane;
-    for (; v + (kUnroll - 1) * kWarpSize < nVec; v += kUnroll * kWarpSize) {
-        uint4 wv[kUnroll];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(w + v + u * kWarpSize);  // read once: evict first
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u)
-#pragma unroll
-            for (int t = 0; t < NT; ++t) acc[t] += dot8(wv[u], __ldg(x[t] + v + u * kWarpSize));
-    }
-    for (; v < nVec; v += kWarpSize) {
-        const uint4 wv = __ldcs(w + v);
-#pragma unroll
-        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
-    }
+    warpRowDot<NT, kUnroll>(w, x, nVec, lane, acc);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float s = warpSum(acc[t]);

@@ -102,21 +102,7 @@ __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbs
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-    int v = lane;
-    for (; v + (kVUnroll - 1) * kWarpSize < nVec; v += kVUnroll * kWarpSize) {
-        uint4 wv[kVUnroll];
-#pragma unroll
-        for (int u = 0; u < kVUnroll; ++u) wv[u] = __ldcs(w + v + u * kWarpSize);
-#pragma unroll
-        for (int u = 0; u < kVUnroll; ++u)
-#pragma unroll
-            for (int t = 0; t < NT; ++t) acc[t] += dot8(wv[u], __ldg(x[t] + v + u * kWarpSize));
-    }
-    for (; v < nVec; v += kWarpSize) {
-        const uint4 wv = __ldcs(w + v);
-#pragma unroll
-        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
-    }
+    warpRowDot<NT, kVUnroll>(w, x, nVec, lane, acc);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float s = warpSum(acc[t]);

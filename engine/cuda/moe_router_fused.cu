@@ -42,15 +42,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeR
         // gemvKernel<1, fp32>'s row: the same loads, the same order of fp32 additions.
         const uint4* w = reinterpret_cast<const uint4*>(p.gate + static_cast<int64_t>(row0 + r) * p.hidden);
         float acc = 0.0f;
-        int v = lane;
-        for (; v + (kUnroll - 1) * kWarpSize < nVec; v += kUnroll * kWarpSize) {
-            uint4 wv[kUnroll];
-#pragma unroll
-            for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(w + v + u * kWarpSize);
-#pragma unroll
-            for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], __ldg(x + v + u * kWarpSize));
-        }
-        for (; v < nVec; v += kWarpSize) acc += dot8(__ldcs(w + v), __ldg(x + v));
+        warpRowDot<1, kUnroll>(w, &x, nVec, lane, &acc);
         const float s = warpSum(acc);
         if (lane == 0) {
             mine[r] = s;
