@@ -6,7 +6,9 @@
 # prefill and TTFT at 1K and 2K) -> $OUT/bench.json; a per-kernel breakdown of the decode step and
 # of a 2K prefill with nsys (NVTX ranges "prefill N" / "decode N" from dsv2 bench), printed here;
 # HF transformers on the same shapes in the same call -> $OUT/hf_bench.json.
-# Knobs: DSV2_BENCH_PROFILE=0 (skip nsys), DSV2_BENCH_HF=0 (skip HF), DSV2_BENCH_DECODE (tokens, 64).
+# Knobs: DSV2_BENCH_PROFILE=0 (skip nsys), DSV2_BENCH_HF=0 (skip HF), DSV2_BENCH_DECODE (tokens, 64),
+# DSV2_BENCH_NCU_REAL=1 (ncu at the GPU's own clocks with warm caches: kernel times as in the graph,
+# without launch gaps; the default locks base clocks and flushes caches between kernels).
 set -uo pipefail
 BUILD=${BUILD:-build-device}
 OUT=${OUT:-$PWD/out}
@@ -36,7 +38,9 @@ if [ "${DSV2_BENCH_PROFILE:-1}" = 1 ] && command -v nsys >/dev/null 2>&1; then
     nsys stats -q --report nvtx_kern_sum --format column /tmp/dsv2-prof.nsys-rep 2>&1 | cut -c1-220 | head -120
 elif [ "${DSV2_BENCH_PROFILE:-1}" = 1 ] && command -v ncu >/dev/null 2>&1; then
     echo "== ncu: kernel times per phase (decode 2 steps at 1K context, prefill 2048)"
-    timeout 240 ncu --nvtx --nvtx-include "decode 1024/" --nvtx-include "prefill 2048/" \
+    real=()
+    [ "${DSV2_BENCH_NCU_REAL:-0}" = 1 ] && real=(--cache-control none --clock-control none)
+    timeout 240 ncu "${real[@]}" --nvtx --nvtx-include "decode 1024/" --nvtx-include "prefill 2048/" \
         --metrics gpu__time_duration.sum --csv --page raw \
         "$BUILD/app/dsv2" bench --random-weights "$CFG" --backend cuda --prompt-len 1024,2048 --decode-tokens 2 \
         --context 4096 >/tmp/dsv2-ncu.csv 2>/tmp/dsv2-ncu.err || { tail -5 /tmp/dsv2-ncu.err; status=1; }
