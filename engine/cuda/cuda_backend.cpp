@@ -179,6 +179,9 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
             tables[(2 * m + 1) * nExperts + e] = moe.experts[e].down;
         }
     }
+    const size_t decodeRouteSlots = std::max<size_t>(1, m_moeLayers.size() * static_cast<size_t>(c.numExpertsPerTok));
+    DSV2_ASSIGN_OR_RETURN(m_decodeRouteIds, DeviceBuffer<int32_t>::allocate(decodeRouteSlots));
+    DSV2_ASSIGN_OR_RETURN(m_decodeRouteWeights, DeviceBuffer<float>::allocate(decodeRouteSlots));
     DSV2_ASSIGN_OR_RETURN(m_expertTables, DeviceBuffer<const bf16*>::allocate(tables.size()));
     DSV2_RETURN_IF_ERROR(m_expertTables.copyFromHost(tables.data(), tables.size()));
 
@@ -404,6 +407,7 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         if (L.moe.gate) ++moeIndex;
     }
+    if (T == 1) DSV2_RETURN_IF_ERROR(copyDecodeRouting());
     norm.delta = m_delta.data();
     norm.weight = m_weights.finalNorm;
     DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
@@ -445,6 +449,11 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
         // Router logits GEMV + top-k in one launch where the GPU allows (moe_router_fused.h).
         MoeRouterGemvParams rg;
         rg.route = routerParams(m_moe, 1, m_ffnScratch);
+        // This layer's slot of the step's routing record: copied to the host once per step (one
+        // graph node instead of two per MoE layer between the router and the experts).
+        const size_t K = static_cast<size_t>(m_moe.top_k);
+        rg.route.topk_ids = m_decodeRouteIds.data() + moeIndex * K;
+        rg.route.topk_weights = m_decodeRouteWeights.data() + moeIndex * K;
         rg.hidden = static_cast<int>(hidden);
         rg.x = m_x.data();
         rg.gate = L.moe.gate;
@@ -463,18 +472,17 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
         d.inter = m_moe.expert_inter;
         d.shared_inter = L.moe.shared.gate_up ? L.moe.shared.inter : 0;
         d.x = m_x.data();
-        d.topk_ids = m_ffnScratch.topkIds.data();
-        d.topk_weights = m_ffnScratch.topkWeights.data();
+        d.topk_ids = rg.route.topk_ids;
+        d.topk_weights = rg.route.topk_weights;
         d.expert_gate_up = m_expertTables.data() + 2 * moeIndex * nExperts;
         d.expert_down = m_expertTables.data() + (2 * moeIndex + 1) * nExperts;
         d.shared_gate_up = L.moe.shared.gate_up;
         d.shared_down = L.moe.shared.down;
         d.act = m_ffnScratch.act.data();
         d.out = m_delta.data();
-        DSV2_RETURN_IF_ERROR(launchMoeDecode(d, m_stream));
-    } else {
-        DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));
+        return launchMoeDecode(d, m_stream);  // routing: copyDecodeRouting() at the end of the step
     }
+    DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));
     // Routing records: [T, K] ids and weights to pinned host memory, asynchronously.
     const size_t K = static_cast<size_t>(m_moe.top_k);
     const size_t slot = moeIndex * static_cast<size_t>(m_plan.shape.chunkTokens) * K;
@@ -482,6 +490,20 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
                                     cudaMemcpyDeviceToHost, m_stream));
     DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostRouteWeights.data() + slot, m_ffnScratch.topkWeights.data(),
                                     sizeof(float) * T * K, cudaMemcpyDeviceToHost, m_stream));
+    return Status::ok();
+}
+
+// A one-token step's routing, [n_moe, top_k] on the device, into the pinned records [n_moe, chunk,
+// top_k] (row 0 of each layer's chunk) in one copy.
+Status CudaBackend::copyDecodeRouting() {
+    if (m_moeLayers.empty()) return Status::ok();
+    const size_t K = static_cast<size_t>(m_moe.top_k), chunk = static_cast<size_t>(m_plan.shape.chunkTokens);
+    DSV2_CUDA_CHECK(cudaMemcpy2DAsync(m_hostRouteIds.data(), sizeof(int32_t) * chunk * K, m_decodeRouteIds.data(),
+                                      sizeof(int32_t) * K, sizeof(int32_t) * K, m_moeLayers.size(),
+                                      cudaMemcpyDeviceToHost, m_stream));
+    DSV2_CUDA_CHECK(cudaMemcpy2DAsync(m_hostRouteWeights.data(), sizeof(float) * chunk * K, m_decodeRouteWeights.data(),
+                                      sizeof(float) * K, sizeof(float) * K, m_moeLayers.size(), cudaMemcpyDeviceToHost,
+                                      m_stream));
     return Status::ok();
 }
 

@@ -87,6 +87,7 @@ private:
     Status enqueueForward(LatentSequence& seq, int T, int64_t firstLogitRow, float* logits);
     Status attention(int layer, int T, int64_t pos0, LatentSequence& seq);
     Status feedForward(int layer, int T, size_t moeIndex);
+    Status copyDecodeRouting();
     bool useExpanded(int T, int64_t ctx) const;
     Status tap(int stage, int T, int64_t pos0);
     // Several GPUs: m_delta [T, hidden] summed over the ranks (each holds a partial sum).
@@ -134,6 +135,8 @@ private:
     MlaScratch m_mlaScratch;
     FfnScratch m_ffnScratch;
     PinnedBuffer<float> m_hostLogits;          // [vocab]: the one-row lm_head output
+    DeviceBuffer<int32_t> m_decodeRouteIds;    // [n_moe, top_k]: a one-token step's routing
+    DeviceBuffer<float> m_decodeRouteWeights;  // [n_moe, top_k]
     DeviceBuffer<const bf16*> m_expertTables;  // [n_moe][2][n_experts]: gate|up and down of each expert
     int m_decodeSplits = 1;                    // MLA context splits of a one-token step
 

@@ -60,12 +60,14 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
 }
 
 // One warp's share of NT dot products of a bf16 weight row (nVec 16-byte vectors, streamed once:
-// evict-first loads) with NT activation rows x[0..NT): lane-strided, kUnroll weight loads in
-// flight; acc[t] += this lane's partial sum (warpSum completes it). The GEMV kernels (gemv.cu,
-// mla_absorb_gemv.cu, moe_router_fused.cu) all use it, so they add in one fp32 order.
+// evict-first loads) with NT activation rows x[0..NT): lane-strided from vector `first + lane`,
+// kUnroll weight loads in flight; acc[t] += this lane's partial sum (warpSum completes it). The
+// GEMV kernels (gemv.cu, mla_absorb_gemv.cu, moe_router_fused.cu) all use it, so they add in one
+// fp32 order: each lane's vectors in ascending order.
 template <int NT, int kUnroll>
-__device__ __forceinline__ void warpRowDot(const uint4* w, const uint4* const* x, int nVec, int lane, float* acc) {
-    int v = lane;
+__device__ __forceinline__ void warpRowDot(const uint4* w, const uint4* const* x, int nVec, int lane, float* acc,
+                                           int first = 0) {
+    int v = first + lane;
     for (; v + (kUnroll - 1) * kWarpSize < nVec; v += kUnroll * kWarpSize) {
         uint4 wv[kUnroll];
 #pragma unroll
@@ -80,6 +82,36 @@ __device__ __forceinline__ void warpRowDot(const uint4* w, const uint4* const* x
 #pragma unroll
         for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
     }
+}
+
+// The first kPre·32 vectors of a weight row, this lane's kPre of them, into registers, and the rest
+// of the row (up to rowBytes) prefetched into L2: what a GEMV may do before pdlWaitForPrevious()
+// (pdl.cuh), while its predecessor finishes. warpRowDotPrefixed() then adds in warpRowDot's order.
+template <int kPre>
+__device__ __forceinline__ void warpRowLoadPrefix(const uint4* w, int nVec, int lane, uint4 (&pre)[kPre]) {
+#pragma unroll
+    for (int u = 0; u < kPre; ++u) {
+        const int v = lane + u * kWarpSize;
+        pre[u] = v < nVec ? __ldcs(w + v) : make_uint4(0, 0, 0, 0);
+    }
+    constexpr int kLine = 128;  // bytes per L2 prefetch
+    const auto* bytes = reinterpret_cast<const char*>(w);
+    for (int64_t b = int64_t{kPre} * kWarpSize * 16 + int64_t{lane} * kLine; b < int64_t{nVec} * 16;
+         b += int64_t{kWarpSize} * kLine)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(bytes + b));
+}
+
+template <int NT, int kPre, int kUnroll>
+__device__ __forceinline__ void warpRowDotPrefixed(const uint4* w, const uint4* const* x, int nVec, int lane,
+                                                   const uint4 (&pre)[kPre], float* acc) {
+#pragma unroll
+    for (int u = 0; u < kPre; ++u) {
+        const int v = lane + u * kWarpSize;
+        if (v >= nVec) break;
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(pre[u], __ldg(x[t] + v));
+    }
+    warpRowDot<NT, kUnroll>(w, x, nVec, lane, acc, kPre * kWarpSize);
 }
 
 // silu(x) = x · sigmoid(x), in fp32.

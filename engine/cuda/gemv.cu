@@ -4,6 +4,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
+#include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
 namespace {
@@ -11,11 +12,16 @@ namespace {
 constexpr int kRowsPerBlock = 8;  // one warp per weight row
 constexpr int kUnroll = 4;        // 16-byte weight loads in flight per lane
 
+constexpr int kPrefix = 8;  // vectors per lane loaded before the PDL wait (a 2048-wide row whole)
+
+// One warp per weight row. Launched with PDL (pdl.cuh): the row's first kPrefix·32 vectors are
+// loaded into registers and the rest prefetched into L2 before waiting for the kernel that writes
+// x, so the weight fetch overlaps that kernel's tail instead of starting after it.
 template <int NT, bool kOutBf16>
 __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParams p) {
     const int lane = threadIdx.x % kWarpSize;
     int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarpSize;
-    if (row >= p.n_rows + p.n_rows2) return;
+    const bool active = row < p.n_rows + p.n_rows2;
     const bf16* wBase = p.w;
     void* outBase = p.out;
     int64_t ldo = p.ldo;
@@ -26,7 +32,12 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParam
         ldo = p.ldo2;
     }
     const int nVec = p.k / 8;
-    const uint4* w = reinterpret_cast<const uint4*>(wBase + static_cast<int64_t>(row) * p.k);
+    const uint4* w = reinterpret_cast<const uint4*>(wBase + static_cast<int64_t>(active ? row : 0) * p.k);
+    uint4 pre[kPrefix];
+    if (active) warpRowLoadPrefix<kPrefix>(w, nVec, lane, pre);
+    pdlWaitForPrevious();
+    pdlLaunchNext();
+    if (!active) return;
     const uint4* x[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const uint4*>(p.x + t * p.ldx);
@@ -34,7 +45,7 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParam
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-    warpRowDot<NT, kUnroll>(w, x, nVec, lane, acc);
+    warpRowDotPrefixed<NT, kPrefix, kUnroll>(w, x, nVec, lane, pre, acc);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float s = warpSum(acc[t]);
@@ -49,12 +60,11 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParam
 }
 
 template <int NT>
-void launchFor(const GemvParams& p, cudaStream_t stream) {
+cudaError_t launchFor(const GemvParams& p, cudaStream_t stream) {
     const unsigned blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_rows) + p.n_rows2, kRowsPerBlock));
-    if (p.out_type == GemmType::BF16)
-        gemvKernel<NT, true><<<blocks, kRowsPerBlock * kWarpSize, 0, stream>>>(p);
-    else
-        gemvKernel<NT, false><<<blocks, kRowsPerBlock * kWarpSize, 0, stream>>>(p);
+    const dim3 block(kRowsPerBlock * kWarpSize);
+    if (p.out_type == GemmType::BF16) return launchPdl(gemvKernel<NT, true>, dim3(blocks), block, 0, stream, p);
+    return launchPdl(gemvKernel<NT, false>, dim3(blocks), block, 0, stream, p);
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
@@ -76,12 +86,14 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream) {
         return Status(StatusCode::InvalidArgument, "launchGemv: unsupported shape, pointer alignment or beta (k " +
                                                        std::to_string(p.k) + ", tokens " + std::to_string(p.n_tokens) +
                                                        ")");
+    cudaError_t launched = cudaSuccess;
     switch (p.n_tokens) {
-    case 1: launchFor<1>(p, stream); break;
-    case 2: launchFor<2>(p, stream); break;
-    case 3: launchFor<3>(p, stream); break;
-    default: launchFor<4>(p, stream); break;
+    case 1: launched = launchFor<1>(p, stream); break;
+    case 2: launched = launchFor<2>(p, stream); break;
+    case 3: launched = launchFor<3>(p, stream); break;
+    default: launched = launchFor<4>(p, stream); break;
     }
+    DSV2_CUDA_CHECK(launched);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

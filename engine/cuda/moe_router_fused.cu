@@ -10,6 +10,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/moe_router_select.cuh"
+#include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
 namespace {
@@ -19,6 +20,7 @@ namespace cg = cooperative_groups;
 constexpr int kClusterBlocks = 8;  // the portable cluster size
 constexpr int kMaxWarps = 16;
 constexpr int kUnroll = 4;  // as gemv.cu
+constexpr int kPrefix = 8;  // as gemv.cu
 
 __global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeRouterGemvParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -38,11 +40,21 @@ __global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeR
     const int rows = max(0, min(perBlock, n - row0));
     const int nVec = p.hidden / 8;
     const uint4* x = reinterpret_cast<const uint4*>(p.x);
+    // Launched with PDL (pdl.cuh): the warp's first gate row is fetched before waiting for x.
+    uint4 pre[kPrefix];
+    if (warp < rows)
+        warpRowLoadPrefix<kPrefix>(
+            reinterpret_cast<const uint4*>(p.gate + static_cast<int64_t>(row0 + warp) * p.hidden), nVec, lane, pre);
+    pdlWaitForPrevious();
+    pdlLaunchNext();
     for (int r = warp; r < rows; r += nWarps) {
         // gemvKernel<1, fp32>'s row: the same loads, the same order of fp32 additions.
         const uint4* w = reinterpret_cast<const uint4*>(p.gate + static_cast<int64_t>(row0 + r) * p.hidden);
         float acc = 0.0f;
-        warpRowDot<1, kUnroll>(w, &x, nVec, lane, &acc);
+        if (r == warp)
+            warpRowDotPrefixed<1, kPrefix, kUnroll>(w, &x, nVec, lane, pre, &acc);
+        else
+            warpRowDot<1, kUnroll>(w, &x, nVec, lane, &acc);
         const float s = warpSum(acc);
         if (lane == 0) {
             mine[r] = s;
@@ -93,19 +105,13 @@ Status launchMoeRouterGemv(const MoeRouterGemvParams& p, cudaStream_t stream) {
                       "launchMoeRouterGemv: needs one token, hidden % 8 == 0, aligned x and gate, and an sm_90 GPU");
     const int perBlock = (p.route.n_experts + kClusterBlocks - 1) / kClusterBlocks;
     const int warps = std::max(1, std::min(kMaxWarps, perBlock));
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(kClusterBlocks);
-    cfg.blockDim = dim3(static_cast<unsigned>(warps * kWarpSize));
-    cfg.dynamicSmemBytes = 0;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = kClusterBlocks;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    DSV2_CUDA_CHECK(cudaLaunchKernelEx(&cfg, moeRouterGemvKernel, p));
+    cudaLaunchAttribute cluster[1];  // one cluster of kClusterBlocks blocks (top-k meets in block 0)
+    cluster[0].id = cudaLaunchAttributeClusterDimension;
+    cluster[0].val.clusterDim.x = kClusterBlocks;
+    cluster[0].val.clusterDim.y = 1;
+    cluster[0].val.clusterDim.z = 1;
+    DSV2_CUDA_CHECK(launchPdlWith(cluster, 1u, moeRouterGemvKernel, dim3(kClusterBlocks),
+                                  dim3(static_cast<unsigned>(warps * kWarpSize)), 0, stream, p));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

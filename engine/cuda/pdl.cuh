@@ -39,11 +39,11 @@ __device__ __forceinline__ void pdlLaunchNext() {
 // 9.0+ and DSV2_PDL not "0". Cached per device (host code; defined in pdl.cu).
 bool pdlEnabledOnCurrentDevice();
 
-// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled, plus any
-// extra launch attributes (e.g. a cluster dimension). Returns the launch's error code.
+// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled, plus up to
+// three extra launch attributes (e.g. a cluster dimension). Returns the launch's error code.
 template <typename... KernelArgs, typename... Args>
-cudaError_t launchPdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                      const cudaLaunchAttribute* extra, unsigned nExtra, Args&&... args) {
+cudaError_t launchPdlWith(const cudaLaunchAttribute* extra, unsigned nExtra, void (*kernel)(KernelArgs...), dim3 grid,
+                          dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
     cudaLaunchAttribute attrs[4];
     unsigned n = 0;
     for (unsigned i = 0; i < nExtra && n < 3; ++i) attrs[n++] = extra[i];
@@ -62,10 +62,11 @@ cudaError_t launchPdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size
     return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
+// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled.
 template <typename... KernelArgs, typename... Args>
 cudaError_t launchPdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                       Args&&... args) {
-    return launchPdl(kernel, grid, block, smem, stream, nullptr, 0u, std::forward<Args>(args)...);
+    return launchPdlWith(nullptr, 0u, kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace dsv2::cuda

@@ -2,6 +2,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
+#include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
 namespace {
@@ -10,6 +11,9 @@ namespace {
 // the same columns in both passes, so in-place (out == x) is safe without extra synchronisation.
 __global__ void rmsNormKernel(RmsNormParams p) {
     __shared__ float scratch[32];
+    // Launched with PDL (pdl.cuh): everything here reads the previous kernel's output.
+    pdlWaitForPrevious();
+    pdlLaunchNext();
     const int64_t row = blockIdx.x;
     float sumSq = 0.0f;
     if (p.residual) {
@@ -60,7 +64,7 @@ Status launchRmsNorm(const RmsNormParams& p, cudaStream_t stream) {
     // A few rows (decode): wide blocks, so each thread has one or two elements and the row is not
     // a chain of dependent loads; many rows: 256 threads per row.
     const int threads = p.n_rows < 64 ? 1024 : 256;
-    rmsNormKernel<<<p.n_rows, threads, 0, stream>>>(p);
+    DSV2_CUDA_CHECK(launchPdl(rmsNormKernel, dim3(static_cast<unsigned>(p.n_rows)), dim3(threads), 0, stream, p));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }
