@@ -1,10 +1,13 @@
 #include "cuda/moe_layer.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cuda/cublas_gemm.h"
 #include "cuda/gemv.h"
+#include "cuda/moe_grouped_gemm.h"
 #include "cuda/moe_permute.h"
 #include "cuda/moe_router.h"
 #include "cuda/swiglu.h"
@@ -19,7 +22,96 @@ int64_t actElements(const MoeGeometry& g, int64_t maxTokens, int maxInter) {
     return std::max({maxTokens * maxInter, maxTokens * routed, routed + maxInter});
 }
 
+// DSV2_MOE_GEMM=cublas: the per-expert cuBLAS loop (A/B measurement, fallback); anything else or
+// unset: the grouped tensor-core kernels where the geometry allows. DSV2_MOE_TILE_M=64|128 pins
+// their row tile (unset: chosen from the mean rows per expert). Read once per process.
+bool groupedMoeRequested() {
+    static const bool grouped = [] {
+        const char* env = std::getenv("DSV2_MOE_GEMM");
+        return !(env && std::strcmp(env, "cublas") == 0);
+    }();
+    return grouped;
+}
+
+int groupedTileM() {
+    static const int tile = [] {
+        const char* env = std::getenv("DSV2_MOE_TILE_M");
+        const int v = env ? std::atoi(env) : 0;
+        return v == 64 || v == 128 ? v : 0;
+    }();
+    return tile;
+}
+
+// Routed experts, grouped: two launches that read the expert offsets on the device.
+Status routedExpertsGrouped(const MoeGeometry& g, const MoeDeviceWeights& w, int rows, FfnScratch& scratch,
+                            cudaStream_t stream) {
+    std::vector<const __nv_bfloat16*> weights(static_cast<size_t>(g.n_experts));
+    MoeGroupedGemmParams p;
+    p.max_rows = rows;
+    p.n_experts = g.n_experts;
+    p.hidden = g.hidden;
+    p.inter = g.expert_inter;
+    p.expert_offsets = scratch.offsets.data();
+    p.expert_weights = weights.data();
+    p.tile_m = groupedTileM();
+    for (size_t e = 0; e < weights.size(); ++e) weights[e] = w.experts[e].gate_up;
+    p.in = scratch.xPerm.data();
+    p.in_stride = g.hidden;
+    p.out = scratch.act.data();
+    p.out_stride = g.expert_inter;
+    DSV2_RETURN_IF_ERROR(launchMoeGroupedGateUp(p, stream));
+    for (size_t e = 0; e < weights.size(); ++e) weights[e] = w.experts[e].down;
+    p.in = scratch.act.data();
+    p.in_stride = g.expert_inter;
+    p.out = scratch.yPerm.data();
+    p.out_stride = g.hidden;
+    return launchMoeGroupedDown(p, stream);
+}
+
+// Routed experts, one cuBLAS GEMM per expert sized from offsets copied to the host (the caller
+// started that copy); syncs the stream once.
+Status routedExpertsCublas(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeights& w, int rows,
+                           FfnScratch& scratch, cudaStream_t stream) {
+    DSV2_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const int hidden = g.hidden;
+    const int inter = g.expert_inter;
+    for (int e = 0; e < g.n_experts; ++e) {
+        const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
+        const int64_t n = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
+        const MlpDeviceWeights& ew = w.experts[static_cast<size_t>(e)];
+        if (n <= 0 || !ew.gate_up) continue;  // no tokens, or an expert of another GPU
+        // gate|up rows [begin, begin+n) into the same rows of gateUp, then SwiGLU, then down.
+        DSV2_RETURN_IF_ERROR(linear(blas, scratch.xPerm.data() + begin * hidden, hidden, ew.gate_up,
+                                    scratch.gateUp.data() + begin * 2 * inter, GemmType::BF16, 2 * inter, n, 2 * inter,
+                                    hidden, stream));
+    }
+    SwigluParams s;
+    s.n_rows = rows;
+    s.n_inter = inter;
+    s.gate_up = scratch.gateUp.data();
+    s.in_stride = 2 * inter;
+    s.out = scratch.act.data();
+    s.out_stride = inter;
+    DSV2_RETURN_IF_ERROR(launchSwiglu(s, stream));
+    for (int e = 0; e < g.n_experts; ++e) {
+        const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
+        const int64_t n = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
+        if (n <= 0 || !w.experts[static_cast<size_t>(e)].down) continue;
+        DSV2_RETURN_IF_ERROR(linear(blas, scratch.act.data() + begin * inter, inter,
+                                    w.experts[static_cast<size_t>(e)].down, scratch.yPerm.data() + begin * hidden,
+                                    GemmType::F32, hidden, n, hidden, inter, stream));
+    }
+    return Status::ok();
+}
+
 }  // namespace
+
+Result<bool> useGroupedExpertGemm(const MoeGeometry& g, MoeExpertGemm path) {
+    if (path == MoeExpertGemm::Cublas) return false;
+    const Status supported = moeGroupedGemmSupported(g.hidden, g.expert_inter, g.n_experts);
+    if (path == MoeExpertGemm::Grouped && !supported.isOk()) return supported;
+    return supported.isOk() && (path == MoeExpertGemm::Grouped || groupedMoeRequested());
+}
 
 int64_t FfnScratch::bytesFor(const MoeGeometry& g, int64_t maxTokens, int maxInter) {
     const int64_t perm = maxTokens * g.top_k;
@@ -91,7 +183,7 @@ Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, co
 }
 
 Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeights& w, const __nv_bfloat16* x,
-                  int64_t n_tokens, float* out, FfnScratch& scratch, cudaStream_t stream) {
+                  int64_t n_tokens, float* out, FfnScratch& scratch, cudaStream_t stream, MoeExpertGemm path) {
     if (n_tokens == 0) return Status::ok();
     if (n_tokens > scratch.maxTokens())
         return Status(StatusCode::Internal, "moeForward: " + std::to_string(n_tokens) +
@@ -117,11 +209,14 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     pp.perm_src = scratch.permSrc.data();
     pp.entry_row = scratch.entryRow.data();
     DSV2_RETURN_IF_ERROR(launchMoePermute(pp, stream));
-    DSV2_CUDA_CHECK(cudaMemcpyAsync(scratch.hostOffsets.data(), scratch.offsets.data(),
-                                    sizeof(int32_t) * (static_cast<size_t>(g.n_experts) + 1), cudaMemcpyDeviceToHost,
-                                    stream));
+    DSV2_ASSIGN_OR_RETURN(const bool grouped, useGroupedExpertGemm(g, path));
+    if (!grouped)  // the cuBLAS loop sizes its GEMMs on the host
+        DSV2_CUDA_CHECK(cudaMemcpyAsync(scratch.hostOffsets.data(), scratch.offsets.data(),
+                                        sizeof(int32_t) * (static_cast<size_t>(g.n_experts) + 1),
+                                        cudaMemcpyDeviceToHost, stream));
 
-    // While the offsets travel: the shared experts straight into `out`, and the permuted rows.
+    // The shared experts straight into `out` (while the offsets travel, on the cuBLAS path), and
+    // the permuted rows.
     if (w.shared.gate_up) {
         DSV2_RETURN_IF_ERROR(mlpForward(blas, w.shared, hidden, x, hidden, T, out, hidden, 0.0f, scratch, stream));
     }
@@ -135,35 +230,10 @@ Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeig
     gp.out = scratch.xPerm.data();
     gp.out_stride = hidden;
     DSV2_RETURN_IF_ERROR(launchMoeGather(gp, stream));
-    DSV2_CUDA_CHECK(cudaStreamSynchronize(stream));
-
-    const int inter = g.expert_inter;
-    for (int e = 0; e < g.n_experts; ++e) {
-        const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
-        const int64_t rows = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
-        const MlpDeviceWeights& ew = w.experts[static_cast<size_t>(e)];
-        if (rows <= 0 || !ew.gate_up) continue;  // no tokens, or an expert of another GPU
-        // gate|up rows [begin, begin+rows) into the same rows of gateUp, then SwiGLU, then down.
-        DSV2_RETURN_IF_ERROR(linear(blas, scratch.xPerm.data() + begin * hidden, hidden, ew.gate_up,
-                                    scratch.gateUp.data() + begin * 2 * inter, GemmType::BF16, 2 * inter, rows,
-                                    2 * inter, hidden, stream));
-    }
-    SwigluParams s;
-    s.n_rows = T * g.top_k;
-    s.n_inter = inter;
-    s.gate_up = scratch.gateUp.data();
-    s.in_stride = 2 * inter;
-    s.out = scratch.act.data();
-    s.out_stride = inter;
-    DSV2_RETURN_IF_ERROR(launchSwiglu(s, stream));
-    for (int e = 0; e < g.n_experts; ++e) {
-        const int64_t begin = scratch.hostOffsets[static_cast<size_t>(e)];
-        const int64_t rows = scratch.hostOffsets[static_cast<size_t>(e) + 1] - begin;
-        if (rows <= 0 || !w.experts[static_cast<size_t>(e)].down) continue;
-        DSV2_RETURN_IF_ERROR(linear(blas, scratch.act.data() + begin * inter, inter,
-                                    w.experts[static_cast<size_t>(e)].down, scratch.yPerm.data() + begin * hidden,
-                                    GemmType::F32, hidden, rows, hidden, inter, stream));
-    }
+    if (grouped)
+        DSV2_RETURN_IF_ERROR(routedExpertsGrouped(g, w, T * g.top_k, scratch, stream));
+    else
+        DSV2_RETURN_IF_ERROR(routedExpertsCublas(blas, g, w, T * g.top_k, scratch, stream));
 
     MoeCombineParams c;
     c.n_tokens = T;

@@ -2,12 +2,16 @@
 // The feed-forward half of a layer on the GPU, composed from the kernels and cuBLAS:
 //  - mlpForward: dense MLP / shared experts, out = down(silu(gate·x) · up·x), gate|up as ONE weight;
 //  - moeForward: router GEMM (fp32 logits) -> top-k on the GPU -> token->expert permutation ->
-//    per-expert GEMMs over contiguous row ranges (grouped: one gate|up GEMM and one down GEMM per
-//    expert that got tokens) -> fused SwiGLU -> weighted combine with the shared experts.
+//    expert GEMMs over contiguous row ranges -> SwiGLU -> weighted combine with the shared experts.
 // Outputs are fp32 deltas for the residual stream.
 //
-// moeForward copies the per-expert row offsets to the host (one stream sync per MoE layer) to size
-// the expert GEMMs; a device-side grouped GEMM that avoids it belongs to the speed issue.
+// The routed experts' GEMMs, two ways (MoeExpertGemm):
+//  - grouped (default): two tensor-core launches over all experts with SwiGLU fused into the
+//    gate|up one (moe_grouped_gemm.h); they read the expert offsets on the device: no host sync,
+//    graph-capturable;
+//  - cuBLAS: one gate|up and one down GEMM per expert that got tokens, sized from the offsets
+//    copied to the host (one stream sync per MoE layer), plus swiglu.cu. Taken with
+//    DSV2_MOE_GEMM=cublas (A/B) and where the grouped kernels do not support the geometry.
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -69,7 +73,7 @@ public:
     DeviceBuffer<int32_t> entryRow;      // [maxTokens·top_k]
     DeviceBuffer<__nv_bfloat16> xPerm;   // [maxTokens·top_k, hidden]
     DeviceBuffer<float> yPerm;           // [maxTokens·top_k, hidden]
-    PinnedBuffer<int32_t> hostOffsets;   // [n_experts + 1]
+    PinnedBuffer<int32_t> hostOffsets;   // [n_experts + 1] (the cuBLAS path only)
 
 private:
     int64_t m_maxTokens = 0;
@@ -82,9 +86,20 @@ MoeRouterParams routerParams(const MoeGeometry& g, int n_tokens, FfnScratch& scr
 Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, const __nv_bfloat16* x, int64_t ldx,
                   int64_t n_tokens, float* out, int64_t ldo, float beta, FfnScratch& scratch, cudaStream_t stream);
 
+enum class MoeExpertGemm {
+    Auto,     // grouped unless DSV2_MOE_GEMM=cublas or the geometry is unsupported
+    Grouped,  // grouped; an unsupported geometry is an error (tests)
+    Cublas,   // the per-expert cuBLAS loop
+};
+
+// Whether moeForward runs the routed experts grouped for this geometry and choice (an error only
+// for Grouped with an unsupported geometry).
+Result<bool> useGroupedExpertGemm(const MoeGeometry& g, MoeExpertGemm path);
+
 // out [T, hidden] fp32 = Σ_k w_k · Expert_k(x) + Shared(x). The routing stays in scratch.topkIds /
 // scratch.topkWeights ([T, top_k], sorted by weight) for the caller to record.
 Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeights& w, const __nv_bfloat16* x,
-                  int64_t n_tokens, float* out, FfnScratch& scratch, cudaStream_t stream);
+                  int64_t n_tokens, float* out, FfnScratch& scratch, cudaStream_t stream,
+                  MoeExpertGemm path = MoeExpertGemm::Auto);
 
 }  // namespace dsv2::cuda
