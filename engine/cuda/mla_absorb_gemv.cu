@@ -1,10 +1,16 @@
 // q_nope·W_UK and o_lat·W_UVᵀ of the absorbed MLA form as GEMV kernels for 1–4 query tokens
 // (see mla_absorb_gemv.h for why: they replace two cuBLAS strided batches per layer that were
 // launch-bound at ~5 µs each).
+//
+// PDL (pdl.cuh): both load their first kv_b rows (weights, which no kernel of the step writes)
+// before waiting for the previous kernel, so the weight fetch overlaps that kernel's tail (q_lat:
+// the prologue; v: the decode kernel, whose merge leaves most SMs idle). Expected: ~1-2 µs each
+// of launch + first-load latency hidden per layer (not measured here).
 #include "cuda/mla_absorb_gemv.h"
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
+#include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
 namespace {
@@ -36,16 +42,22 @@ __global__ void __launch_bounds__(kQLatThreads) mlaQLatKernel(MlaAbsorbGemvParam
     for (int t = 0; t < NT; ++t)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[t][j] = 0.0f;
+    uint4 wv[kQLatUnroll];
+    auto loadRows = [&](int d0) {
+#pragma unroll
+        for (int u = 0; u < kQLatUnroll; ++u) {
+            const int d = d0 + u * kQLatRowGroups;
+            wv[u] = d < p.d_nope ? __ldcs(reinterpret_cast<const uint4*>(wHead + static_cast<int64_t>(d) * p.kv_lora))
+                                 : make_uint4(0, 0, 0, 0);
+        }
+    };
+    // The first rows (all of them for d_nope <= 128) before the wait: weights only (pdl.cuh rule 1).
+    if (active) loadRows(rg);
+    pdlWaitForPrevious();
+    pdlLaunchNext();
     if (active) {
         for (int d0 = rg; d0 < p.d_nope; d0 += kQLatRowGroups * kQLatUnroll) {
-            uint4 wv[kQLatUnroll];
-#pragma unroll
-            for (int u = 0; u < kQLatUnroll; ++u) {
-                const int d = d0 + u * kQLatRowGroups;
-                wv[u] = d < p.d_nope
-                            ? __ldcs(reinterpret_cast<const uint4*>(wHead + static_cast<int64_t>(d) * p.kv_lora))
-                            : make_uint4(0, 0, 0, 0);
-            }
+            if (d0 != rg) loadRows(d0);
 #pragma unroll
             for (int u = 0; u < kQLatUnroll; ++u) {
                 const int d = d0 + u * kQLatRowGroups;
@@ -83,26 +95,50 @@ __global__ void __launch_bounds__(kQLatThreads) mlaQLatKernel(MlaAbsorbGemvParam
 // v: W_UV[h] rows are contiguous along kv_lora, like a linear layer: one warp per (head, output
 // row), 16-byte loads of the row and of o_lat, fp32 warp sum, one bf16 rounding (as gemv.cu).
 constexpr int kVRowsPerBlock = 8;
-constexpr int kVUnroll = 4;
+
+constexpr int kVPrefetch = 4;  // 16-byte weight loads per lane before the wait: a whole row up to kv_lora 1024
 
 template <int NT>
 __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbsorbGemvParams p) {
     const int lane = threadIdx.x % kWarpSize;
     const int row = blockIdx.x * kVRowsPerBlock + threadIdx.x / kWarpSize;  // h·d_v + j
-    if (row >= p.n_heads * p.d_v) return;
-    const int h = row / p.d_v;
-    const int j = row % p.d_v;
+    const bool valid = row < p.n_heads * p.d_v;
+    const int h = valid ? row / p.d_v : 0;
+    const int j = valid ? row % p.d_v : 0;
     const int64_t kvbRows = static_cast<int64_t>(p.d_nope) + p.d_v;
     const uint4* w = reinterpret_cast<const uint4*>(p.kv_b + (h * kvbRows + p.d_nope + j) * p.kv_lora);
+    const int nVec = p.kv_lora / 8;
+    // The row's first weights before the wait (pdl.cuh rule 1: weights only); o_lat after it.
+    uint4 wPre[kVPrefetch];
+#pragma unroll
+    for (int u = 0; u < kVPrefetch; ++u) {
+        const int v = lane + u * kWarpSize;
+        wPre[u] = valid && v < nVec ? __ldcs(w + v) : make_uint4(0, 0, 0, 0);
+    }
+    pdlWaitForPrevious();
+    pdlLaunchNext();
+    if (!valid) return;
     const uint4* x[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t)
         x[t] = reinterpret_cast<const uint4*>(p.o_lat + t * p.o_token_stride + h * p.o_head_stride);
-    const int nVec = p.kv_lora / 8;
+    // The same fp32 order as warpRowDot for kv_lora <= 1024 (each lane adds its vectors v = lane,
+    // lane + 32, ... in turn); the rest of a longer row follows.
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-    warpRowDot<NT, kVUnroll>(w, x, nVec, lane, acc);
+#pragma unroll
+    for (int u = 0; u < kVPrefetch; ++u) {
+        const int v = lane + u * kWarpSize;
+        if (v < nVec)
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[t] += dot8(wPre[u], __ldg(x[t] + v));
+    }
+    for (int v = lane + kVPrefetch * kWarpSize; v < nVec; v += kWarpSize) {
+        const uint4 wv = __ldcs(w + v);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
+    }
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float s = warpSum(acc[t]);
@@ -128,12 +164,14 @@ Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
     DSV2_RETURN_IF_ERROR(checkCommon(p));
     if (!p.q || !p.q_lat) return Status(StatusCode::InvalidArgument, "launchMlaQLatGemv: missing q or q_lat");
     const dim3 grid(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(ceilDiv(p.kv_lora, kQLatCols)));
+    cudaError_t err = cudaSuccess;
     switch (p.n_q) {
-    case 1: mlaQLatKernel<1><<<grid, kQLatThreads, 0, stream>>>(p); break;
-    case 2: mlaQLatKernel<2><<<grid, kQLatThreads, 0, stream>>>(p); break;
-    case 3: mlaQLatKernel<3><<<grid, kQLatThreads, 0, stream>>>(p); break;
-    default: mlaQLatKernel<4><<<grid, kQLatThreads, 0, stream>>>(p); break;
+    case 1: err = launchPdl(mlaQLatKernel<1>, grid, dim3(kQLatThreads), 0, stream, p); break;
+    case 2: err = launchPdl(mlaQLatKernel<2>, grid, dim3(kQLatThreads), 0, stream, p); break;
+    case 3: err = launchPdl(mlaQLatKernel<3>, grid, dim3(kQLatThreads), 0, stream, p); break;
+    default: err = launchPdl(mlaQLatKernel<4>, grid, dim3(kQLatThreads), 0, stream, p); break;
     }
+    DSV2_CUDA_CHECK(err);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }
@@ -143,12 +181,14 @@ Status launchMlaVUpGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
     if (!p.o_lat || !p.out || !aligned16(p.o_lat) || (p.o_head_stride % 8) || (p.n_q > 1 && (p.o_token_stride % 8)))
         return Status(StatusCode::InvalidArgument, "launchMlaVUpGemv: missing or misaligned o_lat, or no output");
     const auto blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_heads) * p.d_v, kVRowsPerBlock));
+    cudaError_t err = cudaSuccess;
     switch (p.n_q) {
-    case 1: mlaVUpKernel<1><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
-    case 2: mlaVUpKernel<2><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
-    case 3: mlaVUpKernel<3><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
-    default: mlaVUpKernel<4><<<blocks, kVRowsPerBlock * kWarpSize, 0, stream>>>(p); break;
+    case 1: err = launchPdl(mlaVUpKernel<1>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
+    case 2: err = launchPdl(mlaVUpKernel<2>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
+    case 3: err = launchPdl(mlaVUpKernel<3>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
+    default: err = launchPdl(mlaVUpKernel<4>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
     }
+    DSV2_CUDA_CHECK(err);
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

@@ -28,6 +28,7 @@ int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, 
     const int64_t qh = maxQ * g.n_heads;
     return qh * g.kv_lora * (4 + 2) +
            partialRowsFor(maxQ, maxSplits) * g.n_heads * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
+           mlaDecodeMergeCounterCount(static_cast<int>(maxQ), g.n_heads) * 4 +
            maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) *
                2 +
            scoreElementsFor(g, maxQ, maxExpandedCtx) * (4 + 2);
@@ -45,6 +46,9 @@ Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int 
     DSV2_ASSIGN_OR_RETURN(s.oLat, DeviceBuffer<__nv_bfloat16>::allocate(qh * g.kv_lora));
     DSV2_ASSIGN_OR_RETURN(s.partialO, DeviceBuffer<float>::allocate(ph * g.kv_lora));
     DSV2_ASSIGN_OR_RETURN(s.partialMl, DeviceBuffer<float>::allocate(ph * 2));
+    DSV2_ASSIGN_OR_RETURN(s.mergeCounters, DeviceBuffer<int32_t>::allocate(static_cast<size_t>(
+                                               mlaDecodeMergeCounterCount(static_cast<int>(maxQ), g.n_heads))));
+    DSV2_RETURN_IF_ERROR(s.mergeCounters.zero());
     DSV2_ASSIGN_OR_RETURN(s.latent,
                           DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
     DSV2_ASSIGN_OR_RETURN(s.kv, DeviceBuffer<__nv_bfloat16>::allocate(
@@ -251,6 +255,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.split_len = plan.split_len;
     p.partial_o = scratch.partialO.data();
     p.partial_ml = scratch.partialMl.data();
+    p.merge_counters = scratch.mergeCounters.data();
     p.out = scratch.oLat.data();
     p.out_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
     p.out_head_stride = g.kv_lora;

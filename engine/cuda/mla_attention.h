@@ -3,8 +3,9 @@
 // (engine/cpu/mla_attention.h), composed from the kernels and cuBLAS:
 //  - expanded (prefill): gather c_kv|k_pe of positions [0, q_pos0 + n_q), kv = c_kv · kv_bᵀ
 //    (cuBLAS), flash attention (mla_prefill.cu);
-//  - absorbed (decode): q_lat = q_nope · W_UK (batched cuBLAS), attention over the cache
-//    (mla_decode.cu), v = o_lat · W_UVᵀ (batched cuBLAS).
+//  - absorbed (decode): q_lat = q_nope · W_UK (GEMV kernels for 1-4 tokens, else batched cuBLAS),
+//    attention over the cache with the split merge inside (mla_decode.h), v = o_lat · W_UVᵀ (GEMV
+//    or batched cuBLAS). With 1-4 tokens that is three launches, each with PDL (pdl.cuh).
 // The new tokens' cache entries must be written before either runs.
 
 #include <cublas_v2.h>
@@ -51,6 +52,9 @@ public:
     DeviceBuffer<float> partialO;      // [partialRows, H, kv_lora]: (query, split) rows
     DeviceBuffer<float> partialMl;     // [partialRows, H, 2]
     int64_t partialRows() const { return m_partialRows; }
+    // The tensor-core decode's merge counters (mlaDecodeMergeCounterCount(maxQ, H) int32), zeroed
+    // once here; each decode launch leaves them zero (one layer's attention at a time).
+    DeviceBuffer<int32_t> mergeCounters;
     DeviceBuffer<__nv_bfloat16> latent;  // [maxCtx, entry]
     DeviceBuffer<__nv_bfloat16> kv;      // [maxCtx, H, d_nope + d_v]
     // The expanded form's score block for a slice of queries: [H, rows, keys] fp32 scores and bf16

@@ -8,6 +8,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/mla_decode_common.cuh"
+#include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
 namespace mla_decode_detail {
@@ -41,6 +42,9 @@ __global__ void __launch_bounds__(kHeadsPerBlock* kWarpSize) mlaDecodeKernel(Mla
     const int lane = tid % kWarpSize;
     const int h = blockIdx.z * kHeadsPerBlock + warp;
     const bool headActive = h < p.n_heads;
+    // Everything below reads what earlier kernels wrote (pdl.cuh rule 1).
+    pdlWaitForPrevious();
+    pdlLaunchNext();
     // A split this query does not reach (with q_pos0_device most of them at short contexts): no
     // work and no output; the combine reads only [0, used).
     const SplitRange range = splitRange(p, qi, split);
@@ -198,6 +202,8 @@ __global__ void __launch_bounds__(kCombineWarps* kWarpSize) mlaDecodeCombineKern
     extern __shared__ float sWeight[];  // [n_splits]
     __shared__ float scratch[32];
     __shared__ float2 sPart[kCombineWarps][kWarpSize];
+    pdlWaitForPrevious();  // the partials come from the decode kernel (pdl.cuh rule 1)
+    pdlLaunchNext();
     const int qi = blockIdx.x / p.n_heads;
     const int h = blockIdx.x % p.n_heads;
     const int used = splitRange(p, qi, 0).used;
@@ -270,7 +276,7 @@ Status launchMlaDecodeSimt(const MlaDecodeParams& p, cudaStream_t stream) {
             cudaFuncSetAttribute(mlaDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     const dim3 grid(static_cast<unsigned>(p.n_splits), static_cast<unsigned>(p.n_q),
                     static_cast<unsigned>(ceilDiv(p.n_heads, kHeadsPerBlock)));
-    mlaDecodeKernel<<<grid, kHeadsPerBlock * kWarpSize, smem, stream>>>(p);
+    DSV2_CUDA_CHECK(launchPdl(mlaDecodeKernel, grid, dim3(kHeadsPerBlock * kWarpSize), smem, stream, p));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }
@@ -328,14 +334,15 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
                           "q/out pointers with even strides");
         mma = true;
         break;
-    case MlaDecodeKernel::Auto: mma = mlaDecodeMmaSupports(p) && !envForcesSimt(); break;
+    case MlaDecodeKernel::Auto: mma = p.merge_counters && mlaDecodeMmaSupports(p) && !envForcesSimt(); break;
     }
-    DSV2_RETURN_IF_ERROR(mma ? launchMlaDecodeMma(p, stream) : launchMlaDecodeSimt(p, stream));
+    if (mma) return launchMlaDecodeMma(p, stream);  // merges the splits itself
+    DSV2_RETURN_IF_ERROR(launchMlaDecodeSimt(p, stream));
 
     const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads),
                            static_cast<unsigned>(ceilDiv(p.d_latent, kCombineCols)));
-    mlaDecodeCombineKernel<<<combineGrid, kCombineWarps * kWarpSize, sizeof(float) * static_cast<size_t>(p.n_splits),
-                             stream>>>(p);
+    DSV2_CUDA_CHECK(launchPdl(mlaDecodeCombineKernel, combineGrid, dim3(kCombineWarps * kWarpSize),
+                              sizeof(float) * static_cast<size_t>(p.n_splits), stream, p));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

@@ -7,6 +7,8 @@
 // One latent "head" serves every query head, so a block reads each cache entry once for a group of
 // query heads. Long contexts are split into ranges (flash-decoding); a second kernel merges the
 // partial softmaxes of the ranges that were used. Two kernels compute the same thing:
+//  (tensor cores: the merge runs inside the decode kernel, in clusters of 8 splits plus arrival
+//  counters, see mla_decode_mma.cu; CUDA cores: a second kernel merges)
 //  - tensor cores (mla_decode_mma.cu): 16 query heads per block as the M dimension of
 //    mma.m16n8k16 (bf16 in, fp32 accumulate; q split into bf16 hi + lo so scores keep fp32
 //    precision; probabilities in bf16), 64-position cache tiles double-buffered by cp.async;
@@ -29,6 +31,14 @@ enum class MlaDecodeKernel {
     Simt,        // CUDA cores (the reference)
     TensorCore,  // mma.sync; Unsupported for other dims
 };
+
+// The tensor-core kernel runs in clusters of this many consecutive splits and merges them itself.
+constexpr int kMlaDecodeClusterBlocks = 8;
+
+// int32 arrival counters the tensor-core kernel's merge needs (MlaDecodeParams::merge_counters).
+constexpr int64_t mlaDecodeMergeCounterCount(int n_q, int n_heads) {
+    return static_cast<int64_t>(n_q) * ((n_heads + 15) / 16) * kMlaDecodeClusterBlocks;
+}
 
 // With q_pos0 on the device, the number of splits that get work is derived from the context there:
 // at least this many positions per split (one tensor-core tile), at most n_splits splits.
@@ -56,8 +66,15 @@ struct MlaDecodeParams {
     int64_t split_len = 0;        // positions per split, a multiple of 32 (0 with q_pos0_device)
     float* partial_o = nullptr;   // workspace [n_q, H, n_splits, d_latent]
     float* partial_ml = nullptr;  // workspace [n_q, H, n_splits, 2] (max of scale·s, Σ exp(scale·s − max))
-    // A query whose context fits one split has its output written by the decode kernel directly;
-    // the partials of the splits a query does not reach are neither written nor read.
+    // A query whose context fits one split (tensor cores: one cluster of 8 splits) has its output
+    // written by the decode kernel directly; the partials of the splits a query does not reach are
+    // neither written nor read. The tensor-core kernel writes cluster partials into partial_o
+    // only (O of cluster c at split slot c, the (m, l) pairs after slot ceil(n_splits / 8); see
+    // mla_decode_mma.cu) and leaves partial_ml alone.
+    // Tensor-core kernel only (required there): mlaDecodeMergeCounterCount(n_q, H) int32 arrival
+    // counters, zero before the first launch; every launch leaves them zero again, so a CUDA
+    // graph replays it as is. One launch at a time per counter array.
+    int32_t* merge_counters = nullptr;
 
     __nv_bfloat16* out = nullptr;  // o_lat [n_q, H, d_latent]
     int64_t out_token_stride = 0, out_head_stride = 0;

@@ -55,15 +55,51 @@
 //
 // The cache tiles stream in by cp.async (16 bytes, L2 only), two stages: tile i + 1 loads while
 // tile i is computed; positions past the split's end are zero-filled (never read from the cache).
+//
+// Merge of the splits in the same launch (issue 9: the separate combine kernel cost ~6 µs a layer,
+// mostly launch and ramp). Blocks run in clusters of 8 consecutive splits (sm_90 thread block
+// clusters, gang-scheduled on one GPC):
+//  1. each block puts its O [16, 512] (fp32, relative to its running max) and (m, l) per head into
+//     its own shared memory (the cache stages, free by then), then cluster barrier;
+//  2. block r of the cluster merges latent columns [64r, 64r + 64) of all 8 blocks through
+//     distributed shared memory (ranks added in a fixed order), then a second barrier so that no
+//     block leaves while another still reads its shared memory;
+//  3. one cluster (used <= 8 splits: every context up to 8 splits' worth): block r writes its
+//     columns of o_lat, normalised. Several clusters: block r writes its columns of the cluster's
+//     partial (O, m, l) to partial_o, fences, and bumps the arrival counter of (query, head
+//     group, r); the block that arrives last merges column slice r of every cluster in cluster
+//     order (deterministic) and writes o_lat, then puts the counter back to 0 for the next launch
+//     (or graph replay). The slices are merged by 8 blocks in parallel, so even 16 clusters (16K
+//     context on Lite) read only 64 KB per merging block.
+// Whole clusters past the splits in use leave at once; inside a cluster in use, blocks past them
+// take part in the barriers with an empty O (m = -inf, l = 0).
+// With the position on the device the launch caps the split count at 8 × the clusters that can
+// be resident at once (cudaOccupancyMaxActiveClusters, 16 on an H200: 128 splits): a 17th cluster
+// would run as a second wave.
+//
+// PDL (pdl.cuh): everything the kernel reads (position, q, cache, counters) is written by earlier
+// kernels, so it waits first and then lets the next kernel (the v up-projection, which prefetches
+// W_UV) start.
+//
+// Expected gain (not measured here, no GPU): the combine launch (5.9 µs under ncu at 1K on Lite)
+// goes; the merge adds ~1-2 µs to this kernel (two cluster barriers, 32 KB of DSMEM reads per
+// block, at 1K one cross-cluster round of 8 KB per block); PDL hides ~1-2 µs of launch and ramp.
 
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 
 #include "cuda/cuda_check.h"
 #include "cuda/mla_decode_common.cuh"
+#include "cuda/pdl.cuh"
 
 namespace dsv2::cuda::mla_decode_detail {
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kLatent = 512;
 constexpr int kRope = 64;
@@ -87,14 +123,16 @@ constexpr int kPvKSteps = kTilePos / 16;                          // 4
 constexpr int kChunksPerRow = kEntry * 2 / 16;                    // 72 sixteen-byte pieces per cache row
 constexpr int kThreadsPerRow = kThreads / kTilePos;               // 4
 constexpr int kChunksPerThread = kChunksPerRow / kThreadsPerRow;  // 18
+constexpr int kMergeCols = kLatent / kMlaDecodeClusterBlocks;     // 64 latent columns per block in the merges
+constexpr int kOStride = kLatent + 8;  // fp32 per row of a block's O in shared memory (float2 stores conflict-free)
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 static_assert(kKSteps % kKChunks == 0 && kKChunks * 2 == kWarps, "score work split");
 static_assert(kChunksPerRow % kThreadsPerRow == 0 && kThreads % kTilePos == 0, "tile load split");
 static_assert(kThreads == kHeads * 16 && kTilePos == 16 * 4, "softmax: 16 threads × 4 positions per head row");
 static_assert((kRowStride * 2) % 128 == 16 && (kPStride * 2) % 128 == 16, "ldmatrix rows must rotate banks");
 static_assert((kScoreStride * 4) % 16 == 0 && (kRowStride * 2) % 16 == 0, "16-byte aligned rows");
+static_assert(kThreads == kHeads * (kMergeCols / 4), "merge: 16 threads × 4 columns per head row");
 
 struct Smem {
     bf16 kv[kStages][kTilePos][kRowStride];   // cache tiles [position][dim]       149,504 B
@@ -102,8 +140,13 @@ struct Smem {
     bf16 p[kHeads][kPStride];                 // probabilities of the tile (bf16)    2,304 B
     float alpha[kHeads];                      // exp2(m_old − m_new) of the tile
     float l[kHeads];                          // running sums
+    float mFinal[kHeads];                     // the block's (m, l) per head for the merge (log2 units)
+    float lFinal[kHeads];
+    int lastArrival;  // this block merges the clusters' partials
 };
 static_assert(offsetof(Smem, s) % 16 == 0 && offsetof(Smem, p) % 16 == 0, "aligned shared arrays");
+// The block's O for the merge lives in the cache stages (free once the tiles are done).
+static_assert(sizeof(float) * kHeads * kOStride <= sizeof(bf16) * kStages * kTilePos * kRowStride, "O fits the stages");
 
 __device__ __forceinline__ uint32_t smemAddr(const void* ptr) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
@@ -165,21 +208,31 @@ __device__ __forceinline__ void loadTile(const MlaDecodeParams& p, bf16* stage, 
     }
 }
 
-// grid: (n_splits, n_q, ceil(H / 16)); block: 256 threads; dynamic shared memory: sizeof(Smem).
+// grid: (n_splits rounded up to 8, n_q, ceil(H / 16)) in clusters of (8, 1, 1); block: 256 threads;
+// dynamic shared memory: sizeof(Smem).
 __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(16) unsigned char smemRaw[];
     Smem& sm = *reinterpret_cast<Smem*>(smemRaw);
+    cg::cluster_group cluster = cg::this_cluster();
+
+    // Everything below reads what earlier kernels wrote (pdl.cuh rule 1).
+    pdlWaitForPrevious();
+    pdlLaunchNext();
 
     const int split = blockIdx.x;
     const int qi = blockIdx.y;
     const int h0 = blockIdx.z * kHeads;
-    // Splits this query does not reach return before any load (most of them at short contexts
-    // with q_pos0_device); the combine reads only [0, used).
     const SplitRange range = splitRange(p, qi, split);
-    if (split >= range.used) return;
+    const int nClusters = static_cast<int>(ceilDiv(range.used, kMlaDecodeClusterBlocks));
+    const int clusterIdx = split / kMlaDecodeClusterBlocks;
+    // Clusters past the splits this query reaches leave before any load (most of them at short
+    // contexts with q_pos0_device). Cluster-uniform: no barrier below waits for them.
+    if (clusterIdx >= nClusters) return;
+    const bool hasWork = split < range.used;
     const int64_t begin = range.begin;
-    const int64_t end = range.end;  // > begin
-    const int nTiles = static_cast<int>(ceilDiv(end - begin, kTilePos));
+    const int64_t end = range.end;  // > begin where hasWork
+    const int nTiles = hasWork ? static_cast<int>(ceilDiv(end - begin, kTilePos)) : 0;
 
     const int tid = threadIdx.x;
     const int warp = tid / kWarpSize;
@@ -187,8 +240,8 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     const int g = lane / 4;  // fragment row group
     const int t = lane % 4;  // thread in group
 
-    // Two tiles in flight before anything else (commit groups G0, G1; G1 may be empty).
-    loadTile(p, &sm.kv[0][0][0], begin, end, tid);
+    // Two tiles in flight before anything else (commit groups G0, G1; either may be empty).
+    if (nTiles > 0) loadTile(p, &sm.kv[0][0][0], begin, end, tid);
     cpAsyncCommit();
     if (nTiles > 1) loadTile(p, &sm.kv[1][0][0], begin + kTilePos, end, tid);
     cpAsyncCommit();
@@ -354,40 +407,171 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
         cpAsyncCommit();  // G_{tile+2}, possibly empty: the wait above counts groups
     }
     cpAsyncWait<0>();  // nothing is pending (the last groups are empty); leave no copy in flight
+    __syncthreads();   // every warp is past its last read of the stages: they now hold O
 
-    // Output. sm.l holds the final sums (written in the last tile, before sync (C)).
-    const int64_t slotBase = (static_cast<int64_t>(qi) * p.n_heads + h0) * p.n_splits + split;
+    // 4. Merge (see the header). This block's O and (m, l): an empty block has O = 0, m = -inf, l = 0.
+    float* oShared = reinterpret_cast<float*>(&sm.kv[0][0][0]);  // [16][kOStride]
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int row = g + 8 * half;
-        const int head = h0 + row;
-        if (head >= p.n_heads) continue;
-        if (range.used == 1) {                   // the whole context in this split: the normalised output, no combine
-            const float inv = 1.0f / sm.l[row];  // >= 1: the maximum's own term is exp2(0)
-            bf16* out = p.out + qi * p.out_token_stride + head * p.out_head_stride;
 #pragma unroll
-            for (int j = 0; j < kOTiles; ++j) {
-                const int d = warp * kDimsPerWarp + j * 8 + 2 * t;
-                *reinterpret_cast<__nv_bfloat162*>(out + d) =
-                    __floats2bfloat162_rn(o[j][2 * half] * inv, o[j][2 * half + 1] * inv);
-            }
-        } else {
-            float* po = p.partial_o + (slotBase + static_cast<int64_t>(row) * p.n_splits) * kLatent;
-#pragma unroll
-            for (int j = 0; j < kOTiles; ++j) {
-                const int d = warp * kDimsPerWarp + j * 8 + 2 * t;
-                *reinterpret_cast<float2*>(po + d) = make_float2(o[j][2 * half], o[j][2 * half + 1]);
-            }
+        for (int j = 0; j < kOTiles; ++j) {
+            const int d = warp * kDimsPerWarp + j * 8 + 2 * t;
+            *reinterpret_cast<float2*>(oShared + row * kOStride + d) = make_float2(o[j][2 * half], o[j][2 * half + 1]);
         }
     }
-    if (range.used > 1 && tid % 16 == 0 && h0 + sr < p.n_heads) {
-        const int64_t slot = slotBase + static_cast<int64_t>(sr) * p.n_splits;
-        p.partial_ml[slot * 2] = mRun * kLn2;  // natural-log units, as the combine expects
-        p.partial_ml[slot * 2 + 1] = lRun;
+    if (tid % 16 == 0) {
+        sm.mFinal[sr] = mRun;
+        sm.lFinal[sr] = lRun;
     }
+    cluster.sync();  // (E) every block's O, m, l written (release/acquire at cluster scope)
+
+    // Block r merges head row mh, columns mc .. mc + 3 of the 8 blocks, in rank order.
+    const int rank = static_cast<int>(cluster.block_rank());
+    const int mh = tid / 16;
+    const int mc = rank * kMergeCols + (tid % 16) * 4;
+    float mk[kMlaDecodeClusterBlocks], lk[kMlaDecodeClusterBlocks];
+    float4 ok[kMlaDecodeClusterBlocks];
+#pragma unroll
+    for (int k = 0; k < kMlaDecodeClusterBlocks; ++k) {  // all remote loads issued before any use
+        Smem* other = cluster.map_shared_rank(&sm, k);
+        mk[k] = other->mFinal[mh];
+        lk[k] = other->lFinal[mh];
+        ok[k] =
+            *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(&other->kv[0][0][0]) + mh * kOStride + mc);
+    }
+    cluster.sync();  // (F) no block leaves or reuses its shared memory while another still reads it
+
+    // Rank 0 of a cluster in use has work, so the cluster max is finite; empty ranks weigh 0.
+    float mMax = mk[0];
+#pragma unroll
+    for (int k = 1; k < kMlaDecodeClusterBlocks; ++k) mMax = fmaxf(mMax, mk[k]);
+    float lSum = 0.0f;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int k = 0; k < kMlaDecodeClusterBlocks; ++k) {
+        const float w = exp2f(mk[k] - mMax);
+        lSum = fmaf(w, lk[k], lSum);
+        acc.x = fmaf(w, ok[k].x, acc.x);
+        acc.y = fmaf(w, ok[k].y, acc.y);
+        acc.z = fmaf(w, ok[k].z, acc.z);
+        acc.w = fmaf(w, ok[k].w, acc.w);
+    }
+    const int head = h0 + mh;
+    const bool headActive = head < p.n_heads;
+    bf16* out = p.out + qi * p.out_token_stride + head * p.out_head_stride + mc;
+    auto writeOut = [&](const float4& v, float l) {
+        const float inv = 1.0f / l;  // >= 1 before the inverse: the maximum's own term is exp2(0)
+        *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(v.x * inv, v.y * inv);
+        *reinterpret_cast<__nv_bfloat162*>(out + 2) = __floats2bfloat162_rn(v.z * inv, v.w * inv);
+    };
+    if (nClusters == 1) {  // the whole context in this cluster: the normalised output
+        if (headActive) writeOut(acc, lSum);
+        return;
+    }
+
+    // Several clusters: this block's column slice of the cluster's partial goes to the partial_o
+    // row of (query, head), which has n_splits slots of 512 floats: O of cluster c in slot c, and
+    // from slot ceil(n_splits / 8) on (free: there are at most that many clusters, and n_splits
+    // >= 9 here) the (m, l) pair of every (cluster c, slice r) at pair index 8c + r, so each
+    // merging block reads only what its own slice's writers wrote. partial_ml is not used.
+    const int64_t rowSlots = (static_cast<int64_t>(qi) * p.n_heads + head) * p.n_splits;
+    float* rowMl = p.partial_o + (rowSlots + ceilDiv(p.n_splits, kMlaDecodeClusterBlocks)) * kLatent;
+    if (headActive) {
+        *reinterpret_cast<float4*>(p.partial_o + (rowSlots + clusterIdx) * kLatent + mc) = acc;
+        if (tid % 16 == 0) {
+            float* ml = rowMl + (static_cast<int64_t>(clusterIdx) * kMlaDecodeClusterBlocks + rank) * 2;
+            ml[0] = mMax;
+            ml[1] = lSum;
+        }
+    }
+    __threadfence();  // the partial is visible GPU-wide before the arrival is counted
+    __syncthreads();
+    if (tid == 0) {
+        int* counter =
+            p.merge_counters + (static_cast<int64_t>(qi) * gridDim.z + blockIdx.z) * kMlaDecodeClusterBlocks + rank;
+        const bool last = atomicAdd(counter, 1) == nClusters - 1;
+        if (last) {
+            atomicExch(counter, 0);  // every arrival of this launch is counted: ready for the next
+            __threadfence();         // acquire: the other clusters' partials are read after this
+        }
+        sm.lastArrival = last ? 1 : 0;
+    }
+    __syncthreads();
+    if (!sm.lastArrival || !headActive) return;
+
+    // The last arrival merges slice `rank` of every cluster, in cluster order. L2 reads (__ldcg):
+    // other SMs wrote these lines.
+    const float* ml = rowMl + rank * 2;
+    float gMax = -INFINITY;
+    for (int c = 0; c < nClusters; ++c) gMax = fmaxf(gMax, __ldcg(ml + c * kMlaDecodeClusterBlocks * 2));
+    float gSum = 0.0f;
+    float4 gAcc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int c = 0; c < nClusters; ++c) {
+        const float w = exp2f(__ldcg(ml + c * kMlaDecodeClusterBlocks * 2) - gMax);
+        gSum = fmaf(w, __ldcg(ml + c * kMlaDecodeClusterBlocks * 2 + 1), gSum);
+        const float4 v = __ldcg(reinterpret_cast<const float4*>(p.partial_o + (rowSlots + c) * kLatent + mc));
+        gAcc.x = fmaf(w, v.x, gAcc.x);
+        gAcc.y = fmaf(w, v.y, gAcc.y);
+        gAcc.z = fmaf(w, v.z, gAcc.z);
+        gAcc.w = fmaf(w, v.w, gAcc.w);
+    }
+    writeOut(gAcc, gSum);
+#endif
 }
 
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+// The launch configuration of the kernel (PDL is added by launchPdl).
+cudaLaunchAttribute clusterAttribute() {
+    cudaLaunchAttribute a{};
+    a.id = cudaLaunchAttributeClusterDimension;
+    a.val.clusterDim.x = kMlaDecodeClusterBlocks;
+    a.val.clusterDim.y = 1;
+    a.val.clusterDim.z = 1;
+    return a;
+}
+
+// Per device, once: whether the kernel runs here (sm_90 code, cluster launch, the shared memory)
+// and how many of its clusters are resident at once (0: unknown).
+struct DeviceFit {
+    bool runs = false;
+    int activeClusters = 0;
+};
+DeviceFit deviceFit() {
+    constexpr int kMaxDevices = 64;
+    static std::atomic<int> known[kMaxDevices] = {};  // 0 unknown, -1 no, else 1 + active clusters
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
+        (void)cudaGetLastError();
+        return {};
+    }
+    const int k = known[dev].load(std::memory_order_relaxed);
+    if (k != 0) return k < 0 ? DeviceFit{} : DeviceFit{true, k - 1};
+    int clusters = 0, optin = 0;
+    cudaFuncAttributes attr{};
+    bool ok = cudaDeviceGetAttribute(&clusters, cudaDevAttrClusterLaunch, dev) == cudaSuccess && clusters &&
+              cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
+              static_cast<size_t>(optin) >= sizeof(Smem) &&
+              cudaFuncGetAttributes(&attr, mlaDecodeMmaKernel) == cudaSuccess && attr.binaryVersion >= 90 &&
+              cudaFuncSetAttribute(mlaDecodeMmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(sizeof(Smem))) == cudaSuccess;
+    int active = 0;
+    if (ok) {
+        cudaLaunchConfig_t cfg{};
+        cfg.gridDim = dim3(kMlaDecodeClusterBlocks * 64);
+        cfg.blockDim = dim3(kThreads);
+        cfg.dynamicSmemBytes = sizeof(Smem);
+        cudaLaunchAttribute a = clusterAttribute();
+        cfg.attrs = &a;
+        cfg.numAttrs = 1;
+        // An unknown count (0) only loses the cap on the splits, not the kernel.
+        if (cudaOccupancyMaxActiveClusters(&active, mlaDecodeMmaKernel, &cfg) != cudaSuccess) active = 0;
+    }
+    (void)cudaGetLastError();  // not left behind for the next launch check
+    known[dev].store(ok ? 1 + std::max(active, 0) : -1, std::memory_order_relaxed);
+    return ok ? DeviceFit{true, std::max(active, 0)} : DeviceFit{};
+}
 
 }  // namespace
 
@@ -396,22 +580,30 @@ bool mlaDecodeMmaSupports(const MlaDecodeParams& p) {
     if (!aligned(p.q_lat, 8) || p.q_lat_token_stride % 2 || p.q_lat_head_stride % 2) return false;
     if (!aligned(p.q_pe, 4) || p.q_pe_token_stride % 2 || p.q_pe_head_stride % 2) return false;
     if (!aligned(p.out, 4) || p.out_token_stride % 2 || p.out_head_stride % 2) return false;
-    int device = 0, optin = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
-        (void)cudaGetLastError();  // not left behind for the next launch check
-        return false;
-    }
-    return static_cast<size_t>(optin) >= sizeof(Smem);
+    if (!aligned(p.partial_o, 16)) return false;
+    return deviceFit().runs;
 }
 
 Status launchMlaDecodeMma(const MlaDecodeParams& p, cudaStream_t stream) {
     constexpr size_t smem = sizeof(Smem);
-    DSV2_CUDA_CHECK(
-        cudaFuncSetAttribute(mlaDecodeMmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    const dim3 grid(static_cast<unsigned>(p.n_splits), static_cast<unsigned>(p.n_q),
-                    static_cast<unsigned>(ceilDiv(p.n_heads, kHeads)));
-    mlaDecodeMmaKernel<<<grid, kThreads, smem, stream>>>(p);
+    const DeviceFit fit = deviceFit();
+    if (!fit.runs) return Status(StatusCode::Unsupported, "launchMlaDecodeMma: needs an sm_90 GPU with cluster launch");
+    if (!p.merge_counters)
+        return Status(StatusCode::InvalidArgument,
+                      "launchMlaDecodeMma: merge_counters missing (zeroed int32 [n_q, ceil(H / 16), 8])");
+    MlaDecodeParams q = p;
+    const int headGroups = static_cast<int>(ceilDiv(p.n_heads, kHeads));
+    if (p.q_pos0_device && fit.activeClusters > 0) {
+        // The kernel derives the split length from n_splits: fewer, longer splits rather than a
+        // second wave of clusters (the workspace, sized for p.n_splits, holds fewer too).
+        const int64_t perQuery = fit.activeClusters / (static_cast<int64_t>(p.n_q) * headGroups);
+        const int64_t cap = std::max<int64_t>(1, perQuery) * kMlaDecodeClusterBlocks;
+        q.n_splits = static_cast<int>(std::min<int64_t>(p.n_splits, cap));
+    }
+    const dim3 grid(static_cast<unsigned>(ceilDiv(q.n_splits, kMlaDecodeClusterBlocks) * kMlaDecodeClusterBlocks),
+                    static_cast<unsigned>(q.n_q), static_cast<unsigned>(headGroups));
+    const cudaLaunchAttribute cluster = clusterAttribute();
+    DSV2_CUDA_CHECK(launchPdlWith(&cluster, 1u, mlaDecodeMmaKernel, grid, dim3(kThreads), smem, stream, q));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

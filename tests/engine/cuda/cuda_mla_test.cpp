@@ -4,7 +4,8 @@
 // 32-key tiles and 64-token blocks (1, 63, 64, 65), chunks with an offset, and 8K+ contexts.
 // The two absorbed decode kernels (CUDA cores, tensor cores) on their own against a float64 loop:
 // 1-128 heads, contexts 1 to 16K, planned / 32-position / device-derived splits (mostly unused
-// splits included, with the workspace poisoned), and the tensor cores' fp32 precision of q_lat.
+// splits included, with the workspace poisoned), the tensor cores' in-kernel merge of the splits
+// (clusters of 8 + arrival counters, each launch run twice) and their fp32 precision of q_lat.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -459,6 +460,8 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
     auto dOut = deviceZeros<bf16>(rows * kDl);
     auto dPartialO = deviceZeros<float>(rows * kKernelTestMaxSplits * kDl);
     auto dPartialMl = deviceZeros<float>(rows * kKernelTestMaxSplits * 2);
+    const auto nCounters = static_cast<size_t>(cuda::mlaDecodeMergeCounterCount(c.nq, c.H));
+    auto dCounters = deviceZeros<int32_t>(nCounters);  // zero once: every launch must leave them zero
     auto dPos = upload(std::vector<int32_t>{static_cast<int32_t>(qPos0)});
     const std::vector<int64_t> shape{c.nq, c.H, kDl};
 
@@ -471,62 +474,88 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
         for (int splits : {1, 7, 64, kKernelTestMaxSplits})
             runs.push_back({"device position", kernel, true, splits, 0});
     }
-    for (const auto& run : runs) {
-        CAPTURE(run.what);
-        CAPTURE(kernelName(run.kernel));
-        CAPTURE(run.nSplits);
-        CAPTURE(run.splitLen);
-        REQUIRE(cudaMemset(dOut.data(), 0xff, rows * kDl * sizeof(bf16)) == cudaSuccess);
-        REQUIRE(cudaMemset(dPartialO.data(), 0xff, rows * kKernelTestMaxSplits * kDl * sizeof(float)) == cudaSuccess);
-        REQUIRE(cudaMemset(dPartialMl.data(), 0xff, rows * kKernelTestMaxSplits * 2 * sizeof(float)) == cudaSuccess);
-        cuda::MlaDecodeParams p;
-        p.n_q = c.nq;
-        p.n_heads = c.H;
-        p.d_latent = kDl;
-        p.d_rope = kDr;
-        p.q_pos0 = run.devicePos ? 0 : qPos0;  // ignored with the device position
-        p.q_pos0_device = run.devicePos ? dPos.data() : nullptr;
-        p.q_lat = dQLat.data();
-        p.q_lat_token_stride = static_cast<int64_t>(c.H) * kDl;
-        p.q_lat_head_stride = kDl;
-        p.q_pe = dQPe.data();
-        p.q_pe_token_stride = static_cast<int64_t>(c.H) * kDr;
-        p.q_pe_head_stride = kDr;
-        p.cache = paged.ref;
-        p.n_splits = run.nSplits;
-        p.split_len = run.splitLen;
-        p.partial_o = dPartialO.data();
-        p.partial_ml = dPartialMl.data();
-        p.out = dOut.data();
-        p.out_token_stride = static_cast<int64_t>(c.H) * kDl;
-        p.out_head_stride = kDl;
-        p.softmax_scale = kLiteScale;
-        p.kernel = run.kernel;
-        REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
-        const bool simt = run.kernel == cuda::MlaDecodeKernel::Simt;
-        CHECK_TENSORS(kernelName(run.kernel), downloadBf16(dOut), want, shape, simt ? simtTol : mmaTol);
+    for (const auto& run : runs)
+        for (int rep = 0; rep < 2; ++rep) {  // the same launch twice: the merge counters must be reset
+            CAPTURE(run.what);
+            CAPTURE(kernelName(run.kernel));
+            CAPTURE(run.nSplits);
+            CAPTURE(run.splitLen);
+            CAPTURE(rep);
+            REQUIRE(cudaMemset(dOut.data(), 0xff, rows * kDl * sizeof(bf16)) == cudaSuccess);
+            REQUIRE(cudaMemset(dPartialO.data(), 0xff, rows * kKernelTestMaxSplits * kDl * sizeof(float)) ==
+                    cudaSuccess);
+            REQUIRE(cudaMemset(dPartialMl.data(), 0xff, rows * kKernelTestMaxSplits * 2 * sizeof(float)) ==
+                    cudaSuccess);
+            cuda::MlaDecodeParams p;
+            p.n_q = c.nq;
+            p.n_heads = c.H;
+            p.d_latent = kDl;
+            p.d_rope = kDr;
+            p.q_pos0 = run.devicePos ? 0 : qPos0;  // ignored with the device position
+            p.q_pos0_device = run.devicePos ? dPos.data() : nullptr;
+            p.q_lat = dQLat.data();
+            p.q_lat_token_stride = static_cast<int64_t>(c.H) * kDl;
+            p.q_lat_head_stride = kDl;
+            p.q_pe = dQPe.data();
+            p.q_pe_token_stride = static_cast<int64_t>(c.H) * kDr;
+            p.q_pe_head_stride = kDr;
+            p.cache = paged.ref;
+            p.n_splits = run.nSplits;
+            p.split_len = run.splitLen;
+            p.partial_o = dPartialO.data();
+            p.partial_ml = dPartialMl.data();
+            p.merge_counters = dCounters.data();
+            p.out = dOut.data();
+            p.out_token_stride = static_cast<int64_t>(c.H) * kDl;
+            p.out_head_stride = kDl;
+            p.softmax_scale = kLiteScale;
+            p.kernel = run.kernel;
+            REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
+            const bool simt = run.kernel == cuda::MlaDecodeKernel::Simt;
+            CHECK_TENSORS(kernelName(run.kernel), downloadBf16(dOut), want, shape, simt ? simtTol : mmaTol);
 
-        // Which partials were written: splits [0, used) of a query that needs more than one.
-        const int64_t splitLen =
-            run.devicePos ? cuda::mlaDecodeDeviceSplits(c.ctx, run.nSplits).split_len : run.splitLen;
-        const auto ml = download(dPartialMl);
-        int64_t wrongSlots = 0;
-        for (int i = 0; i < c.nq; ++i) {
-            const int64_t used = (qPos0 + i + 1 + splitLen - 1) / splitLen;
-            CHECK(used <= run.nSplits);
-            for (int h = 0; h < c.H; ++h)
-                for (int sIdx = 0; sIdx < run.nSplits; ++sIdx) {
-                    const size_t slot = ((static_cast<size_t>(i) * c.H + h) * run.nSplits + sIdx) * 2;
+            // Which partials were written: splits [0, used) of a query that needs more than one.
+            const int64_t splitLen =
+                run.devicePos ? cuda::mlaDecodeDeviceSplits(c.ctx, run.nSplits).split_len : run.splitLen;
+            const auto ml = download(dPartialMl);
+            int64_t wrongSlots = 0;
+            int64_t maxUsed = 0;
+            for (int i = 0; i < c.nq; ++i) {
+                const int64_t used = (qPos0 + i + 1 + splitLen - 1) / splitLen;
+                maxUsed = std::max(maxUsed, used);
+                CHECK(used <= run.nSplits);
+                for (int h = 0; h < c.H; ++h)
+                    for (int sIdx = 0; sIdx < run.nSplits; ++sIdx) {
+                        const size_t slot = ((static_cast<size_t>(i) * c.H + h) * run.nSplits + sIdx) * 2;
+                        uint32_t bits = 0;
+                        std::memcpy(&bits, &ml[slot], sizeof(bits));
+                        const bool written = used > 1 && sIdx < used;
+                        if (written ? !(std::isfinite(ml[slot]) && ml[slot + 1] >= 1.0f) : bits != 0xffffffffu)
+                            ++wrongSlots;
+                    }
+            }
+            if (simt) {
+                CHECK_MESSAGE(wrongSlots == 0, "partial (m, l) slots written where they should not be, or not written");
+            } else {
+                // Tensor cores: cluster partials in partial_o only; partial_ml stays untouched, and
+                // a context that fits one cluster of 8 splits touches no workspace at all.
+                const auto poisoned = [](float v) {
                     uint32_t bits = 0;
-                    std::memcpy(&bits, &ml[slot], sizeof(bits));
-                    const bool written = used > 1 && sIdx < used;
-                    if (written ? !(std::isfinite(ml[slot]) && ml[slot + 1] >= 1.0f) : bits != 0xffffffffu)
-                        ++wrongSlots;
+                    std::memcpy(&bits, &v, sizeof(bits));
+                    return bits == 0xffffffffu;
+                };
+                CHECK_MESSAGE(std::all_of(ml.begin(), ml.end(), poisoned), "the tensor cores wrote partial_ml");
+                if (maxUsed <= cuda::kMlaDecodeClusterBlocks) {
+                    const auto po = download(dPartialO);
+                    CHECK_MESSAGE(std::all_of(po.begin(), po.end(), poisoned),
+                                  "one cluster's worth of splits wrote the partial workspace");
                 }
+                const auto counters = download(dCounters);
+                CHECK_MESSAGE(std::all_of(counters.begin(), counters.end(), [](int32_t v) { return v == 0; }),
+                              "the merge counters were not put back to zero");
+            }
+            requireDeviceOk();
         }
-        CHECK_MESSAGE(wrongSlots == 0, "partial (m, l) slots written where they should not be, or not written");
-        requireDeviceOk();
-    }
 }
 
 void runDecodeCase(const DecodeCase& c, std::mt19937_64& rng) {
@@ -562,6 +591,64 @@ TEST_CASE("MLA decode kernels (CUDA cores, tensor cores) match a float64 referen
     cases.push_back({16, 16448, 1, 0.3f});
     for (const auto& c : cases)
         if (!smallSizesOnly() || c.ctx <= 1024) runDecodeCase(c, rng);
+}
+
+TEST_CASE("tensor-core MLA decode merges 1 to 16 clusters of splits in the kernel, repeatedly") {
+    // Split counts around the cluster size (1 cluster with empty ranks, exactly 1, 1 + 1 block, 2,
+    // many), contexts that end inside a split, 16 and 128 heads (8 head groups, each with its own
+    // counters), and several queries whose split counts differ. checkDecodeKernels runs every mode
+    // twice with NaN-poisoned outputs and checks that the counters end at zero.
+    auto rng = makeRng("mla-decode-cluster-merge");
+    std::vector<DecodeCase> cases{
+        {16, 64 * 8, 1, 1.0f},        // 8 splits of 64: one full cluster
+        {16, 64 * 8 + 1, 1, 0.3f},    // 9 splits: a second cluster with one block of one position
+        {16, 64 * 16 - 5, 1, 1.0f},   // Lite at ~1K: two clusters
+        {128, 64 * 17 + 3, 1, 0.3f},  // 128 heads, three clusters
+        {16, 32 * 130, 1, 1.0f},      // 32-position splits: 17 clusters (more than resident at once)
+        {16, 600, 4, 0.3f},           // four queries, 9-10 used splits each
+    };
+    for (const auto& c : cases) runDecodeCase(c, rng);
+
+    // The tensor-core kernel needs its counters; Auto then takes the CUDA cores.
+    const DecodeCase c{16, 200, 1, 1.0f};
+    const auto latent = randomBf16(rng, static_cast<size_t>(c.ctx) * kEntry);
+    const auto paged = makePagedLatent(latent, c.ctx);
+    const auto qLat = randomFloat(rng, static_cast<size_t>(c.H) * kDl);
+    const auto qPe = randomBf16(rng, static_cast<size_t>(c.H) * kDr);
+    const auto want = referenceDecode(c.H, qLat, qPe, latent, 1, c.ctx - 1, kLiteScale);
+    auto dQLat = upload(qLat);
+    auto dQPe = uploadBf16(qPe);
+    auto dOut = deviceZeros<bf16>(static_cast<size_t>(c.H) * kDl);
+    auto dPartialO = deviceZeros<float>(static_cast<size_t>(c.H) * 8 * kDl);
+    auto dPartialMl = deviceZeros<float>(static_cast<size_t>(c.H) * 8 * 2);
+    const auto plan = cuda::planMlaDecode(c.ctx, 1, c.H, 132, 8);
+    cuda::MlaDecodeParams p;
+    p.n_q = 1;
+    p.n_heads = c.H;
+    p.d_latent = kDl;
+    p.d_rope = kDr;
+    p.q_pos0 = c.ctx - 1;
+    p.q_lat = dQLat.data();
+    p.q_lat_token_stride = static_cast<int64_t>(c.H) * kDl;
+    p.q_lat_head_stride = kDl;
+    p.q_pe = dQPe.data();
+    p.q_pe_token_stride = static_cast<int64_t>(c.H) * kDr;
+    p.q_pe_head_stride = kDr;
+    p.cache = paged.ref;
+    p.n_splits = plan.n_splits;
+    p.split_len = plan.split_len;
+    p.partial_o = dPartialO.data();
+    p.partial_ml = dPartialMl.data();
+    p.out = dOut.data();
+    p.out_token_stride = static_cast<int64_t>(c.H) * kDl;
+    p.out_head_stride = kDl;
+    p.softmax_scale = kLiteScale;
+    p.kernel = cuda::MlaDecodeKernel::TensorCore;
+    CHECK(cuda::launchMlaDecode(p, nullptr).code() == StatusCode::InvalidArgument);
+    p.kernel = cuda::MlaDecodeKernel::Auto;
+    REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
+    CHECK_TENSORS("auto without counters", downloadBf16(dOut), want, (std::vector<int64_t>{1, c.H, kDl}), kSimtTol);
+    requireDeviceOk();
 }
 
 TEST_CASE("tensor-core MLA decode keeps q_lat at fp32 precision (bf16 hi + lo)") {
