@@ -151,6 +151,8 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     DSV2_ASSIGN_OR_RETURN(m_positions, DeviceBuffer<int32_t>::allocate(T));
     DSV2_ASSIGN_OR_RETURN(m_hostIds, PinnedBuffer<int32_t>::allocate(2 * T));
     DSV2_ASSIGN_OR_RETURN(m_residual, DeviceBuffer<float>::allocate(T * hidden));
+    DSV2_ASSIGN_OR_RETURN(m_residualAlt, DeviceBuffer<float>::allocate(hidden));  // one token (folded norms)
+    m_residualNow = m_residual.data();
     DSV2_ASSIGN_OR_RETURN(m_delta, DeviceBuffer<float>::allocate(T * hidden));
     DSV2_ASSIGN_OR_RETURN(m_x, DeviceBuffer<bf16>::allocate(T * hidden));
     DSV2_ASSIGN_OR_RETURN(m_qA, DeviceBuffer<bf16>::allocate(T * static_cast<size_t>(c.qLoraRank.value_or(0))));
@@ -224,7 +226,35 @@ bool CudaBackend::useExpanded(int T, int64_t ctx) const {
     return fits && T >= 16;
 }
 
-Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& seq) {
+// The residual add + RMSNorm of a sublayer input on the current residual buffer: ready to be
+// folded into a kernel (residual_out is the other buffer) or run by normNow().
+ResidualNorm CudaBackend::residualNorm(const bf16* weight, const float* delta, float eps) {
+    ResidualNorm r;
+    r.residual = m_residualNow;
+    r.delta = delta;
+    r.residual_out = m_residualNow == m_residual.data() ? m_residualAlt.data() : m_residual.data();
+    r.weight = weight;
+    r.eps = eps;
+    return r;
+}
+
+// `r` as an RMSNorm launch: residual += delta in place, m_x = the normalised rows.
+Status CudaBackend::normNow(const ResidualNorm& r, int T) {
+    RmsNormParams norm;
+    norm.n_rows = T;
+    norm.n_cols = static_cast<int>(m_config.hiddenSize);
+    norm.residual = m_residualNow;
+    norm.residual_stride = m_config.hiddenSize;
+    norm.delta = r.delta;
+    norm.delta_stride = m_config.hiddenSize;
+    norm.weight = r.weight;
+    norm.out = m_x.data();
+    norm.out_stride = m_config.hiddenSize;
+    norm.eps = r.eps;
+    return launchRmsNorm(norm, m_stream);
+}
+
+Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& seq, const ResidualNorm& inputNorm) {
     const ModelConfig& c = m_config;
     const DeviceAttentionWeights& a = m_weights.layers[static_cast<size_t>(layer)].attn;
     cublasHandle_t blas = m_blas.get();
@@ -235,8 +265,16 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     const __nv_bfloat16* qIn = c.qLoraRank ? a.qAProj : a.qProj;
     bf16* qOut = c.qLoraRank ? m_qA.data() : m_q.data();
     const int64_t qRows = c.qLoraRank ? *c.qLoraRank : H * dqk;
-    DSV2_RETURN_IF_ERROR(
-        linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(), entry, m_stream));
+    // With a folded input norm (one token), that launch also computes x from the residual stream.
+    if (inputNorm.active() && gemvPairNormSupported(static_cast<int>(hidden), qIn, a.kvAProj)) {
+        DSV2_RETURN_IF_ERROR(linearFewPair(blas, nullptr, hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(),
+                                           entry, m_stream, &inputNorm));
+        m_residualNow = inputNorm.residual_out;
+    } else {
+        if (inputNorm.active()) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
+        DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj,
+                                           m_kvA.data(), entry, m_stream));
+    }
     // The small steps around q_b_proj in one launch each (attention_prologue_fused.h): q_a_layernorm
     // (q_lora models), kv_a_layernorm + RoPE on k_pe + the cache write, RoPE on q_pe. Positions are
     // read on the device (CUDA graphs). Without q_lora: one launch; with it: one before q_b_proj
@@ -307,7 +345,7 @@ Status CudaBackend::tap(int stage, int T, int64_t pos0) {
         return Status(StatusCode::ResourceExhausted, "out of host memory for the residual tap");
     }
     DSV2_CUDA_CHECK(
-        cudaMemcpyAsync(m_tapHost.data(), m_residual.data(), sizeof(float) * n, cudaMemcpyDeviceToHost, m_stream));
+        cudaMemcpyAsync(m_tapHost.data(), m_residualNow, sizeof(float) * n, cudaMemcpyDeviceToHost, m_stream));
     DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
     ResidualTap t;
     t.pos0 = pos0;
@@ -377,40 +415,32 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     e.n_vocab = c.vocabSize;
     e.tokens = m_tokens.data();
     e.table = m_weights.embed;
-    e.out = m_residual.data();
+    m_residualNow = m_residual.data();
+    e.out = m_residualNow;
     e.out_stride = hidden;
     DSV2_RETURN_IF_ERROR(launchEmbedding(e, m_stream));
 
-    RmsNormParams norm;
-    norm.n_rows = T;
-    norm.n_cols = static_cast<int>(hidden);
-    norm.residual = m_residual.data();
-    norm.residual_stride = hidden;
-    norm.delta_stride = hidden;
-    norm.out = m_x.data();
-    norm.out_stride = hidden;
-    norm.eps = eps;
+    // One token (and no residual tap, which reads the residual between the launches): each
+    // sublayer's residual add + RMSNorm is folded into its first kernel (residual_norm.h).
+    const bool foldNorms = T == 1 && !m_residualTap;
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
-        norm.delta = l == 0 ? nullptr : m_delta.data();  // the previous layer's FFN output
-        norm.weight = L.inputNorm;
-        DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
+        // The input norm adds the previous layer's FFN output.
+        ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
+        if (!foldNorms) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l, T, pos0));  // the residual add of the previous FFN is done
-        DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq));
+        DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldNorms ? inputNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
-        norm.delta = m_delta.data();
-        norm.weight = L.postNorm;
-        DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
+        ResidualNorm postNorm = residualNorm(L.postNorm, m_delta.data(), eps);
+        if (!foldNorms) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
-        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex));
+        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldNorms ? postNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         if (L.moe.gate) ++moeIndex;
     }
     if (T == 1) DSV2_RETURN_IF_ERROR(copyDecodeRouting());
-    norm.delta = m_delta.data();
-    norm.weight = m_weights.finalNorm;
-    DSV2_RETURN_IF_ERROR(launchRmsNorm(norm, m_stream));
+    DSV2_RETURN_IF_ERROR(normNow(residualNorm(m_weights.finalNorm, m_delta.data(), eps), T));
     DSV2_RETURN_IF_ERROR(tap(2 * static_cast<int>(c.numHiddenLayers), T, pos0));
 
     // This GPU's vocabulary rows of lm_head (all of them on one GPU) into its columns of the logits.
@@ -437,10 +467,13 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
 
 // The FFN half of layer `layer` on m_x, into m_delta; MoE layers leave their routing in pinned
 // memory (slot moeIndex) for forwardChunk.
-Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
+Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const ResidualNorm& postNorm) {
     const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(layer)];
     cublasHandle_t blas = m_blas.get();
     const int64_t hidden = m_config.hiddenSize;
+    // A folded post-attention norm goes into the one-token router launch; elsewhere it runs now.
+    const bool foldIntoRouter = postNorm.active() && L.moe.gate && T == 1;
+    if (postNorm.active() && !foldIntoRouter) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
     if (!L.moe.gate)
         return mlpForward(blas, L.dense, static_cast<int>(hidden), m_x.data(), hidden, T, m_delta.data(), hidden, 0.0f,
                           m_ffnScratch, m_stream);
@@ -458,6 +491,16 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex) {
         rg.x = m_x.data();
         rg.gate = L.moe.gate;
         rg.logits_out = m_ffnScratch.logits.data();
+        if (foldIntoRouter) {  // the router computes x (into m_x for the experts) from the residual
+            rg.norm = postNorm;
+            rg.norm.x_out = m_x.data();
+            if (moeRouterGemvSupported(rg)) {
+                m_residualNow = postNorm.residual_out;
+            } else {
+                rg.norm = ResidualNorm{};
+                DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
+            }
+        }
         if (moeRouterGemvSupported(rg)) {
             DSV2_RETURN_IF_ERROR(launchMoeRouterGemv(rg, m_stream));
         } else {

@@ -20,6 +20,7 @@
 #include "cuda/mla_attention.h"
 #include "cuda/moe_layer.h"
 #include "cuda/paged_latent_cache.h"
+#include "cuda/residual_norm.h"
 
 namespace dsv2::cuda {
 
@@ -85,8 +86,11 @@ private:
     // step: nothing here waits for the host, so it can be captured into a CUDA graph); more rows
     // are copied to `logits` with waits in between.
     Status enqueueForward(LatentSequence& seq, int T, int64_t firstLogitRow, float* logits);
-    Status attention(int layer, int T, int64_t pos0, LatentSequence& seq);
-    Status feedForward(int layer, int T, size_t moeIndex);
+    // Sublayers; a given (active) norm is folded into their first launch where it fits, else run first.
+    Status attention(int layer, int T, int64_t pos0, LatentSequence& seq, const ResidualNorm& inputNorm);
+    Status feedForward(int layer, int T, size_t moeIndex, const ResidualNorm& postNorm);
+    ResidualNorm residualNorm(const bf16* weight, const float* delta, float eps);
+    Status normNow(const ResidualNorm& r, int T);
     Status copyDecodeRouting();
     bool useExpanded(int T, int64_t ctx) const;
     Status tap(int stage, int T, int64_t pos0);
@@ -118,10 +122,14 @@ private:
 
     MlaGeometry m_mla;
     MoeGeometry m_moe;
-    DeviceBuffer<float> m_invFreq;           // [rope/2]
-    DeviceBuffer<int32_t> m_tokens;          // [chunk]
-    DeviceBuffer<int32_t> m_positions;       // [chunk]
-    PinnedBuffer<int32_t> m_hostIds;         // [2·chunk]: tokens then positions
+    DeviceBuffer<float> m_invFreq;      // [rope/2]
+    DeviceBuffer<int32_t> m_tokens;     // [chunk]
+    DeviceBuffer<int32_t> m_positions;  // [chunk]
+    PinnedBuffer<int32_t> m_hostIds;    // [2·chunk]: tokens then positions
+    // The residual stream; one-token steps alternate between m_residual and m_residualAlt (a folded
+    // norm writes residual + delta to the other buffer while other blocks still read this one).
+    float* m_residualNow = nullptr;
+    DeviceBuffer<float> m_residualAlt;       // [hidden]
     DeviceBuffer<float> m_residual;          // [chunk, hidden]
     DeviceBuffer<float> m_delta;             // [chunk, hidden]: o_proj / FFN output, added by the next norm
     DeviceBuffer<bf16> m_x;                  // [chunk, hidden] normed

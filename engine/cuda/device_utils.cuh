@@ -59,12 +59,22 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
     return s;
 }
 
+// An activation vector: read-only global loads by default, plain (generic: shared or global) loads
+// when the vector was built in shared memory (residual_norm.cuh).
+template <bool kGeneric>
+__device__ __forceinline__ uint4 loadActivation(const uint4* p) {
+    if constexpr (kGeneric)
+        return *p;
+    else
+        return __ldg(p);
+}
+
 // One warp's share of NT dot products of a bf16 weight row (nVec 16-byte vectors, streamed once:
 // evict-first loads) with NT activation rows x[0..NT): lane-strided from vector `first + lane`,
 // kUnroll weight loads in flight; acc[t] += this lane's partial sum (warpSum completes it). The
 // GEMV kernels (gemv.cu, mla_absorb_gemv.cu, moe_router_fused.cu) all use it, so they add in one
 // fp32 order: each lane's vectors in ascending order.
-template <int NT, int kUnroll>
+template <int NT, int kUnroll, bool kXGeneric = false>
 __device__ __forceinline__ void warpRowDot(const uint4* w, const uint4* const* x, int nVec, int lane, float* acc,
                                            int first = 0) {
     int v = first + lane;
@@ -75,12 +85,12 @@ __device__ __forceinline__ void warpRowDot(const uint4* w, const uint4* const* x
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-            for (int t = 0; t < NT; ++t) acc[t] += dot8(wv[u], __ldg(x[t] + v + u * kWarpSize));
+            for (int t = 0; t < NT; ++t) acc[t] += dot8(wv[u], loadActivation<kXGeneric>(x[t] + v + u * kWarpSize));
     }
     for (; v < nVec; v += kWarpSize) {
         const uint4 wv = __ldcs(w + v);
 #pragma unroll
-        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, loadActivation<kXGeneric>(x[t] + v));
     }
 }
 
@@ -101,7 +111,7 @@ __device__ __forceinline__ void warpRowLoadPrefix(const uint4* w, int nVec, int 
         asm volatile("prefetch.global.L2 [%0];" ::"l"(bytes + b));
 }
 
-template <int NT, int kPre, int kUnroll>
+template <int NT, int kPre, int kUnroll, bool kXGeneric = false>
 __device__ __forceinline__ void warpRowDotPrefixed(const uint4* w, const uint4* const* x, int nVec, int lane,
                                                    const uint4 (&pre)[kPre], float* acc) {
 #pragma unroll
@@ -109,9 +119,9 @@ __device__ __forceinline__ void warpRowDotPrefixed(const uint4* w, const uint4* 
         const int v = lane + u * kWarpSize;
         if (v >= nVec) break;
 #pragma unroll
-        for (int t = 0; t < NT; ++t) acc[t] += dot8(pre[u], __ldg(x[t] + v));
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(pre[u], loadActivation<kXGeneric>(x[t] + v));
     }
-    warpRowDot<NT, kUnroll>(w, x, nVec, lane, acc, kPre * kWarpSize);
+    warpRowDot<NT, kUnroll, kXGeneric>(w, x, nVec, lane, acc, kPre * kWarpSize);
 }
 
 // silu(x) = x · sigmoid(x), in fp32.

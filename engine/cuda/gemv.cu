@@ -5,6 +5,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/pdl.cuh"
+#include "cuda/residual_norm.cuh"
 
 namespace dsv2::cuda {
 namespace {
@@ -17,8 +18,10 @@ constexpr int kPrefix = 8;  // vectors per lane loaded before the PDL wait (a 20
 // One warp per weight row. Launched with PDL (pdl.cuh): the row's first kPrefix·32 vectors are
 // loaded into registers and the rest prefetched into L2 before waiting for the kernel that writes
 // x, so the weight fetch overlaps that kernel's tail instead of starting after it.
-template <int NT, bool kOutBf16>
+// kNorm: x is built in shared memory from the residual stream (residual_norm.h; NT == 1).
+template <int NT, bool kOutBf16, bool kNorm>
 __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParams p) {
+    extern __shared__ uint4 normedX[];  // kNorm: [k / 8]
     const int lane = threadIdx.x % kWarpSize;
     int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarpSize;
     const bool active = row < p.n_rows + p.n_rows2;
@@ -37,15 +40,21 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParam
     if (active) warpRowLoadPrefix<kPrefix>(w, nVec, lane, pre);
     pdlWaitForPrevious();
     pdlLaunchNext();
-    if (!active) return;
     const uint4* x[NT];
+    if constexpr (kNorm) {
+        __shared__ float scratch[32];
+        blockResidualNorm(p.norm, p.k, reinterpret_cast<bf16*>(normedX), scratch, blockIdx.x == 0);
+        x[0] = normedX;
+    } else {
 #pragma unroll
-    for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const uint4*>(p.x + t * p.ldx);
+        for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const uint4*>(p.x + t * p.ldx);
+    }
+    if (!active) return;
 
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-    warpRowDotPrefixed<NT, kPrefix, kUnroll>(w, x, nVec, lane, pre, acc);
+    warpRowDotPrefixed<NT, kPrefix, kUnroll, kNorm>(w, x, nVec, lane, pre, acc);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float s = warpSum(acc[t]);
@@ -63,8 +72,16 @@ template <int NT>
 cudaError_t launchFor(const GemvParams& p, cudaStream_t stream) {
     const unsigned blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_rows) + p.n_rows2, kRowsPerBlock));
     const dim3 block(kRowsPerBlock * kWarpSize);
-    if (p.out_type == GemmType::BF16) return launchPdl(gemvKernel<NT, true>, dim3(blocks), block, 0, stream, p);
-    return launchPdl(gemvKernel<NT, false>, dim3(blocks), block, 0, stream, p);
+    if constexpr (NT == 1) {
+        if (p.norm.active()) {
+            const size_t smem = sizeof(bf16) * static_cast<size_t>(p.k);
+            if (p.out_type == GemmType::BF16)
+                return launchPdl(gemvKernel<1, true, true>, dim3(blocks), block, smem, stream, p);
+            return launchPdl(gemvKernel<1, false, true>, dim3(blocks), block, smem, stream, p);
+        }
+    }
+    if (p.out_type == GemmType::BF16) return launchPdl(gemvKernel<NT, true, false>, dim3(blocks), block, 0, stream, p);
+    return launchPdl(gemvKernel<NT, false, false>, dim3(blocks), block, 0, stream, p);
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
@@ -87,6 +104,11 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream) {
                                                        std::to_string(p.k) + ", tokens " + std::to_string(p.n_tokens) +
                                                        ")");
     cudaError_t launched = cudaSuccess;
+    if (p.norm.active() && (p.n_tokens != 1 || !p.norm.valid() || p.k > kGemvMaxNormK))
+        return Status(StatusCode::InvalidArgument,
+                      "launchGemv: the fused residual norm needs one token, residual_out (not aliasing the "
+                      "residual), a weight and k <= " +
+                          std::to_string(kGemvMaxNormK));
     switch (p.n_tokens) {
     case 1: launched = launchFor<1>(p, stream); break;
     case 2: launched = launchFor<2>(p, stream); break;
@@ -120,9 +142,11 @@ Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const
 
 Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, int64_t n_tokens, int64_t n_in,
                      const __nv_bfloat16* w1, __nv_bfloat16* out1, int64_t n_out1, const __nv_bfloat16* w2,
-                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream) {
+                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm) {
     const bool fits = n_out1 + n_out2 <= INT32_MAX && n_in <= INT32_MAX &&
                       gemvSupported(static_cast<int>(n_in), static_cast<int>(n_tokens), w1, x, ldx) && aligned16(w2);
+    if (norm && norm->active() && (!fits || n_tokens != 1 || n_in > kGemvMaxNormK))
+        return Status(StatusCode::InvalidArgument, "linearFewPair: a folded norm needs the one-token GEMV path");
     if (!fits) {
         DSV2_RETURN_IF_ERROR(linear(blas, x, ldx, w1, out1, GemmType::BF16, n_out1, n_tokens, n_out1, n_in, stream));
         return linear(blas, x, ldx, w2, out2, GemmType::BF16, n_out2, n_tokens, n_out2, n_in, stream);
@@ -141,7 +165,12 @@ Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, i
     p.n_rows2 = static_cast<int>(n_out2);
     p.out2 = out2;
     p.ldo2 = n_out2;
+    if (norm) p.norm = *norm;
     return launchGemv(p, stream);
+}
+
+bool gemvPairNormSupported(int k, const void* w1, const void* w2) {
+    return gemvSupported(k, 1, w1, nullptr, k) && aligned16(w2) && k <= kGemvMaxNormK;
 }
 
 }  // namespace dsv2::cuda

@@ -12,11 +12,13 @@
 #include <cstdint>
 
 #include "cuda/cublas_gemm.h"
+#include "cuda/residual_norm.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
 
 constexpr int kGemvMaxTokens = 4;
+constexpr int kGemvMaxNormK = 24 * 1024;  // the fused norm's x in 48 KB of shared memory
 
 struct GemvParams {
     int n_rows = 0;                    // N: output features = weight rows
@@ -35,6 +37,9 @@ struct GemvParams {
     int n_rows2 = 0;
     void* out2 = nullptr;
     int64_t ldo2 = 0;
+    // Optional (one token): x is not read but computed in every block from the residual stream
+    // (residual_norm.h); x_out of it, if set, receives the normalised vector.
+    ResidualNorm norm;
 };
 
 // True when the shapes and pointers suit launchGemv (else use linear()).
@@ -46,9 +51,14 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream);
 // linear() (w: [n_out, n_in] row-major).
 // Two linear layers of the same input (w1 [n_out1, n_in] -> out1, w2 [n_out2, n_in] -> out2, both
 // bf16) in one GEMV launch where it applies, two linear() calls otherwise.
+// With `norm` (one token, gemvPairNormSupported): x is not read but computed from the residual
+// stream in the launch (residual_norm.h).
 Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, int64_t n_tokens, int64_t n_in,
                      const __nv_bfloat16* w1, __nv_bfloat16* out1, int64_t n_out1, const __nv_bfloat16* w2,
-                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream);
+                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm = nullptr);
+
+// Whether linearFewPair can fold a residual norm for these weights (k = n_in).
+bool gemvPairNormSupported(int k, const void* w1, const void* w2);
 
 Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, void* out,
                  GemmType out_type, int64_t ldo, int64_t n_tokens, int64_t n_out, int64_t n_in, cudaStream_t stream,

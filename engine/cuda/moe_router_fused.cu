@@ -11,6 +11,7 @@
 #include "cuda/device_utils.cuh"
 #include "cuda/moe_router_select.cuh"
 #include "cuda/pdl.cuh"
+#include "cuda/residual_norm.cuh"
 
 namespace dsv2::cuda {
 namespace {
@@ -19,8 +20,9 @@ namespace cg = cooperative_groups;
 
 constexpr int kClusterBlocks = 8;  // the portable cluster size
 constexpr int kMaxWarps = 16;
-constexpr int kUnroll = 4;  // as gemv.cu
-constexpr int kPrefix = 8;  // as gemv.cu
+constexpr int kUnroll = 4;                 // as gemv.cu
+constexpr int kPrefix = 8;                 // as gemv.cu
+constexpr int kMaxNormHidden = 24 * 1024;  // the fused norm's x in 48 KB of shared memory
 
 __global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeRouterGemvParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -38,6 +40,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeR
     const int perBlock = (n + kClusterBlocks - 1) / kClusterBlocks;
     const int row0 = rank * perBlock;
     const int rows = max(0, min(perBlock, n - row0));
+    extern __shared__ uint4 normedX[];  // the fused norm's x: [hidden / 8]
     const int nVec = p.hidden / 8;
     const uint4* x = reinterpret_cast<const uint4*>(p.x);
     // Launched with PDL (pdl.cuh): the warp's first gate row is fetched before waiting for x.
@@ -47,14 +50,25 @@ __global__ void __launch_bounds__(kMaxWarps* kWarpSize) moeRouterGemvKernel(MoeR
             reinterpret_cast<const uint4*>(p.gate + static_cast<int64_t>(row0 + warp) * p.hidden), nVec, lane, pre);
     pdlWaitForPrevious();
     pdlLaunchNext();
+    const bool norm = p.norm.residual != nullptr;  // (ResidualNorm::active() is host code)
+    if (norm) {
+        blockResidualNorm(p.norm, p.hidden, reinterpret_cast<bf16*>(normedX), mine, rank == 0);
+        x = normedX;  // (`mine` lent the norm its reduction scratch; the norm ends with a barrier)
+    }
     for (int r = warp; r < rows; r += nWarps) {
         // gemvKernel<1, fp32>'s row: the same loads, the same order of fp32 additions.
         const uint4* w = reinterpret_cast<const uint4*>(p.gate + static_cast<int64_t>(row0 + r) * p.hidden);
         float acc = 0.0f;
-        if (r == warp)
+        if (norm) {
+            if (r == warp)
+                warpRowDotPrefixed<1, kPrefix, kUnroll, true>(w, &x, nVec, lane, pre, &acc);
+            else
+                warpRowDot<1, kUnroll, true>(w, &x, nVec, lane, &acc);
+        } else if (r == warp) {
             warpRowDotPrefixed<1, kPrefix, kUnroll>(w, &x, nVec, lane, pre, &acc);
-        else
+        } else {
             warpRowDot<1, kUnroll>(w, &x, nVec, lane, &acc);
+        }
         const float s = warpSum(acc);
         if (lane == 0) {
             mine[r] = s;
@@ -94,15 +108,17 @@ bool deviceRunsClusters() {
 }  // namespace
 
 bool moeRouterGemvSupported(const MoeRouterGemvParams& p) {
-    return p.route.n_tokens == 1 && p.hidden > 0 && p.hidden % 8 == 0 && p.x && p.gate && aligned16(p.x) &&
-           aligned16(p.gate) && deviceRunsClusters();
+    const bool input = p.norm.active() ? p.norm.valid() && p.hidden <= kMaxNormHidden : p.x && aligned16(p.x);
+    return p.route.n_tokens == 1 && p.hidden > 0 && p.hidden % 8 == 0 && input && p.gate && aligned16(p.gate) &&
+           deviceRunsClusters();
 }
 
 Status launchMoeRouterGemv(const MoeRouterGemvParams& p, cudaStream_t stream) {
     DSV2_RETURN_IF_ERROR(checkMoeRouterShape(p.route));
     if (!moeRouterGemvSupported(p))
         return Status(StatusCode::Unsupported,
-                      "launchMoeRouterGemv: needs one token, hidden % 8 == 0, aligned x and gate, and an sm_90 GPU");
+                      "launchMoeRouterGemv: needs one token, hidden % 8 == 0, aligned x (or a valid fused norm) and "
+                      "gate, and an sm_90 GPU");
     const int perBlock = (p.route.n_experts + kClusterBlocks - 1) / kClusterBlocks;
     const int warps = std::max(1, std::min(kMaxWarps, perBlock));
     cudaLaunchAttribute cluster[1];  // one cluster of kClusterBlocks blocks (top-k meets in block 0)
@@ -110,8 +126,9 @@ Status launchMoeRouterGemv(const MoeRouterGemvParams& p, cudaStream_t stream) {
     cluster[0].val.clusterDim.x = kClusterBlocks;
     cluster[0].val.clusterDim.y = 1;
     cluster[0].val.clusterDim.z = 1;
+    const size_t smem = p.norm.active() ? sizeof(bf16) * static_cast<size_t>(p.hidden) : 0;
     DSV2_CUDA_CHECK(launchPdlWith(cluster, 1u, moeRouterGemvKernel, dim3(kClusterBlocks),
-                                  dim3(static_cast<unsigned>(warps * kWarpSize)), 0, stream, p));
+                                  dim3(static_cast<unsigned>(warps * kWarpSize)), smem, stream, p));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

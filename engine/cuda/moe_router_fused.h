@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda/moe_router.h"
+#include "cuda/residual_norm.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -24,6 +25,9 @@ struct MoeRouterGemvParams {
     const __nv_bfloat16* x = nullptr;     // [hidden], 16-byte aligned
     const __nv_bfloat16* gate = nullptr;  // [n_experts, hidden] row-major, 16-byte aligned
     float* logits_out = nullptr;          // optional: the fp32 logits [n_experts] are also stored here
+    // Optional: x is not read but computed in every block from the residual stream
+    // (residual_norm.h); norm.x_out then receives it for the expert kernels.
+    ResidualNorm norm;
 };
 
 // True when this GPU and these shapes can run the fused kernel (sm_90 cluster launch and code
