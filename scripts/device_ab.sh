@@ -2,7 +2,8 @@
 # A/B of an environment knob on the Lite decode/prefill bench, as device_check's extra step:
 #   DSV2_AB_KNOB="DSV2_PDL=0" DSV2_DEVICE_EXTRA="bash scripts/device_ab.sh" bash scripts/device_check.sh
 # Runs `dsv2 bench` (1K prompt + 64 decode steps, and 16K decode unless DSV2_AB_SHORT=1) with the
-# defaults, then with DSV2_AB_KNOB set, twice each interleaved, and prints one line per run.
+# defaults, then with DSV2_AB_KNOB set (several: separated by ';', each "VAR=value[ VAR=value]"),
+# DSV2_AB_ROUNDS times (2) interleaved, and prints one line per run.
 set -uo pipefail
 BUILD=${BUILD:-build-device}
 OUT=${OUT:-$PWD/out}
@@ -22,8 +23,12 @@ print(f"{sys.argv[2]:>24}: " + "  ".join(
     for r in j["runs"]))
 PY
 }
-for i in 1 2; do
+IFS=';' read -ra knobs <<<"${DSV2_AB_KNOB:-DSV2_PDL=0}"
+for i in $(seq 1 "${DSV2_AB_ROUNDS:-2}"); do
     run "default-$i"
-    run "knob-$i" ${DSV2_AB_KNOB:-DSV2_PDL=0}
+    for k in "${!knobs[@]}"; do
+        # shellcheck disable=SC2086  # a knob is one or more VAR=value words
+        run "knob$k-$i" ${knobs[$k]}
+    done
 done
 exit $status

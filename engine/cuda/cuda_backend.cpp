@@ -194,6 +194,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
         std::clamp(2 * m_sms / std::max(headGroups, 1), 1,
                    static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
     if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
+    if (const char* env = std::getenv("DSV2_FOLD_NORMS"); env && std::string(env) == "0") m_foldNorms = false;
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
 }
@@ -422,7 +423,7 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
 
     // One token (and no residual tap, which reads the residual between the launches): each
     // sublayer's residual add + RMSNorm is folded into its first kernel (residual_norm.h).
-    const bool foldNorms = T == 1 && !m_residualTap;
+    const bool foldNorms = T == 1 && !m_residualTap && m_foldNorms;
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
