@@ -5,8 +5,11 @@
 // expert):
 //   1. gate and up rows of every chosen expert and of the shared expert with SwiGLU fused (one warp
 //      per activation; bf16 rounding of gate, up and the product, as the grouped path);
-//   2. the down projections with the weighted combine fused (one warp per output row):
+//   2. the down projections with the weighted combine fused (a block per 4 output rows, split-K
+//      over its 8 warps, partial sums added in a fixed order: deterministic, no scratch):
 //      out[j] = Σ_k w_k · down_k[j]·act_k + down_shared[j]·act_shared, fp32.
+// Both are launched with programmatic dependent launch (pdl.cuh) and wait for the kernel before
+// them first. Launch geometry and measurements: moe_decode.cu.
 // moeForward() (moe_layer.h) keeps the grouped per-expert path for prefill chunks.
 
 #include <cuda_bf16.h>

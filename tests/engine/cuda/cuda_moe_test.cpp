@@ -570,3 +570,220 @@ TEST_CASE(
         }
     }
 }
+
+namespace {
+
+// bf16 bits of n values uniform in [-scale, scale), cheap enough for Lite-sized experts.
+std::vector<uint16_t> randomBf16Bits(std::mt19937_64& rng, size_t n, float scale) {
+    std::vector<uint16_t> bits(n);
+    for (size_t i = 0; i < n; i += 4) {
+        const uint64_t r = rng();
+        for (size_t k = 0; k < 4 && i + k < n; ++k) {
+            const float u = static_cast<float>((r >> (16 * k)) & 0xffffu) / 65536.0f;
+            bits[i + k] = floatToBf16((2.0f * u - 1.0f) * scale);
+        }
+    }
+    return bits;
+}
+
+struct DecodeCase {
+    const char* name;
+    int hidden, inter, topK, sharedInter, nExperts;
+    std::vector<bool> held;  // per slot: the expert lives on this GPU (empty: all do)
+};
+
+// One expert's weights on the host (bf16 bits) and the device.
+struct DecodeExpert {
+    std::vector<uint16_t> gateUp, down;  // [2·inter, hidden], [hidden, inter]
+    DeviceBuffer<bf16> gateUpDev, downDev;
+};
+
+DecodeExpert makeDecodeExpert(std::mt19937_64& rng, int hidden, int inter) {
+    DecodeExpert e;
+    e.gateUp = randomBf16Bits(rng, static_cast<size_t>(2) * inter * hidden, 0.25f);
+    e.down = randomBf16Bits(rng, static_cast<size_t>(hidden) * inter, 0.25f);
+    e.gateUpDev = uploadBf16Bits(e.gateUp);
+    e.downDev = uploadBf16Bits(e.down);
+    return e;
+}
+
+// act of one expert and its contribution scale · down·act to out, with the GPU's rounding points
+// (gate, up, act in bf16; sums in double, so only the GPU's fp32 order differs).
+void decodeExpertReference(const DecodeExpert& e, const std::vector<float>& x, int inter, double scale, float* act,
+                           std::vector<double>& out) {
+    const auto hidden = static_cast<int64_t>(x.size());
+    for (int64_t r = 0; r < inter; ++r) {
+        double g = 0.0, u = 0.0;
+        for (int64_t c = 0; c < hidden; ++c) {
+            g += static_cast<double>(bf16ToFloat(e.gateUp[r * hidden + c])) * x[c];
+            u += static_cast<double>(bf16ToFloat(e.gateUp[(inter + r) * hidden + c])) * x[c];
+        }
+        act[r] = roundBf16(cpu::silu(roundBf16(static_cast<float>(g))) * roundBf16(static_cast<float>(u)));
+    }
+    for (int64_t j = 0; j < hidden; ++j) {
+        double s = 0.0;
+        for (int64_t r = 0; r < inter; ++r) s += static_cast<double>(bf16ToFloat(e.down[j * inter + r])) * act[r];
+        out[j] += scale * s;
+    }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "one-token MoE kernels (launchMoeDecode) = fp32 reference at the bf16 rounding points: Lite, odd shapes, experts "
+    "on other GPUs; deterministic") {
+    auto rng = makeRng("moe-decode");
+    const std::vector<DecodeCase> cases{
+        {"V2-Lite", 2048, 1408, 6, 2816, 64, {}},
+        {"hidden 1024+8, inter 8*25, small shared", 1032, 200, 3, 88, 16, {}},
+        {"top-1, no shared expert", 264, 8, 1, 0, 4, {}},
+        {"hidden 5120 (row not a whole number of batches)", 5120, 96, 6, 192, 64, {}},
+        {"experts on other GPUs (slots 1, 3, 4 elsewhere)",
+         2048,
+         1408,
+         6,
+         2816,
+         64,
+         {true, false, true, false, false, true}},
+        {"only the shared expert here", 520, 72, 4, 144, 8, {false, false, false, false}},
+        {"nothing here, no shared expert", 128, 64, 2, 0, 8, {false, false}},
+        {"32 experts per token", 256, 16, 32, 32, 40, {}},
+    };
+    cudaStream_t stream = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+    for (const auto& c : cases) {
+        CAPTURE(c.name);
+        const std::vector<bool> held = c.held.empty() ? std::vector<bool>(static_cast<size_t>(c.topK), true) : c.held;
+        // Routing: distinct experts, weights in (0, 1); only the chosen experts get weights.
+        std::vector<int32_t> ids(static_cast<size_t>(c.nExperts));
+        std::iota(ids.begin(), ids.end(), 0);
+        std::shuffle(ids.begin(), ids.end(), rng);
+        ids.resize(static_cast<size_t>(c.topK));
+        std::uniform_real_distribution<float> wDist(0.05f, 1.0f);
+        std::vector<float> topW(static_cast<size_t>(c.topK));
+        for (auto& w : topW) w = wDist(rng);
+        std::vector<DecodeExpert> experts;
+        experts.reserve(static_cast<size_t>(c.topK) + 1);
+        DeviceBuffer<bf16> unused = uploadBf16Bits(std::vector<uint16_t>(8, 0));  // never chosen: never read
+        std::vector<const bf16*> gateUps(static_cast<size_t>(c.nExperts), unused.data());
+        std::vector<const bf16*> downs(gateUps);
+        for (int k = 0; k < c.topK; ++k) {
+            if (held[k]) {
+                experts.push_back(makeDecodeExpert(rng, c.hidden, c.inter));
+                gateUps[ids[k]] = experts.back().gateUpDev.data();
+                downs[ids[k]] = experts.back().downDev.data();
+            } else {
+                gateUps[ids[k]] = downs[ids[k]] = nullptr;  // another GPU's expert
+            }
+        }
+        const bool hasShared = c.sharedInter > 0;
+        DecodeExpert shared;
+        if (hasShared) shared = makeDecodeExpert(rng, c.hidden, c.sharedInter);
+        const auto x = randomBf16(rng, static_cast<size_t>(c.hidden));
+
+        auto dX = uploadBf16(x);
+        auto dIds = upload(ids);
+        auto dW = upload(topW);
+        auto dGateUps = upload(gateUps);
+        auto dDowns = upload(downs);
+        const auto nAct = static_cast<size_t>(cuda::moeDecodeActElements(c.topK, c.inter, c.sharedInter));
+        auto dAct = uploadBf16Bits(std::vector<uint16_t>(nAct, 0x7fc1));  // NaN: slots never written stay so
+        auto dOut = upload(std::vector<float>(static_cast<size_t>(c.hidden), std::nanf("")));
+        cuda::MoeDecodeParams d;
+        d.hidden = c.hidden;
+        d.top_k = c.topK;
+        d.inter = c.inter;
+        d.shared_inter = c.sharedInter;
+        d.x = dX.data();
+        d.topk_ids = dIds.data();
+        d.topk_weights = dW.data();
+        d.expert_gate_up = dGateUps.data();
+        d.expert_down = dDowns.data();
+        d.shared_gate_up = hasShared ? shared.gateUpDev.data() : nullptr;
+        d.shared_down = hasShared ? shared.downDev.data() : nullptr;
+        d.act = dAct.data();
+        d.out = dOut.data();
+        REQUIRE_OK(cuda::launchMoeDecode(d, stream));
+        requireDeviceOk();
+        const auto got = download(dOut);
+        const auto gotAct = downloadBf16(dAct);
+
+        std::vector<double> want(static_cast<size_t>(c.hidden), 0.0);
+        std::vector<float> wantAct(nAct, 0.0f);
+        size_t e = 0;
+        for (int k = 0; k < c.topK; ++k)
+            if (held[k])
+                decodeExpertReference(experts[e++], x, c.inter, topW[k],
+                                      wantAct.data() + static_cast<size_t>(k) * c.inter, want);
+        if (hasShared)
+            decodeExpertReference(shared, x, c.sharedInter, 1.0, wantAct.data() + static_cast<size_t>(c.topK) * c.inter,
+                                  want);
+
+        // act: this GPU's slots and the shared expert written, other GPUs' slots untouched. A
+        // value may differ by a bf16 step where the GPU's fp32 sum of gate or up rounds the
+        // other way (rare); a wrong row or slot would differ everywhere.
+        int actOff = 0;
+        for (size_t i = 0; i < nAct; ++i) {
+            const auto slot = static_cast<int>(i / static_cast<size_t>(c.inter));
+            if (slot < c.topK && !held[slot]) {
+                REQUIRE_MESSAGE(std::isnan(gotAct[i]), "act[" << i << "] of an expert on another GPU was written");
+                continue;
+            }
+            const float tol = 2.0f * std::ldexp(1.0f, std::ilogb(std::max(std::fabs(wantAct[i]), 1e-6f)) - 7);
+            if (!(std::fabs(gotAct[i] - wantAct[i]) <= tol)) ++actOff;
+        }
+        CHECK_MESSAGE(actOff <= static_cast<int>(nAct / 200 + 1), actOff << " of " << nAct << " act values off");
+
+        const std::vector<float> wantF(want.begin(), want.end());
+        if (std::none_of(held.begin(), held.end(), [](bool h) { return h; }) && !hasShared) {
+            for (float v : got) REQUIRE(v == 0.0f);  // nothing here: this GPU adds zero
+        } else {
+            checkFfn("moe decode vs fp32 reference at the bf16 rounding points", got, wantF,
+                     std::vector<int64_t>{1, c.hidden}, kExactRelRms, kExactMaxOverRms);
+        }
+
+        // Run to run bit-identical (fixed split-K order, no atomics).
+        auto dOut2 = deviceZeros<float>(static_cast<size_t>(c.hidden));
+        d.out = dOut2.data();
+        REQUIRE_OK(cuda::launchMoeDecode(d, stream));
+        requireDeviceOk();
+        CHECK(download(dOut2) == got);
+    }
+    REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
+}
+
+TEST_CASE("launchMoeDecode rejects shapes and pointers its 16-byte loads cannot take") {
+    auto buf = deviceZeros<float>(64);
+    auto* any = reinterpret_cast<bf16*>(buf.data());
+    const bf16* table[1] = {any};
+    cuda::MoeDecodeParams ok;
+    ok.hidden = 64;
+    ok.top_k = 1;
+    ok.inter = 8;
+    ok.shared_inter = 0;
+    ok.x = any;
+    ok.topk_ids = reinterpret_cast<const int32_t*>(buf.data());
+    ok.topk_weights = buf.data();
+    ok.expert_gate_up = table;  // host pointers are fine here: every case is rejected before a launch
+    ok.expert_down = table;
+    ok.act = any;
+    ok.out = buf.data();
+    auto bad = ok;
+    bad.hidden = 60;
+    CHECK(cuda::launchMoeDecode(bad, nullptr).code() == StatusCode::Unsupported);
+    bad = ok;
+    bad.inter = 12;
+    CHECK(cuda::launchMoeDecode(bad, nullptr).code() == StatusCode::Unsupported);
+    bad = ok;
+    bad.top_k = 33;
+    CHECK(cuda::launchMoeDecode(bad, nullptr).code() == StatusCode::Unsupported);
+    bad = ok;
+    bad.x = any + 1;  // 2-byte aligned
+    CHECK(cuda::launchMoeDecode(bad, nullptr).code() == StatusCode::InvalidArgument);
+    bad = ok;
+    bad.shared_inter = 16;  // a shared expert without weights
+    CHECK(cuda::launchMoeDecode(bad, nullptr).code() == StatusCode::InvalidArgument);
+    bad.shared_gate_up = any + 1;
+    bad.shared_down = any;
+    CHECK(cuda::launchMoeDecode(bad, nullptr).code() == StatusCode::InvalidArgument);
+}
