@@ -223,7 +223,8 @@ else
 fi
 
 {
-    echo "device_check $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    commit=$(cat .devtree-commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    echo "device_check $(date -u +%FT%TZ) commit $commit"
     head -1 "$GPUS" 2>/dev/null
     grep -hE "tests passed|tests failed|Not Run|\*\*\*Skipped|\*\*\*Failed|Failed  |Timeout" \
         "$OUT/gpu_tests.log" "$OUT/other_tests.log" 2>/dev/null
@@ -234,3 +235,10 @@ fi
     for row in "${ROWS[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-12s %-22s %s\n' "$a" "$b" "$c"; done
     echo "total $((SECONDS - T0))s"
 } | tee "$OUT/summary.txt"
+
+# The device tool brings back only a handful of files from $OUT (more are left out, unread): pack
+# everything into one archive (tar xzf results.tgz) unless DSV2_PACK_OUT=0.
+if [ "${DSV2_PACK_OUT:-1}" = 1 ]; then
+    (cd "$OUT" && mapfile -t files < <(ls -A | grep -vx results.tgz) && [ "${#files[@]}" -gt 0 ] &&
+        tar czf results.tgz "${files[@]}" && rm -rf "${files[@]}")
+fi
