@@ -53,10 +53,13 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
+#include "cuda/mma_ptx.cuh"
 #include "cuda/moe_grouped_gemm.h"
 
 namespace dsv2::cuda {
 namespace {
+
+using namespace ptx;  // cp.async, ldmatrix, mma (mma_ptx.cuh)
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * kWarpSize;
@@ -91,36 +94,6 @@ struct KernelParams {
     const bf16* w[kMoeGroupedMaxExperts];
 };
 static_assert(sizeof(KernelParams) <= 4000, "kernel parameters must fit the 4 KB parameter space");
-
-__device__ __forceinline__ uint32_t smemAddr(const void* ptr) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
-}
-
-// 16 bytes global -> shared, L2 only; srcBytes 0 writes zeros and reads nothing.
-__device__ __forceinline__ void cpAsync16(uint32_t dst, const void* src, int srcBytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(srcBytes) : "memory");
-}
-__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cpAsyncWait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
-__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
-
-// c += a · b for one m16n8k16 tile (bf16 in, fp32 accumulate).
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 struct TileWork {
     int expert;    // -1: no work (past the last tile)
