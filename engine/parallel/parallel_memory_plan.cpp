@@ -68,11 +68,13 @@ int64_t stepWorkspaceBytes(const ModelConfig& c, const StepShape& shape, int64_t
     // tokens + positions, residual (fp32), delta (fp32), normed x, q_a, q, kv_a, attention output
     const int64_t activations = T * 8 + T * c.hiddenSize * (4 + 4 + 2) + T * qRank * 2 + T * H * c.qHeadDim() * 2 +
                                 T * c.latentCacheDim() * 2 + T * H * c.vHeadDim * 2;
-    // MLA scratch: q_lat (fp32) + o_lat (bf16), flash-decoding partials, the expanded k/v of the
-    // prefill form, its score and probability block.
+    // MLA scratch: q_lat (fp32) + o_lat (bf16), flash-decoding partials, the tensor-core decode's
+    // int32 merge counters (8 per query and group of 16 heads: mla_decode.h), the expanded k/v of
+    // the prefill form, its score and probability block.
     const int64_t ctx = std::min(shape.expandedCtx, cacheTokens);
     const int64_t partialRows = std::max(T, std::min<int64_t>(T, 64) * shape.maxSplits);
-    const int64_t mla = T * H * c.kvLoraRank * (4 + 2) + partialRows * H * (c.kvLoraRank + 2) * 4 +
+    const int64_t mergeCounters = T * ((H + 15) / 16) * 8 * 4;
+    const int64_t mla = T * H * c.kvLoraRank * (4 + 2) + partialRows * H * (c.kvLoraRank + 2) * 4 + mergeCounters +
                         ctx * (c.latentCacheDim() + H * (c.qkNopeHeadDim + c.vHeadDim)) * 2 +
                         std::min(kMaxScoreElements, T * H * ctx) * (4 + 2);
     // FFN scratch over the rows that reach this device's experts: gate|up, act, router logits,
