@@ -20,10 +20,10 @@
 #include "dsv2/status.h"
 #include "model/tensor.h"
 
-#define REQUIRE_OK(expr)                                                      \
-    do {                                                                      \
-        const ::dsv2::Status dsv2_st_ = (expr);                               \
-        REQUIRE_MESSAGE(dsv2_st_.isOk(), dsv2_st_.toString());                \
+#define REQUIRE_OK(expr)                                       \
+    do {                                                       \
+        const ::dsv2::Status dsv2_st_ = (expr);                \
+        REQUIRE_MESSAGE(dsv2_st_.isOk(), dsv2_st_.toString()); \
     } while (0)
 
 namespace dsv2::test {
@@ -33,7 +33,8 @@ using bf16 = __nv_bfloat16;
 
 inline uint64_t testSeed() {
     static const uint64_t seed = [] {
-        if (const char* env = std::getenv("DSV2_TEST_SEED")) return static_cast<uint64_t>(std::strtoull(env, nullptr, 10));
+        if (const char* env = std::getenv("DSV2_TEST_SEED"))
+            return static_cast<uint64_t>(std::strtoull(env, nullptr, 10));
         return static_cast<uint64_t>(std::random_device{}()) << 32 | std::random_device{}();
     }();
     return seed;
@@ -110,6 +111,19 @@ std::vector<T> download(const DeviceBuffer<T>& buf) {
     std::vector<T> v(buf.size());
     REQUIRE_OK(buf.copyToHost(v.data(), v.size()));
     return v;
+}
+
+// y[m][n] = Σ_k a[m][k] · w[n][k] in double (a: m rows of stride lda; w: [n, k] row-major).
+inline std::vector<float> referenceLinear(const std::vector<float>& a, int64_t lda, const std::vector<float>& w,
+                                          int64_t m, int64_t n, int64_t k) {
+    std::vector<float> y(static_cast<size_t>(m * n));
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double s = 0.0;
+            for (int64_t q = 0; q < k; ++q) s += static_cast<double>(a[i * lda + q]) * w[j * k + q];
+            y[i * n + j] = static_cast<float>(s);
+        }
+    return y;
 }
 
 // DSV2_CUDA_TEST_SMALL=1 (set by scripts/device_check.sh for compute-sanitizer runs, which are

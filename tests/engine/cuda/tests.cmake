@@ -8,7 +8,7 @@ dsv2_add_doctest(NAME cuda_block_allocator_test SOURCES ${_dsv2_cuda_tests}/bloc
 dsv2_add_doctest(NAME cuda_memory_plan_test SOURCES ${_dsv2_cuda_tests}/memory_plan_test.cpp)
 dsv2_add_doctest(NAME cuda_reference_test SOURCES ${_dsv2_cuda_tests}/reference_forward_test.cpp)
 
-foreach(_suite cuda_kernels_test cuda_mla_test cuda_moe_test cuda_grouped_gemm_test cuda_cache_test cuda_backend_test
+foreach(_suite cuda_kernels_test cuda_residual_norm_test cuda_mla_test cuda_moe_test cuda_grouped_gemm_test cuda_cache_test cuda_backend_test
                cuda_multi_gpu_test)
   dsv2_add_doctest(NAME ${_suite} SOURCES ${_dsv2_cuda_tests}/${_suite}.cpp LIBS CUDA::cudart LABELS gpu TIMEOUT 600)
 endforeach()
