@@ -37,6 +37,18 @@ struct GpuGuard {
 };
 const GpuGuard kGuard;  // every case below needs the GPU: skip the whole suite without one
 
+// DeepSeek-V2's YaRN settings (factor 40, mscale 0.707, 4K original context), for the RoPE cases.
+ModelConfig yarnConfig() {
+    ModelConfig config;
+    config.ropeTheta = 10000.0;
+    config.ropeScaling.yarn = true;
+    config.ropeScaling.factor = 40.0;
+    config.ropeScaling.mscale = 0.707;
+    config.ropeScaling.mscaleAllDim = 0.707;
+    config.ropeScaling.originalMaxPositionEmbeddings = 4096;
+    return config;
+}
+
 }  // namespace
 
 TEST_CASE("embedding gather widens the token's row, NaN for an id out of range") {
@@ -150,13 +162,7 @@ TEST_CASE("rmsnorm in place on a strided bf16 slice (kv_a_layernorm) leaves the 
 
 TEST_CASE("YaRN rope matches cpu::applyRope at short and long positions") {
     auto rng = makeRng("rope");
-    ModelConfig config;
-    config.ropeTheta = 10000.0;
-    config.ropeScaling.yarn = true;
-    config.ropeScaling.factor = 40.0;
-    config.ropeScaling.mscale = 0.707;
-    config.ropeScaling.mscaleAllDim = 0.707;
-    config.ropeScaling.originalMaxPositionEmbeddings = 4096;
+    ModelConfig config = yarnConfig();
     for (const auto& [heads, ropeDim, qDim] :
          std::vector<std::tuple<int, int, int>>{{16, 64, 192}, {1, 64, 576}, {4, 8, 24}, {3, 2, 2}}) {
         CAPTURE(heads);
@@ -420,13 +426,7 @@ int64_t countDifferent(const std::vector<float>& a, const std::vector<float>& b)
 
 TEST_CASE("fused attention prologue = rmsnorm + rope (k_pe, q_pe) + cache write, bit for bit") {
     auto rng = makeRng("attention-prologue");
-    ModelConfig config;
-    config.ropeTheta = 10000.0;
-    config.ropeScaling.yarn = true;
-    config.ropeScaling.factor = 40.0;
-    config.ropeScaling.mscale = 0.707;
-    config.ropeScaling.mscaleAllDim = 0.707;
-    config.ropeScaling.originalMaxPositionEmbeddings = 4096;
+    ModelConfig config = yarnConfig();
     const std::vector<PrologueCase> cases{
         {1, 16, 128, 64, 512, 0, 1.0f, false},     // V2-Lite decode
         {1, 128, 128, 64, 512, 1536, 1.0f, true},  // V2 decode (q_lora, 4 blocks of q_pe pairs)
