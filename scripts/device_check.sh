@@ -18,6 +18,7 @@
 #               DSV2_GPU_TESTS=regex        only the gpu suites matching it (e.g. cuda_multi_gpu_test)
 #               DSV2_SANITIZE_LIMIT=s       at most s seconds of compute-sanitizer (leaves time for the extra step)
 #               DSV2_SANITIZE_SUITES="a b"  only these suites under compute-sanitizer
+#               DSV2_GPU_REPEAT=n           each gpu suite up to n times, fresh seeds (flake hunt)
 #               DSV2_OTHER_TESTS=0          skip the non-gpu suites
 #               DSV2_DEVICE_TESTS=0         build + version + the extra step only (a second call
 #                                           that reuses a warm machine's build)
@@ -159,7 +160,11 @@ if [ "$built" = 1 ]; then
     cat "$OUT/version.log"; cat "$OUT/version.log" >>"$OUT/build.log"; rm -f "$OUT/version.log"
   if [ "${DSV2_DEVICE_TESTS:-1}" = 1 ]; then
     # -V: the per-sublayer tables. DSV2_GPU_TESTS=regex runs only those gpu suites.
-    step gpu_tests 240 ctest --test-dir "$BUILD" -L gpu -R "${DSV2_GPU_TESTS:-.}" -V --timeout 200
+    # DSV2_GPU_REPEAT=n runs each suite up to n times (fresh seeds each time) to catch a
+    # seed-dependent failure; the failing run's "[seed]" lines replay it.
+    repeat=()
+    [ "${DSV2_GPU_REPEAT:-1}" -gt 1 ] && repeat=(--repeat "until-fail:${DSV2_GPU_REPEAT}")
+    step gpu_tests 240 ctest --test-dir "$BUILD" -L gpu -R "${DSV2_GPU_TESTS:-.}" -V --timeout 200 "${repeat[@]}"
     if [ "${DSV2_OTHER_TESTS:-1}" = 1 ]; then
         step other_tests 150 ctest --test-dir "$BUILD" -LE gpu --output-on-failure --timeout 140 -j 8
     else skip other_tests "DSV2_OTHER_TESTS=0"; fi
