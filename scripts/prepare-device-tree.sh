@@ -4,13 +4,17 @@
 # half-done edits; running from the snapshot tests exactly the commit. Usage:
 #   scripts/prepare-device-tree.sh [commit]     then run with carry [".devtree"] and
 #   cd .devtree && DSV2_DEVICE_EXTRA=... bash scripts/device_check.sh
+# DSV2_DEVTREE=.devtree-NAME puts the snapshot there instead (one per engineer; any .devtree* is
+# git-ignored), e.g. for a snapshot of the working tree's uncommitted state use a commit first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:-HEAD}
+dir=${DSV2_DEVTREE:-.devtree}
+case "$dir" in .devtree*) ;; *) echo "DSV2_DEVTREE must start with .devtree (git-ignored)" >&2; exit 2 ;; esac
 [ -d .carry ] || bash scripts/prepare-device-carry.sh
-rm -rf .devtree
-mkdir -p .devtree
-git archive "$rev" | tar -x -C .devtree
-cp -r .carry .devtree/.carry
-echo "$(git rev-parse --short "$rev")" >.devtree/.devtree-commit
-du -sh .devtree | cut -f1 | xargs echo ".devtree: $(cat .devtree/.devtree-commit),"
+rm -rf "$dir"
+mkdir -p "$dir"
+git archive "$rev" | tar -x -C "$dir"
+cp -r .carry "$dir/.carry"
+echo "$(git rev-parse --short "$rev")" >"$dir/.devtree-commit"
+du -sh "$dir" | cut -f1 | xargs echo "$dir: $(cat "$dir/.devtree-commit"),"
