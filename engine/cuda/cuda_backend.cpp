@@ -195,6 +195,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
                    static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
     if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
     if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
+    if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
 }
@@ -527,6 +528,9 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
         d.shared_down = L.moe.shared.down;
         d.act = m_ffnScratch.act.data();
         d.out = m_delta.data();
+        // x came from the norm before the router (not from the router itself): the shared expert
+        // may start while the router runs (moe_decode.h). DSV2_MOE_EARLY_SHARED=0 for A/B.
+        d.x_ready_before_wait = !(foldIntoRouter && rg.norm.active()) && m_moeEarlyShared;
         return launchMoeDecode(d, m_stream);  // routing: copyDecodeRouting() at the end of the step
     }
     DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));

@@ -130,6 +130,7 @@ private:
     // norm writes residual + delta to the other buffer while other blocks still read this one).
     float* m_residualNow = nullptr;
     bool m_foldNorms = false;                // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
+    bool m_moeEarlyShared = true;            // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
     DeviceBuffer<float> m_residualAlt;       // [hidden]
     DeviceBuffer<float> m_residual;          // [chunk, hidden]
     DeviceBuffer<float> m_delta;             // [chunk, hidden]: o_proj / FFN output, added by the next norm

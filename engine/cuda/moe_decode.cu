@@ -132,8 +132,13 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
     const int64_t routedAct = static_cast<int64_t>(p.top_k) * p.inter;
     const int64_t nItems = (routedAct + p.shared_inter) / kRows, sharedItems = p.shared_inter / kRows;
     const int64_t q = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / kWarpSize;  // work item
-    pdlWaitForPrevious();  // x and topk_ids come from the kernels before
-    pdlLaunchNext();
+    // A shared-expert item with x_ready_before_wait reads only x (complete: see moe_decode.h) and
+    // the weights, so it runs while the router still works and waits afterwards (pdl.cuh rule 2).
+    const bool early = p.x_ready_before_wait && q < sharedItems;
+    if (!early) {
+        pdlWaitForPrevious();  // x and topk_ids come from the kernels before
+        pdlLaunchNext();
+    }
     if (q >= nItems) return;
     const int64_t first = q * kRows;
     const bf16 *gate, *up;
@@ -142,6 +147,12 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
         gate = p.shared_gate_up + first * p.hidden;
         up = p.shared_gate_up + (p.shared_inter + first) * p.hidden;
         actIndex = routedAct + first;
+        gateUpItem<kRows, kUnroll>(p, gate, up, actIndex, lane);
+        if (early) {
+            pdlWaitForPrevious();
+            pdlLaunchNext();
+        }
+        return;
     } else {
         actIndex = first - p.shared_inter;
         const int slot = static_cast<int>(actIndex / p.inter);

@@ -35,6 +35,13 @@ struct MoeDecodeParams {
     const __nv_bfloat16* shared_down = nullptr;            // [hidden, shared_inter]
     __nv_bfloat16* act = nullptr;                          // scratch [top_k·inter + shared_inter], 16-byte aligned
     float* out = nullptr;                                  // [hidden]
+    // True when x was written by a kernel BEFORE the one launched just before launchMoeDecode (the
+    // router), and that router is PDL-launched by the rules of pdl.cuh: it triggers its dependents
+    // only after its own wait, so once the gate|up kernel starts, x is complete and visible. The
+    // shared expert's activations (no routing needed) are then computed before the gate|up kernel
+    // waits for the router: they overlap the router instead of following it. Never set it when
+    // the router itself writes x (a folded norm).
+    bool x_ready_before_wait = false;
 };
 
 // Elements of act scratch the call needs.

@@ -14,6 +14,11 @@
 //      next kernel, which waits only for this one, would then race with that predecessor).
 //   3. pdlLaunchNext() comes after the wait (so at most two kernels overlap: the next one may
 //      only prefetch, by rule 1). Without it the next kernel starts when this one ends, as usual.
+// A consequence the caller may use, explicitly and per launch (MoeDecodeParams::x_ready_before_wait):
+// when kernel B follows kernel A and A follows these rules, B starts only after every block of A
+// has passed its wait, i.e. after the kernel before A has completed and its writes are visible. So
+// what the kernel two back wrote may be read before the wait, and what only kernels two or more
+// back read may be written; only the immediate predecessor's traffic must wait.
 // Kernels launched without the attribute (cuBLAS, memcpy, older GPUs) serialise as usual, and
 // both device calls are no-ops there. DSV2_PDL=0 turns the attribute off (A/B measurement).
 

@@ -748,6 +748,19 @@ TEST_CASE(
         REQUIRE_OK(cuda::launchMoeDecode(d, stream));
         requireDeviceOk();
         CHECK(download(dOut2) == got);
+
+        // The shared expert computed before the PDL wait: the same work in another order, so the
+        // same bits (act and out).
+        auto dOut3 = deviceZeros<float>(static_cast<size_t>(c.hidden));
+        d.out = dOut3.data();
+        d.x_ready_before_wait = true;
+        REQUIRE_OK(cuda::launchMoeDecode(d, stream));
+        requireDeviceOk();
+        CHECK(download(dOut3) == got);
+        const auto gotAct3 = downloadBf16(dAct);
+        CHECK(std::equal(gotAct3.begin(), gotAct3.end(), gotAct.begin(), gotAct.end(), [](float a, float b) {
+            return a == b || (std::isnan(a) && std::isnan(b));
+        }));
     }
     REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }
