@@ -1,0 +1,349 @@
+// Standalone bench of the one-token MLA decode chain (issue 9) on DeepSeek-V2-Lite shapes:
+// attention prologue (kv norm + RoPE + cache write, RoPE of q_pe), q_lat GEMV, the tensor-core
+// decode kernel with its in-kernel split merge, v up-projection GEMV. Not part of the CMake build;
+// on a GPU machine, from the repo root:
+//   nvcc -std=c++20 -O3 -arch=sm_90 -I engine -I engine/include -I .carry/include \
+//        tools/bench/mla_decode_bench.cu engine/cuda/{pdl,mla_decode,mla_decode_mma,mla_absorb_gemv,\
+//        attention_prologue_fused}.cu engine/core/status.cpp -o /tmp/mla_bench && /tmp/mla_bench
+// DSV2_PDL=0 in the environment times the kernels without programmatic dependent launch.
+// Times are per layer, from CUDA graphs replaying kLayers distinct layers (own cache, weights,
+// activations), at the GPU's own clocks. A check compares the tensor-core o_lat with the CUDA-core
+// kernel's at every configuration timed (they share no code but the split arithmetic).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/attention_prologue_fused.h"
+#include "cuda/mla_absorb_gemv.h"
+#include "cuda/mla_decode.h"
+#include "cuda/pdl.cuh"
+
+#define CK(call)                                                                                                \
+    do {                                                                                                        \
+        cudaError_t e_ = (call);                                                                                \
+        if (e_ != cudaSuccess) {                                                                                \
+            std::fprintf(stderr, "%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
+            std::exit(1);                                                                                       \
+        }                                                                                                       \
+    } while (0)
+#define OK(status)                                                                                       \
+    do {                                                                                                 \
+        const dsv2::Status s_ = (status);                                                                \
+        if (!s_.isOk()) {                                                                                \
+            std::fprintf(stderr, "%s: %s (%s:%d)\n", #status, s_.message().c_str(), __FILE__, __LINE__); \
+            std::exit(2);                                                                                \
+        }                                                                                                \
+    } while (0)
+
+namespace mlabench {
+using namespace dsv2;
+using namespace dsv2::cuda;
+using bf16 = __nv_bfloat16;
+
+constexpr int kH = 16, kNope = 128, kRopeDim = 64, kV = 128, kLora = 512, kEntry = kLora + kRopeDim;
+constexpr int kDqk = kNope + kRopeDim;
+constexpr int kBlock = 64;
+constexpr int kMaxSplits = 132;
+constexpr float kScale = 0.11472f;
+
+__global__ void fillKernel(bf16* p, int64_t n, uint64_t seed, float scale) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        float s = 0.0f;
+        for (int k = 0; k < 4; ++k) s += float((z >> (16 * k)) & 0xffff) / 65535.0f - 0.5f;
+        p[i] = __float2bfloat16_rn(s * scale);
+    }
+}
+
+// The launch floor: a kernel with the decode kernel's launch shape that only waits and leaves.
+__global__ void emptyKernel(int* sink) {
+    pdlWaitForPrevious();
+    pdlLaunchNext();
+    if (sink && threadIdx.x == 1023) *sink = 1;
+}
+
+bf16* allocFill(int64_t n, uint64_t seed, float scale) {
+    bf16* p = nullptr;
+    CK(cudaMalloc(&p, std::max<int64_t>(n, 8) * sizeof(bf16)));
+    fillKernel<<<512, 256>>>(p, n, seed, scale);
+    CK(cudaGetLastError());
+    return p;
+}
+template <typename T>
+T* allocZero(int64_t n) {
+    T* p = nullptr;
+    CK(cudaMalloc(&p, std::max<int64_t>(n, 1) * sizeof(T)));
+    CK(cudaMemset(p, 0, std::max<int64_t>(n, 1) * sizeof(T)));
+    return p;
+}
+
+struct Layer {
+    int64_t ctx = 0;
+    bf16 *kvb = nullptr, *cache = nullptr, *q = nullptr, *kvA = nullptr, *kvNorm = nullptr, *oLat = nullptr,
+         *out = nullptr, *oLatRef = nullptr;
+    int32_t *table = nullptr, *counters = nullptr, *pos = nullptr;
+    float *qLat = nullptr, *partialO = nullptr, *partialMl = nullptr;
+    const float* invFreq = nullptr;
+
+    PagedCacheRef ref() const { return PagedCacheRef{cache, table, kBlock, kEntry}; }
+    AttentionPrologueParams prologue() const {
+        AttentionPrologueParams p;
+        p.n_tokens = 1;
+        p.positions = pos;
+        p.eps = 1e-6f;
+        p.kv_a = kvA;
+        p.kv_stride = kEntry;
+        p.kv_lora = kLora;
+        p.kv_weight = kvNorm;
+        p.cache = ref();
+        p.q_pe = q + kNope;
+        p.n_heads = kH;
+        p.q_token_stride = kH * kDqk;
+        p.q_head_stride = kDqk;
+        p.rope_dim = kRopeDim;
+        p.inv_freq = invFreq;
+        p.amplitude = 1.0f;
+        return p;
+    }
+    MlaAbsorbGemvParams gemv() const {
+        MlaAbsorbGemvParams p;
+        p.n_q = 1;
+        p.n_heads = kH;
+        p.d_nope = kNope;
+        p.d_v = kV;
+        p.kv_lora = kLora;
+        p.kv_b = kvb;
+        p.q = q;
+        p.q_token_stride = kH * kDqk;
+        p.q_head_stride = kDqk;
+        p.q_lat = qLat;
+        p.lat_token_stride = kH * kLora;
+        p.lat_head_stride = kLora;
+        p.o_lat = oLat;
+        p.o_token_stride = kH * kLora;
+        p.o_head_stride = kLora;
+        p.out = out;
+        p.out_token_stride = kH * kV;
+        p.out_head_stride = kV;
+        return p;
+    }
+    // Device position (as the decode graph runs it) unless splitLen > 0: host position, forced split.
+    MlaDecodeParams decode(int64_t splitLen = 0, MlaDecodeKernel k = MlaDecodeKernel::Auto) const {
+        MlaDecodeParams p;
+        p.n_q = 1;
+        p.n_heads = kH;
+        p.d_latent = kLora;
+        p.d_rope = kRopeDim;
+        p.q_pos0 = ctx - 1;
+        p.q_lat = qLat;
+        p.q_lat_token_stride = kH * kLora;
+        p.q_lat_head_stride = kLora;
+        p.q_pe = q + kNope;
+        p.q_pe_token_stride = kH * kDqk;
+        p.q_pe_head_stride = kDqk;
+        p.cache = ref();
+        if (splitLen > 0) {
+            p.split_len = splitLen;
+            p.n_splits = static_cast<int>((ctx + splitLen - 1) / splitLen);
+        } else {
+            p.q_pos0_device = pos;
+            p.n_splits = mlaDecodeSplitsForDevice(kH, 132);
+        }
+        p.partial_o = partialO;
+        p.partial_ml = partialMl;
+        p.merge_counters = counters;
+        p.out = oLat;
+        p.out_token_stride = kH * kLora;
+        p.out_head_stride = kLora;
+        p.softmax_scale = kScale;
+        p.kernel = k;
+        return p;
+    }
+};
+
+Layer makeLayer(int64_t ctx, uint64_t seed, const float* invFreq) {
+    Layer L;
+    L.ctx = ctx;
+    L.invFreq = invFreq;
+    const int64_t blocks = (ctx + kBlock - 1) / kBlock + 1;
+    L.kvb = allocFill(int64_t(kH) * (kNope + kV) * kLora, seed * 3 + 1, 0.1f);
+    L.cache = allocFill(blocks * kBlock * kEntry, seed * 3 + 2, 1.0f);
+    L.q = allocFill(kH * kDqk, seed * 3 + 3, 1.0f);
+    L.kvA = allocFill(kEntry, seed * 5 + 1, 1.0f);
+    L.kvNorm = allocFill(kLora, seed * 5 + 2, 1.0f);
+    L.oLat = allocZero<bf16>(kH * kLora);
+    L.oLatRef = allocZero<bf16>(kH * kLora);
+    L.out = allocZero<bf16>(kH * kV);
+    std::vector<int32_t> table(blocks);
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), std::mt19937_64(seed));
+    L.table = allocZero<int32_t>(blocks);
+    CK(cudaMemcpy(L.table, table.data(), blocks * 4, cudaMemcpyHostToDevice));
+    L.counters = allocZero<int32_t>(mlaDecodeMergeCounterCount(1, kH));
+    L.pos = allocZero<int32_t>(1);
+    const int32_t p = static_cast<int32_t>(ctx - 1);
+    CK(cudaMemcpy(L.pos, &p, 4, cudaMemcpyHostToDevice));
+    L.qLat = allocZero<float>(kH * kLora);
+    L.partialO = allocZero<float>(int64_t(kH) * kMaxSplits * kLora);
+    L.partialMl = allocZero<float>(int64_t(kH) * kMaxSplits * 2);
+    return L;
+}
+
+// Per-layer µs of `f` over all layers, from a graph of `reps` rounds replayed `iters` times.
+double timeGraph(const std::vector<Layer>& layers, const std::function<void(const Layer&, cudaStream_t)>& f,
+                 int reps = 8, int iters = 15) {
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cudaGraph_t g;
+    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int r = 0; r < reps; ++r)
+        for (const auto& L : layers) f(L, st);
+    CK(cudaStreamEndCapture(st, &g));
+    cudaGraphExec_t ge;
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    CK(cudaGraphLaunch(ge, st));  // warm-up
+    CK(cudaStreamSynchronize(st));
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    std::vector<float> ms;
+    for (int i = 0; i < iters; ++i) {
+        CK(cudaEventRecord(a, st));
+        CK(cudaGraphLaunch(ge, st));
+        CK(cudaEventRecord(b, st));
+        CK(cudaEventSynchronize(b));
+        float t;
+        CK(cudaEventElapsedTime(&t, a, b));
+        ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    CK(cudaGraphExecDestroy(ge));
+    CK(cudaGraphDestroy(g));
+    CK(cudaStreamDestroy(st));
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return ms[ms.size() / 2] * 1e3 / (reps * layers.size());
+}
+
+float bf(uint16_t b) {
+    uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// max |a − b| / max |b| over o_lat of the layer (a: the kernel under test, b: the CUDA cores).
+double compareOLat(const Layer& L) {
+    std::vector<uint16_t> a(kH * kLora), b(kH * kLora);
+    CK(cudaMemcpy(a.data(), L.oLat, a.size() * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(b.data(), L.oLatRef, b.size() * 2, cudaMemcpyDeviceToHost));
+    double err = 0, mag = 0;
+    bool finite = true;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite(bf(a[i]))) finite = false;
+        err = std::max(err, double(std::fabs(bf(a[i]) - bf(b[i]))));
+        mag = std::max(mag, double(std::fabs(bf(b[i]))));
+    }
+    return finite ? err / mag : INFINITY;
+}
+
+// o_lat of the CUDA-core kernel (+ combine) into oLatRef.
+void referenceOLat(const Layer& L) {
+    MlaDecodeParams p = L.decode(0, MlaDecodeKernel::Simt);
+    p.out = L.oLatRef;
+    OK(launchMlaDecode(p, nullptr));
+    CK(cudaDeviceSynchronize());
+}
+
+int failures = 0;
+void check(const char* what, const Layer& L) {
+    const double e = compareOLat(L);
+    const bool ok = e <= 2e-2;  // bf16 outputs of two summation orders: ~4e-3 expected
+    if (!ok) ++failures;
+    std::printf("    check %-34s max|Δ|/max %.2e %s\n", what, e, ok ? "ok" : "FAIL");
+}
+
+}  // namespace mlabench
+
+int main() {
+    using namespace mlabench;
+    int dev = 0;
+    CK(cudaGetDevice(&dev));
+    cudaDeviceProp prop{};
+    CK(cudaGetDeviceProperties(&prop, dev));
+    std::printf("%s, %d SMs, PDL %s\n", prop.name, prop.multiProcessorCount,
+                pdlEnabledOnCurrentDevice() ? "on" : "off");
+    float* invFreq = nullptr;
+    {
+        std::vector<float> f(kRopeDim / 2);
+        for (int i = 0; i < kRopeDim / 2; ++i) f[i] = std::pow(10000.0f, -2.0f * i / kRopeDim);
+        CK(cudaMalloc(&invFreq, f.size() * 4));
+        CK(cudaMemcpy(invFreq, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
+    }
+    int* sink = allocZero<int>(1);
+    constexpr int kLayers = 27;
+    for (int64_t ctx : {1024, 4096, 16384}) {
+        std::vector<Layer> layers;
+        for (int l = 0; l < kLayers; ++l) layers.push_back(makeLayer(ctx, 100 * ctx + l, invFreq));
+        CK(cudaDeviceSynchronize());
+        std::printf("context %lld (%d layers, %.1f MB of cache each)\n", (long long)ctx, kLayers,
+                    ctx * kEntry * 2 / 1e6);
+        // The chain once (the prologue writes the last entry), then the check of the decode kernel.
+        const Layer& L0 = layers[0];
+        OK(launchAttentionPrologue(L0.prologue(), nullptr));
+        OK(launchMlaQLatGemv(L0.gemv(), nullptr));
+        OK(launchMlaDecode(L0.decode(), nullptr));
+        OK(launchMlaVUpGemv(L0.gemv(), nullptr));
+        CK(cudaDeviceSynchronize());
+        referenceOLat(L0);
+        check("chain (device splits)", L0);
+
+        const double tPro =
+            timeGraph(layers, [](const Layer& L, cudaStream_t s) { OK(launchAttentionPrologue(L.prologue(), s)); });
+        const double tQ = timeGraph(layers, [](const Layer& L, cudaStream_t s) { OK(launchMlaQLatGemv(L.gemv(), s)); });
+        const double tM = timeGraph(layers, [](const Layer& L, cudaStream_t s) { OK(launchMlaDecode(L.decode(), s)); });
+        const double tV = timeGraph(layers, [](const Layer& L, cudaStream_t s) { OK(launchMlaVUpGemv(L.gemv(), s)); });
+        const double tChain = timeGraph(layers, [](const Layer& L, cudaStream_t s) {
+            OK(launchAttentionPrologue(L.prologue(), s));
+            OK(launchMlaQLatGemv(L.gemv(), s));
+            OK(launchMlaDecode(L.decode(), s));
+            OK(launchMlaVUpGemv(L.gemv(), s));
+        });
+        std::printf("  alone: prologue %6.2f  q_lat %6.2f  decode %6.2f  v_up %6.2f  (sum %6.2f)   chain %6.2f µs\n",
+                    tPro, tQ, tM, tV, tPro + tQ + tM + tV, tChain);
+        // Launch floors: a plain 2-block launch, and the decode kernel's shape without its work.
+        const double tEmpty = timeGraph(
+            layers, [&](const Layer&, cudaStream_t s) { CK(launchPdl(emptyKernel, dim3(2), dim3(1024), 0, s, sink)); });
+        const double tEmpty128 = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
+            CK(launchPdl(emptyKernel, dim3(128), dim3(256), 0, s, sink));
+        });
+        std::printf("  floors: empty launch (2 blocks) %5.2f µs, 128 blocks %5.2f µs\n", tEmpty, tEmpty128);
+        // The decode kernel at forced split lengths (host position): tiles per block vs clusters.
+        for (int64_t len : {64, 128, 256, 512, 1024, 2048}) {
+            const int64_t splits = (ctx + len - 1) / len;
+            if (splits > 128 || (splits == 1 && len > ctx + 64)) continue;
+            const double t = timeGraph(layers, [len](const Layer& L, cudaStream_t s) {
+                OK(launchMlaDecode(L.decode(len, MlaDecodeKernel::TensorCore), s));
+            });
+            OK(launchMlaDecode(L0.decode(len, MlaDecodeKernel::TensorCore), nullptr));
+            CK(cudaDeviceSynchronize());
+            std::printf("  decode split %5lld: %3lld splits (%2lld clusters, %2lld tiles each) %6.2f µs\n",
+                        (long long)len, (long long)splits, (long long)((splits + 7) / 8), (long long)(len / 64), t);
+            check("forced split", L0);
+        }
+    }
+    std::printf("%s\n", failures ? "FAILURES" : "all checks passed");
+    return failures ? 1 : 0;
+}
