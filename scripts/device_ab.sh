@@ -22,6 +22,8 @@ print(f"{sys.argv[2]:>24}: " + "  ".join(
     f"[{r['prompt_tokens']}] pf {r['prefill_tok_s']:8.0f} ttft {r['ttft_s']*1e3:6.1f}ms dec {r['decode_tok_s']:6.1f}"
     for r in j["runs"]))
 PY
+    # DSV2_STEP_TIMING=1 in a knob: the GPU time per decode-graph replay against the host's step
+    grep -ho "[0-9]* decode-graph replays.*us from" "$OUT/ab-$label.err" | sed 's/^/      /' || true
 }
 IFS=';' read -ra knobs <<<"${DSV2_AB_KNOB:-DSV2_PDL=0}"
 for i in $(seq 1 "${DSV2_AB_ROUNDS:-2}"); do

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <span>
@@ -50,6 +51,8 @@ public:
     CudaBackend(const ModelConfig& config, const BackendOptions& options) : m_config(config), m_options(options) {}
     ~CudaBackend() override {
         dropDecodeGraph();
+        for (cudaEvent_t e : m_stepEvents)
+            if (e) cudaEventDestroy(e);
         if (m_stream) cudaStreamDestroy(m_stream);
     }
 
@@ -154,6 +157,14 @@ private:
     cudaGraphExec_t m_decodeGraphExec = nullptr;
     const int32_t* m_decodeGraphTable = nullptr;  // the session (block table) it was captured for
     bool m_graphsEnabled = true;                  // DSV2_CUDA_GRAPHS=0 turns them off
+    // DSV2_STEP_TIMING=1: CUDA events around each decode-graph replay; the GPU's time per replay
+    // against the host's time per step (the gap is host work: sync wake-up, logits copy, sampling)
+    // is logged when the graph is dropped. A diagnostic for benchmarks (cuda_decode_graph.cpp).
+    cudaEvent_t m_stepEvents[2] = {nullptr, nullptr};
+    double m_stepGpuMs = 0.0;
+    int64_t m_stepReplays = 0;
+    std::chrono::steady_clock::time_point m_stepHost0{};
+    double m_stepHostMs = 0.0;  // from one replay's launch to the next one's
 };
 
 }  // namespace dsv2::cuda

@@ -9,6 +9,7 @@
 // captured again when another session decodes. The residual tap (tests) and a forced expanded
 // MLA form (position-dependent host logic) run without graphs, as does DSV2_CUDA_GRAPHS=0.
 
+#include <cstdlib>
 #include <string>
 
 #include "cuda/cuda_backend_impl.h"
@@ -21,7 +22,24 @@ bool CudaBackend::decodeGraphUsable() const {
     return m_graphsEnabled && !m_residualTap && m_options.mlaForm != MlaForm::Expanded;
 }
 
+namespace {
+bool stepTimingRequested() {
+    static const bool on = [] {
+        const char* env = std::getenv("DSV2_STEP_TIMING");
+        return env && std::string(env) == "1";
+    }();
+    return on;
+}
+}  // namespace
+
 void CudaBackend::dropDecodeGraph() {
+    if (m_stepReplays > 1)
+        logInfo("cuda backend: " + std::to_string(m_stepReplays) + " decode-graph replays, GPU " +
+                std::to_string(1e3 * m_stepGpuMs / static_cast<double>(m_stepReplays - 1)) + " us per replay, host " +
+                std::to_string(1e3 * m_stepHostMs / static_cast<double>(m_stepReplays - 1)) +
+                " us from one replay's launch to the next (DSV2_STEP_TIMING)");
+    m_stepGpuMs = m_stepHostMs = 0.0;
+    m_stepReplays = 0;
     if (m_decodeGraphExec) cudaGraphExecDestroy(m_decodeGraphExec);
     if (m_decodeGraph) cudaGraphDestroy(m_decodeGraph);
     m_decodeGraphExec = nullptr;
@@ -49,7 +67,26 @@ Status CudaBackend::runDecodeGraph(LatentSequence& seq) {
         (void)cudaGraphGetNodes(m_decodeGraph, nullptr, &nodes);
         logDebug("cuda backend: decode step captured as a CUDA graph of " + std::to_string(nodes) + " nodes");
     }
+    const bool timed = stepTimingRequested();
+    if (timed) {
+        if (!m_stepEvents[0]) {
+            DSV2_CUDA_CHECK(cudaEventCreate(&m_stepEvents[0]));
+            DSV2_CUDA_CHECK(cudaEventCreate(&m_stepEvents[1]));
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (m_stepReplays > 0) {  // the previous replay has been waited for (forwardChunk syncs)
+            float ms = 0.0f;
+            if (cudaEventElapsedTime(&ms, m_stepEvents[0], m_stepEvents[1]) == cudaSuccess) m_stepGpuMs += ms;
+            m_stepHostMs += std::chrono::duration<double, std::milli>(now - m_stepHost0).count();
+        }
+        m_stepHost0 = now;
+        DSV2_CUDA_CHECK(cudaEventRecord(m_stepEvents[0], m_stream));
+    }
     DSV2_CUDA_CHECK(cudaGraphLaunch(m_decodeGraphExec, m_stream));
+    if (timed) {
+        DSV2_CUDA_CHECK(cudaEventRecord(m_stepEvents[1], m_stream));
+        ++m_stepReplays;
+    }
     return Status::ok();
 }
 
