@@ -300,51 +300,54 @@ TEST_CASE("permutation groups entries by expert in entry order; gather and combi
             }
         for (size_t i = 0; i < ids.size(); ++i) REQUIRE(perm[entry[i]] == static_cast<int32_t>(i));
 
-        // Gather + combine with known expert outputs.
-        const int hidden = 72;
-        const auto x = randomBf16(rng, static_cast<size_t>(T * hidden));
-        auto dX = uploadBf16(x);
-        auto dXp = deviceZeros<bf16>(ids.size() * hidden);
-        cuda::MoeGatherParams gp;
-        gp.n_rows = T * K;
-        gp.n_cols = hidden;
-        gp.top_k = K;
-        gp.perm_src = dPerm.data();
-        gp.x = dX.data();
-        gp.x_stride = hidden;
-        gp.out = dXp.data();
-        gp.out_stride = hidden;
-        REQUIRE_OK(cuda::launchMoeGather(gp, nullptr));
-        const auto xp = downloadBf16(dXp);
-        for (int r = 0; r < T * K; ++r)
-            for (int c = 0; c < hidden; ++c) REQUIRE(xp[r * hidden + c] == x[(perm[r] / K) * hidden + c]);
+        // Gather + combine with known expert outputs: 16-byte vectors (72) and single elements (70).
+        for (const int hidden : {72, 70}) {
+            CAPTURE(hidden);
+            const auto x = randomBf16(rng, static_cast<size_t>(T * hidden));
+            auto dX = uploadBf16(x);
+            auto dXp = deviceZeros<bf16>(ids.size() * hidden);
+            cuda::MoeGatherParams gp;
+            gp.n_rows = T * K;
+            gp.n_cols = hidden;
+            gp.top_k = K;
+            gp.perm_src = dPerm.data();
+            gp.x = dX.data();
+            gp.x_stride = hidden;
+            gp.out = dXp.data();
+            gp.out_stride = hidden;
+            REQUIRE_OK(cuda::launchMoeGather(gp, nullptr));
+            const auto xp = downloadBf16(dXp);
+            for (int r = 0; r < T * K; ++r)
+                for (int c = 0; c < hidden; ++c) REQUIRE(xp[r * hidden + c] == x[(perm[r] / K) * hidden + c]);
 
-        const auto y = randomFloat(rng, ids.size() * hidden);
-        const auto weights = randomFloat(rng, ids.size());
-        const auto shared = randomFloat(rng, static_cast<size_t>(T * hidden));
-        auto dY = upload(y);
-        auto dW = upload(weights);
-        auto dOut = upload(shared);  // combine in place over the shared experts' output
-        cuda::MoeCombineParams cp;
-        cp.n_tokens = T;
-        cp.top_k = K;
-        cp.n_cols = hidden;
-        cp.expert_out = dY.data();
-        cp.expert_out_stride = hidden;
-        cp.entry_row = dEntry.data();
-        cp.topk_weights = dW.data();
-        cp.shared = dOut.data();
-        cp.shared_stride = hidden;
-        cp.out = dOut.data();
-        cp.out_stride = hidden;
-        REQUIRE_OK(cuda::launchMoeCombine(cp, nullptr));
-        std::vector<float> want(shared);
-        for (int t = 0; t < T; ++t)
-            for (int k = 0; k < K; ++k)
-                for (int c = 0; c < hidden; ++c)
-                    want[t * hidden + c] += weights[t * K + k] * y[static_cast<size_t>(entry[t * K + k]) * hidden + c];
-        CHECK_TENSORS("combine", download(dOut), want, (std::vector<int64_t>{T, hidden}),
-                      (Tolerance{1e-5, 1e-5, 0.99999}));
+            const auto y = randomFloat(rng, ids.size() * hidden);
+            const auto weights = randomFloat(rng, ids.size());
+            const auto shared = randomFloat(rng, static_cast<size_t>(T * hidden));
+            auto dY = upload(y);
+            auto dW = upload(weights);
+            auto dOut = upload(shared);  // combine in place over the shared experts' output
+            cuda::MoeCombineParams cp;
+            cp.n_tokens = T;
+            cp.top_k = K;
+            cp.n_cols = hidden;
+            cp.expert_out = dY.data();
+            cp.expert_out_stride = hidden;
+            cp.entry_row = dEntry.data();
+            cp.topk_weights = dW.data();
+            cp.shared = dOut.data();
+            cp.shared_stride = hidden;
+            cp.out = dOut.data();
+            cp.out_stride = hidden;
+            REQUIRE_OK(cuda::launchMoeCombine(cp, nullptr));
+            std::vector<float> want(shared);
+            for (int t = 0; t < T; ++t)
+                for (int k = 0; k < K; ++k)
+                    for (int c = 0; c < hidden; ++c)
+                        want[t * hidden + c] +=
+                            weights[t * K + k] * y[static_cast<size_t>(entry[t * K + k]) * hidden + c];
+            CHECK_TENSORS("combine", download(dOut), want, (std::vector<int64_t>{T, hidden}),
+                          (Tolerance{1e-5, 1e-5, 0.99999}));
+        }
     }
 }
 
@@ -758,9 +761,8 @@ TEST_CASE(
         requireDeviceOk();
         CHECK(download(dOut3) == got);
         const auto gotAct3 = downloadBf16(dAct);
-        CHECK(std::equal(gotAct3.begin(), gotAct3.end(), gotAct.begin(), gotAct.end(), [](float a, float b) {
-            return a == b || (std::isnan(a) && std::isnan(b));
-        }));
+        CHECK(std::equal(gotAct3.begin(), gotAct3.end(), gotAct.begin(), gotAct.end(),
+                         [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); }));
     }
     REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }
