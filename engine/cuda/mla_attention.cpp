@@ -1,6 +1,8 @@
 #include "cuda/mla_attention.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cuda/cublas_gemm.h"
@@ -20,6 +22,16 @@ constexpr int64_t kMaxScoreElements = int64_t{48} << 20;
 
 int64_t scoreElementsFor(const MlaGeometry& g, int64_t maxQ, int64_t maxExpandedCtx) {
     return std::min(kMaxScoreElements, maxQ * g.n_heads * maxExpandedCtx);
+}
+
+// DSV2_MLA_PREFILL=gemm: the GEMM form of prefill attention where MlaPrefillForm::Auto would run
+// the flash kernel (A/B measurement).
+bool envRequestsGemmPrefill() {
+    static const bool gemm = [] {
+        const char* env = std::getenv("DSV2_MLA_PREFILL");
+        return env && std::strcmp(env, "gemm") == 0;
+    }();
+    return gemm;
 }
 
 }  // namespace
@@ -81,10 +93,12 @@ Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const Mla
     DSV2_RETURN_IF_ERROR(linear(blas, scratch.latent.data(), entry, call.kv_b, scratch.kv.data(), GemmType::BF16, kvRow,
                                 ctx, kvRow, g.kv_lora, stream));
 
-    // Query slices whose score block fits the scratch (at least 16 rows; else the flash kernel).
+    // GEMM form: query slices whose score block fits the scratch (at least 16 rows; else flash).
+    const bool gemmForm = call.prefill_form == MlaPrefillForm::Gemm ||
+                          (call.prefill_form == MlaPrefillForm::Auto && envRequestsGemmPrefill());
     const int64_t perRow = static_cast<int64_t>(g.n_heads) * ctx;
     const int64_t sliceRows = std::min<int64_t>(call.n_q, scratch.scoreElements() / std::max<int64_t>(perRow, 1));
-    if (sliceRows >= std::min<int64_t>(16, call.n_q)) {
+    if (gemmForm && sliceRows >= std::min<int64_t>(16, call.n_q)) {
         for (int64_t q0 = 0; q0 < call.n_q; q0 += sliceRows) {
             const int64_t rows = std::min(sliceRows, call.n_q - q0);
             const int64_t keys = call.q_pos0 + q0 + rows;  // causal: the slice's last query sees these

@@ -71,6 +71,13 @@ private:
     int64_t m_scoreElements = 0;
 };
 
+// Which form mlaAttentionExpanded computes attention in (the keys are expanded either way).
+enum class MlaPrefillForm {
+    Auto,   // flash, unless DSV2_MLA_PREFILL=gemm (read once; A/B measurement)
+    Flash,  // one flash kernel (mla_prefill.h: tensor cores where supported, else CUDA cores)
+    Gemm,   // score GEMMs + softmax + P·V GEMM per query slice (flash where the scratch is short)
+};
+
 struct MlaCall {
     const __nv_bfloat16* q = nullptr;  // [n_q, H, dqk] contiguous, [q_nope | q_pe], RoPE applied
     int n_q = 0;
@@ -83,13 +90,15 @@ struct MlaCall {
     const int32_t* q_pos0_device = nullptr;
     int device_splits = 0;  // the most splits; the kernel uses as many as the context needs
     MlaDecodeKernel decode_kernel = MlaDecodeKernel::Auto;  // absorbed form: which decode kernel
+    MlaPrefillForm prefill_form = MlaPrefillForm::Auto;     // expanded form: flash or GEMMs
 };
 
 // The expanded (MHA) form for prefill: k_nope and v expanded from the cache by one kv_b GEMM, then
-// per slice of queries three tensor-core GEMMs and a softmax (scores = q_nope·k_nopeᵀ + q_pe·k_peᵀ
-// in fp32, bf16 probabilities, out = P·v), with the slice sized so the score block stays within
-// the scratch: a long prompt never holds a [tokens × tokens] matrix. Without score scratch the
-// flash kernel (mla_prefill.h) runs instead.
+// one flash kernel (mla_prefill.h; tensor cores for the DeepSeek-V2 dims): scores, online softmax
+// and P·v per tile, never a [tokens × tokens] matrix. The GEMM form (call.prefill_form, or
+// DSV2_MLA_PREFILL=gemm) runs per slice of queries three cuBLAS GEMMs and a softmax (scores =
+// q_nope·k_nopeᵀ + q_pe·k_peᵀ in fp32, bf16 probabilities, out = P·v) with the slice sized so the
+// score block stays within the scratch (the flash kernel where it does not fit 16 rows).
 Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const MlaCall& call, MlaScratch& scratch,
                             cudaStream_t stream);
 

@@ -1,6 +1,8 @@
 #include "cuda/mla_prefill.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
@@ -163,6 +165,15 @@ __global__ void __launch_bounds__(kWarps* kWarpSize) mlaPrefillKernel(MlaPrefill
 
 bool aligned4(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 0; }
 
+// DSV2_MLA_PREFILL=simt forces the CUDA-core kernel where Auto would take the tensor cores.
+bool envForcesSimt() {
+    static const bool forced = [] {
+        const char* env = std::getenv("DSV2_MLA_PREFILL");
+        return env && std::strcmp(env, "simt") == 0;
+    }();
+    return forced;
+}
+
 }  // namespace
 
 Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream) {
@@ -178,6 +189,9 @@ Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream) {
         !aligned4(p.out) || p.q_token_stride % 2 || p.q_head_stride % 2 || p.kv_token_stride % 2 ||
         p.kv_head_stride % 2 || p.k_pe_token_stride % 2 || p.out_token_stride % 2 || p.out_head_stride % 2)
         return Status(StatusCode::InvalidArgument, "launchMlaPrefill: pointers and strides must be bf16-pair aligned");
+    if (p.kernel == MlaPrefillKernel::TensorCore ||
+        (p.kernel == MlaPrefillKernel::Auto && !envForcesSimt() && mlaPrefillMmaSupported(p).isOk()))
+        return launchMlaPrefillMma(p, stream);
     const size_t smem =
         sizeof(bf16) * (static_cast<size_t>(kQTile) * dqk + static_cast<size_t>(kKTile) * kRowStride(dqk) +
                         static_cast<size_t>(kKTile) * p.d_v);

@@ -1,8 +1,10 @@
 #pragma once
-// MLA prefill in the expanded (MHA) form, flash-style: per (32-query tile, head) one block streams
-// the keys in tiles of 32 with an online softmax, so no [tokens × tokens] score matrix exists.
+// MLA prefill in the expanded (MHA) form, flash-style: per (query tile, head) one block streams
+// the keys in tiles with an online softmax, so no [tokens × tokens] score matrix exists.
 // bf16 inputs, fp32 scores/softmax/accumulators, bf16 output. Causal with an offset, so a long
 // prompt is processed in chunks: the chunk's queries (positions q_pos0 ..) against keys [0, n_kv).
+// Two kernels: tensor cores (mla_prefill_mma.cu, FlashAttention-2 style, DeepSeek-V2 head dims
+// 128 + 64 / 128 only) and CUDA cores (mla_prefill.cu: any even dims, the fallback and reference).
 //
 //   score(i, j) = scale · ([q_nope | q_pe]_i · [k_nope | k_pe]_j),  j <= q_pos0 + i
 //   out_i       = Σ_j softmax_j(score) · v_j
@@ -16,6 +18,12 @@
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
+
+enum class MlaPrefillKernel {
+    Auto,        // tensor cores where supported, unless DSV2_MLA_PREFILL=simt (read once)
+    Simt,        // CUDA cores (any even dims)
+    TensorCore,  // mma.sync; Unsupported for other dims or alignments
+};
 
 struct MlaPrefillParams {
     int n_q = 0;         // query tokens in this chunk
@@ -36,9 +44,17 @@ struct MlaPrefillParams {
     int64_t out_token_stride = 0, out_head_stride = 0;
 
     float softmax_scale = 0.0f;  // ModelConfig::softmaxScale() (includes YaRN m²)
+    MlaPrefillKernel kernel = MlaPrefillKernel::Auto;
+    int mma_q_tile = 0;  // tensor cores: queries per block, 64 or 128 (0: chosen from the grid size)
 };
 
 Status launchMlaPrefill(const MlaPrefillParams& p, cudaStream_t stream);
+
+// The tensor-core kernel alone (launchMlaPrefill dispatches to it): Ok where it applies (d_nope
+// 128, d_rope 64, d_v 128; pointers 16-byte aligned, strides multiples of 8 elements), else
+// Unsupported with the reason.
+Status mlaPrefillMmaSupported(const MlaPrefillParams& p);
+Status launchMlaPrefillMma(const MlaPrefillParams& p, cudaStream_t stream);
 
 // The softmax step of the GEMM form of prefill attention (mla_attention.cpp): scores of a block of
 // n_rows queries (rows of every head) against n_keys keys, fp32 [H, n_rows, n_keys] as the score

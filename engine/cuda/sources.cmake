@@ -13,6 +13,7 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/rope.cu
   ${CMAKE_CURRENT_LIST_DIR}/latent_cache_ops.cu
   ${CMAKE_CURRENT_LIST_DIR}/mla_prefill.cu
+  ${CMAKE_CURRENT_LIST_DIR}/mla_prefill_mma.cu
   ${CMAKE_CURRENT_LIST_DIR}/mla_decode.cu
   ${CMAKE_CURRENT_LIST_DIR}/mla_decode_mma.cu
   ${CMAKE_CURRENT_LIST_DIR}/moe_router.cu

@@ -1,7 +1,8 @@
-// MLA on the GPU against references: the flash prefill kernel against a plain loop; the paged
-// cache write/gather round trip; both composed forms (expanded for prefill, absorbed for decode,
-// over a scrambled block table) against cpu::mlaAttentionExpanded / Absorbed. Sizes around the
-// 32-key tiles and 64-token blocks (1, 63, 64, 65), chunks with an offset, and 8K+ contexts.
+// MLA on the GPU against references: the flash prefill kernels (CUDA cores, tensor cores) against
+// a plain loop; the paged cache write/gather round trip; both composed forms (expanded for
+// prefill, flash and GEMM; absorbed for decode, over a scrambled block table) against
+// cpu::mlaAttentionExpanded / Absorbed. Sizes around the 32/64-key tiles and 64-token blocks
+// (1, 63, 64, 65), chunks with an offset (random ones too), and 8K+ contexts.
 // The two absorbed decode kernels (CUDA cores, tensor cores) on their own against a float64 loop:
 // 1-128 heads, contexts 1 to 16K, planned / 32-position / device-derived splits (mostly unused
 // splits included, with the workspace poisoned), the tensor cores' in-kernel merge of the splits
@@ -74,57 +75,144 @@ std::vector<float> referencePrefill(int H, int dn, int dr, int dv, const std::ve
 struct PrefillCase {
     int H, dn, dr, dv, nq;
     int64_t qPos0;
+    int64_t extraKv = 0;  // keys past the chunk's last position (invisible to every query)
 };
+
+// The tensor-core kernel rounds P to bf16 before P·V (the CUDA-core kernel keeps fp32): a float64
+// model of that rounding on these inputs peaks at ~7.5e-3 absolute with outputs up to ~2, so the
+// absolute part is 6e-3 instead of 4e-3. A key off by one at the diagonal moves early rows by
+// ~0.1-1; a stale or missing tile moves whole rows.
+const Tolerance kPrefillSimtTol{4e-3, 1e-2, 0.9999};
+const Tolerance kPrefillMmaTol{6e-3, 1e-2, 0.9999};
+
+// One launch of the requested kernel (tensor cores: qTile queries per block, 0 chosen) against the
+// float64 loop; 64 guard rows after the output
+// must stay untouched (rows past n_q are computed on zeros and never written).
+void runPrefillKernelCase(const PrefillCase& c, cuda::MlaPrefillKernel kernel, std::mt19937_64& rng, int qTile = 0) {
+    CAPTURE(c.H);
+    CAPTURE(c.nq);
+    CAPTURE(c.qPos0);
+    CAPTURE(c.extraKv);
+    CAPTURE(c.dn);
+    CAPTURE(static_cast<int>(kernel));
+    CAPTURE(qTile);
+    const int dqk = c.dn + c.dr;
+    const int64_t nkv = c.qPos0 + c.nq + c.extraKv;
+    const auto q = randomBf16(rng, static_cast<size_t>(c.nq) * c.H * dqk);
+    const auto kv = randomBf16(rng, static_cast<size_t>(nkv) * c.H * (c.dn + c.dv));
+    const auto kpe = randomBf16(rng, static_cast<size_t>(nkv) * c.dr);
+    auto dQ = uploadBf16(q);
+    auto dKv = uploadBf16(kv);
+    auto dKpe = uploadBf16(kpe);
+    const size_t outElems = static_cast<size_t>(c.nq) * c.H * c.dv;
+    const size_t guardElems = static_cast<size_t>(64) * c.H * c.dv;
+    auto dOut = deviceZeros<bf16>(outElems + guardElems);
+    cuda::MlaPrefillParams p;
+    p.n_q = c.nq;
+    p.n_kv = static_cast<int>(nkv);
+    p.q_pos0 = c.qPos0;
+    p.n_heads = c.H;
+    p.d_nope = c.dn;
+    p.d_rope = c.dr;
+    p.d_v = c.dv;
+    p.q = dQ.data();
+    p.q_token_stride = static_cast<int64_t>(c.H) * dqk;
+    p.q_head_stride = dqk;
+    p.kv = dKv.data();
+    p.kv_token_stride = static_cast<int64_t>(c.H) * (c.dn + c.dv);
+    p.kv_head_stride = c.dn + c.dv;
+    p.k_pe = dKpe.data();
+    p.k_pe_token_stride = c.dr;
+    p.out = dOut.data();
+    p.out_token_stride = static_cast<int64_t>(c.H) * c.dv;
+    p.out_head_stride = c.dv;
+    p.softmax_scale = kLiteScale;
+    p.kernel = kernel;
+    p.mma_q_tile = qTile;
+    REQUIRE_OK(cuda::launchMlaPrefill(p, nullptr));
+    requireDeviceOk();
+    auto all = downloadBf16(dOut);
+    CHECK(std::all_of(all.begin() + static_cast<int64_t>(outElems), all.end(), [](float v) { return v == 0.0f; }));
+    all.resize(outElems);
+    const auto want = referencePrefill(c.H, c.dn, c.dr, c.dv, q, kv, kpe, c.nq, c.qPos0, kLiteScale);
+    CHECK_TENSORS("prefill", all, want, (std::vector<int64_t>{c.nq, c.H, c.dv}),
+                  kernel == cuda::MlaPrefillKernel::Simt ? kPrefillSimtTol : kPrefillMmaTol);
+}
+
+bool mmaDims(const PrefillCase& c) { return c.dn == 128 && c.dr == 64 && c.dv == 128; }
 
 }  // namespace
 
 TEST_CASE("flash MLA prefill kernel matches plain causal attention") {
     auto rng = makeRng("mla-prefill-kernel");
     const std::vector<PrefillCase> cases{
-        {16, 128, 64, 128, 1, 0},    {2, 128, 64, 128, 63, 0},   {2, 128, 64, 128, 64, 0},
-        {2, 128, 64, 128, 65, 0},    {4, 16, 8, 16, 33, 100},    {3, 128, 64, 128, 300, 0},
-        {2, 128, 64, 128, 40, 8200}, {1, 128, 64, 128, 1, 8191}, {5, 30, 6, 34, 97, 31},
+        {16, 128, 64, 128, 1, 0},       {2, 128, 64, 128, 63, 0},   {2, 128, 64, 128, 64, 0},
+        {2, 128, 64, 128, 65, 0},       {4, 16, 8, 16, 33, 100},    {3, 128, 64, 128, 300, 0},
+        {2, 128, 64, 128, 40, 8200},    {1, 128, 64, 128, 1, 8191}, {5, 30, 6, 34, 97, 31},
+        {2, 128, 64, 128, 100, 37, 50},
     };
     for (const auto& c : cases) {
         if (smallSizesOnly() && c.qPos0 + c.nq > 1024) continue;
-        CAPTURE(c.H);
-        CAPTURE(c.nq);
-        CAPTURE(c.qPos0);
-        CAPTURE(c.dn);
-        const int dqk = c.dn + c.dr;
-        const int64_t nkv = c.qPos0 + c.nq;
-        const auto q = randomBf16(rng, static_cast<size_t>(c.nq) * c.H * dqk);
-        const auto kv = randomBf16(rng, static_cast<size_t>(nkv) * c.H * (c.dn + c.dv));
-        const auto kpe = randomBf16(rng, static_cast<size_t>(nkv) * c.dr);
-        auto dQ = uploadBf16(q);
-        auto dKv = uploadBf16(kv);
-        auto dKpe = uploadBf16(kpe);
-        auto dOut = deviceZeros<bf16>(static_cast<size_t>(c.nq) * c.H * c.dv);
-        cuda::MlaPrefillParams p;
-        p.n_q = c.nq;
-        p.n_kv = static_cast<int>(nkv);
-        p.q_pos0 = c.qPos0;
-        p.n_heads = c.H;
-        p.d_nope = c.dn;
-        p.d_rope = c.dr;
-        p.d_v = c.dv;
-        p.q = dQ.data();
-        p.q_token_stride = static_cast<int64_t>(c.H) * dqk;
-        p.q_head_stride = dqk;
-        p.kv = dKv.data();
-        p.kv_token_stride = static_cast<int64_t>(c.H) * (c.dn + c.dv);
-        p.kv_head_stride = c.dn + c.dv;
-        p.k_pe = dKpe.data();
-        p.k_pe_token_stride = c.dr;
-        p.out = dOut.data();
-        p.out_token_stride = static_cast<int64_t>(c.H) * c.dv;
-        p.out_head_stride = c.dv;
-        p.softmax_scale = kLiteScale;
-        REQUIRE_OK(cuda::launchMlaPrefill(p, nullptr));
-        const auto got = downloadBf16(dOut);
-        const auto want = referencePrefill(c.H, c.dn, c.dr, c.dv, q, kv, kpe, c.nq, c.qPos0, kLiteScale);
-        CHECK_TENSORS("prefill", got, want, (std::vector<int64_t>{c.nq, c.H, c.dv}), (Tolerance{4e-3, 1e-2, 0.9999}));
+        runPrefillKernelCase(c, cuda::MlaPrefillKernel::Simt, rng);
+        // Auto: the tensor cores for the DeepSeek-V2 dims, the CUDA cores for the others.
+        runPrefillKernelCase(c, cuda::MlaPrefillKernel::Auto, rng);
     }
+}
+
+TEST_CASE("tensor-core MLA prefill: 64- and 128-query tiles, chunk offsets, sizes off the tiles, 1-128 heads") {
+    auto rng = makeRng("mla-prefill-mma");
+    std::vector<PrefillCase> cases{
+        {16, 128, 64, 128, 1, 0},       {2, 128, 64, 128, 127, 0},  {2, 128, 64, 128, 129, 0},
+        {3, 128, 64, 128, 64, 64},      {2, 128, 64, 128, 200, 77}, {1, 128, 64, 128, 17, 63},
+        {128, 128, 64, 128, 70, 5},      // V2's head count
+        {2, 128, 64, 128, 513, 1500},    // a chunk late in a prompt, n_q off the tile
+        {2, 128, 64, 128, 65, 8200, 3},  // long context, keys past the chunk
+        {4, 128, 64, 128, 9, 1000, 64},
+    };
+    // Random chunks: positions and sizes anywhere relative to the 64-query and 64-key tiles.
+    std::uniform_int_distribution<int> nqDist(1, 200), posDist(0, 700), hDist(1, 3), extraDist(0, 80);
+    for (int i = 0; i < 8; ++i)
+        cases.push_back({hDist(rng), 128, 64, 128, nqDist(rng), posDist(rng), i % 2 ? extraDist(rng) : 0});
+    for (const auto& c : cases) {
+        REQUIRE(mmaDims(c));
+        if (smallSizesOnly() && c.qPos0 + c.nq > 1024) continue;
+        for (int qTile : {64, 128}) runPrefillKernelCase(c, cuda::MlaPrefillKernel::TensorCore, rng, qTile);
+    }
+}
+
+TEST_CASE("tensor-core MLA prefill refuses what it does not support") {
+    cuda::MlaPrefillParams p;
+    p.n_q = 4;
+    p.n_kv = 4;
+    p.n_heads = 1;
+    p.d_nope = 16;
+    p.d_rope = 8;
+    p.d_v = 16;
+    auto buf = deviceZeros<bf16>(1024);
+    p.q = p.kv = p.k_pe = buf.data();
+    p.out = buf.data();
+    p.q_token_stride = p.q_head_stride = 24;
+    p.kv_token_stride = p.kv_head_stride = 32;
+    p.k_pe_token_stride = 8;
+    p.out_token_stride = p.out_head_stride = 16;
+    p.softmax_scale = kLiteScale;
+    p.kernel = cuda::MlaPrefillKernel::TensorCore;
+    CHECK(cuda::launchMlaPrefill(p, nullptr).code() == StatusCode::Unsupported);  // head dims
+    p.d_nope = 128;
+    p.d_rope = 64;
+    p.d_v = 128;
+    p.q_token_stride = p.q_head_stride = 192;
+    p.kv_token_stride = p.kv_head_stride = 256;
+    p.k_pe_token_stride = 64;
+    p.out_token_stride = p.out_head_stride = 128;
+    p.k_pe = buf.data() + 4;  // 8-byte aligned only: no 16-byte cp.async
+    CHECK(cuda::launchMlaPrefill(p, nullptr).code() == StatusCode::Unsupported);
+    p.k_pe = buf.data();
+    p.mma_q_tile = 32;
+    CHECK(cuda::launchMlaPrefill(p, nullptr).code() == StatusCode::InvalidArgument);
+    p.mma_q_tile = 0;
+    p.n_kv = 3;  // the chunk's own keys missing
+    CHECK(cuda::launchMlaPrefill(p, nullptr).code() == StatusCode::InvalidArgument);
 }
 
 TEST_CASE("latent cache write then gather round-trips through a scrambled block table") {
@@ -298,9 +386,14 @@ void runAttentionCase(const AttnCase& c, std::mt19937_64& rng, cuda::CublasHandl
               StatusCode::InvalidArgument);
     }
 
-    REQUIRE_OK(dOut.zero());
-    REQUIRE_OK(cuda::mlaAttentionExpanded(blas.get(), g, call, *scratch, nullptr));
-    CHECK_TENSORS("gpu expanded", downloadBf16(dOut), want, shape, tol);
+    // Expanded: the flash kernel (tensor cores for the V2 dims) and the GEMM form.
+    for (auto form : {cuda::MlaPrefillForm::Flash, cuda::MlaPrefillForm::Gemm}) {
+        CAPTURE(static_cast<int>(form));
+        call.prefill_form = form;
+        REQUIRE_OK(dOut.zero());
+        REQUIRE_OK(cuda::mlaAttentionExpanded(blas.get(), g, call, *scratch, nullptr));
+        CHECK_TENSORS("gpu expanded", downloadBf16(dOut), want, shape, tol);
+    }
     requireDeviceOk();
 }
 
@@ -315,6 +408,8 @@ TEST_CASE("MLA absorbed (paged decode) and expanded (flash prefill) forms match 
         {16, 128, 64, 128, 512, 65, 1, 0},    {16, 128, 64, 128, 512, 65, 1, 32},  {16, 128, 64, 128, 512, 300, 3, 64},
         {4, 16, 8, 16, 32, 100, 2, 0},        {20, 128, 64, 128, 512, 129, 2, 0},  {4, 128, 64, 128, 512, 8200, 1, 0},
         {2, 128, 64, 128, 512, 8200, 5, 256}, {3, 128, 64, 128, 512, 130, 130, 0},  // a whole prompt through both forms
+        {16, 128, 64, 128, 512, 700, 200, 0},  // a later prefill chunk (q_pos0 500)
+        {128, 128, 64, 128, 512, 96, 96, 0},   // V2's head count
     };
     for (const auto& c : cases)
         if (!smallSizesOnly() || c.ctx <= 1024) runAttentionCase(c, rng, *blas);
