@@ -118,10 +118,6 @@ Status launchAttentionPrologue(const AttentionPrologueParams& p, cudaStream_t st
     const int64_t roles = (p.q_a ? 1 : 0) + (p.kv_a ? 1 : 0) + ceilDiv(qPairs, threads);
     if (roles == 0) return Status::ok();
     if (roles > 65535) return Status(StatusCode::InvalidArgument, "launchAttentionPrologue: too many heads");
-#ifdef DSV2_MLA_BENCH_MAX_CARVEOUT
-    (void)cudaFuncSetAttribute(attentionPrologueKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                               cudaSharedmemCarveoutMaxShared);
-#endif
     DSV2_CUDA_CHECK(launchPdl(attentionPrologueKernel,
                               dim3(static_cast<unsigned>(p.n_tokens), static_cast<unsigned>(roles)), dim3(threads), 0,
                               stream, p));

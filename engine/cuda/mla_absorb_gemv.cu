@@ -148,16 +148,6 @@ __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbs
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
-// Bench A/B only (tools/bench/mla_decode_bench.cu): the decode kernel's shared-memory carveout.
-template <typename Kernel>
-void benchCarveout(Kernel k) {
-#ifdef DSV2_MLA_BENCH_MAX_CARVEOUT
-    (void)cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-#else
-    (void)k;
-#endif
-}
-
 Status checkCommon(const MlaAbsorbGemvParams& p) {
     if (!mlaAbsorbGemvSupported(p.n_q, p.kv_lora, p.kv_b) || p.n_heads <= 0 || p.d_nope <= 0 || p.d_v <= 0)
         return Status(StatusCode::InvalidArgument, "mla absorb gemv: unsupported shape or kv_b alignment");
@@ -175,7 +165,6 @@ Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
     if (!p.q || !p.q_lat) return Status(StatusCode::InvalidArgument, "launchMlaQLatGemv: missing q or q_lat");
     const dim3 grid(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(ceilDiv(p.kv_lora, kQLatCols)));
     cudaError_t err = cudaSuccess;
-    benchCarveout(mlaQLatKernel<1>);
     switch (p.n_q) {
     case 1: err = launchPdl(mlaQLatKernel<1>, grid, dim3(kQLatThreads), 0, stream, p); break;
     case 2: err = launchPdl(mlaQLatKernel<2>, grid, dim3(kQLatThreads), 0, stream, p); break;
@@ -193,7 +182,6 @@ Status launchMlaVUpGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
         return Status(StatusCode::InvalidArgument, "launchMlaVUpGemv: missing or misaligned o_lat, or no output");
     const auto blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_heads) * p.d_v, kVRowsPerBlock));
     cudaError_t err = cudaSuccess;
-    benchCarveout(mlaVUpKernel<1>);
     switch (p.n_q) {
     case 1: err = launchPdl(mlaVUpKernel<1>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
     case 2: err = launchPdl(mlaVUpKernel<2>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
