@@ -200,10 +200,19 @@ TEST_CASE("YaRN rope matches cpu::applyRope at short and long positions") {
 
 TEST_CASE("swiglu: silu(gate) * up per row") {
     auto rng = makeRng("swiglu");
-    for (const auto& [rows, inter] : std::vector<std::pair<int, int>>{{1, 1408}, {65, 32}, {3, 10944}, {129, 33}}) {
+    // Packed rows of a multiple of 8 take the 16-byte path; padded rows and odd widths one element at a time.
+    for (const auto& [rows, inter, packed] : std::vector<std::tuple<int, int, bool>>{{1, 1408, false},
+                                                                                     {65, 32, false},
+                                                                                     {3, 10944, false},
+                                                                                     {129, 33, false},
+                                                                                     {1, 1408, true},
+                                                                                     {65, 32, true},
+                                                                                     {2048, 2816, true},
+                                                                                     {129, 33, true}}) {
         CAPTURE(rows);
         CAPTURE(inter);
-        const int64_t inStride = 2 * inter + 4, outStride = inter + 1;
+        CAPTURE(packed);
+        const int64_t inStride = packed ? 2 * inter : 2 * inter + 4, outStride = packed ? inter : inter + 1;
         const auto gu = randomBf16(rng, static_cast<size_t>(rows * inStride), 2.0f);
         auto dIn = uploadBf16(gu);
         auto dOut = deviceZeros<bf16>(static_cast<size_t>(rows * outStride));
