@@ -86,11 +86,23 @@ TEST_CASE("embedding gather widens the token's row, NaN for an id out of range")
 
 TEST_CASE("rmsnorm fused with the residual add matches cpu::rmsNorm") {
     auto rng = makeRng("rmsnorm-residual");
-    for (const auto& [rows, cols] :
-         std::vector<std::pair<int, int>>{{1, 64}, {3, 2048}, {65, 100}, {7, 5120}, {2, 31}}) {
+    // Packed rows of a multiple of 4 (up to 8192) take the 16-byte register path, the rest the scalar kernel.
+    for (const auto& [rows, cols, packed] : std::vector<std::tuple<int, int, bool>>{{1, 64, false},
+                                                                                    {3, 2048, false},
+                                                                                    {65, 100, false},
+                                                                                    {7, 5120, false},
+                                                                                    {2, 31, false},
+                                                                                    {1, 2048, true},
+                                                                                    {70, 2048, true},
+                                                                                    {3, 5120, true},
+                                                                                    {2, 8192, true},
+                                                                                    {2, 8196, true},
+                                                                                    {65, 100, true},
+                                                                                    {1, 31, true}}) {
         CAPTURE(rows);
         CAPTURE(cols);
-        const int64_t rs = cols + 5, ds = cols + 1, os = cols + 2;
+        CAPTURE(packed);
+        const int64_t rs = packed ? cols : cols + 5, ds = packed ? cols : cols + 1, os = packed ? cols : cols + 2;
         auto residual = randomFloat(rng, static_cast<size_t>(rows * rs), 3.0f);
         const auto delta = randomFloat(rng, static_cast<size_t>(rows * ds), 1.0f);
         auto weight = randomBf16(rng, static_cast<size_t>(cols), 0.5f);
