@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Builds and runs tools/bench/mla_decode_bench.cu on the GPU machine (from the repo root):
-# default build with PDL on and off, and a build with the chain's small kernels at the maximum
-# shared-memory carveout (DSV2_MLA_BENCH_MAX_CARVEOUT). Logs under $OUT (or /tmp).
+# Builds and runs tools/bench/mla_decode_bench.cu on the GPU machine (from the repo root): timing
+# with PDL on, then (MLA_BENCH_NCU=1, the default, when ncu is there) ncu of the tensor-core decode
+# kernel at 1K and 16K at real clocks with warm caches: stall reasons per SASS line (sass_*.csv)
+# and the details page (ncu_*.txt). Logs under $OUT (or /tmp).
 set -uo pipefail
 OUT=${OUT:-/tmp}
 export PATH=$PATH:/usr/local/cuda/bin
 SRC="tools/bench/mla_decode_bench.cu engine/cuda/pdl.cu engine/cuda/mla_decode.cu engine/cuda/mla_decode_mma.cu engine/cuda/mla_absorb_gemv.cu engine/cuda/attention_prologue_fused.cu engine/core/status.cpp"
-FLAGS="-std=c++20 -O3 -arch=sm_90 -I engine -I engine/include -I .carry/include"
-nvcc $FLAGS $SRC -o /tmp/mla_bench >"$OUT/build_a.log" 2>&1 &
-a=$!
-nvcc $FLAGS -DDSV2_MLA_BENCH_MAX_CARVEOUT $SRC -o /tmp/mla_bench_cv >"$OUT/build_b.log" 2>&1 &
-b=$!
-wait $a || { tail -20 "$OUT/build_a.log"; exit 1; }
-wait $b || { tail -20 "$OUT/build_b.log"; exit 1; }
-echo "== default, PDL on"; /tmp/mla_bench 2>&1 | tee "$OUT/bench_pdl.log"
-echo "== default, PDL off"; DSV2_PDL=0 /tmp/mla_bench 2>&1 | grep -v "decode split\|check" | tee "$OUT/bench_nopdl.log"
-echo "== max carveout, PDL on"; /tmp/mla_bench_cv 2>&1 | grep -v "decode split\|check" | tee "$OUT/bench_cv.log"
+nvcc -std=c++20 -O3 -arch=sm_90 -lineinfo -I engine -I engine/include -I .carry/include $SRC -o /tmp/mla_bench \
+    >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+/tmp/mla_bench time 2>&1 | tee "$OUT/bench.log" | grep -v "check"
+[ "${MLA_BENCH_NCU:-1}" = 1 ] || exit 0
+command -v ncu >/dev/null || { echo "no ncu"; exit 0; }
+for c in "1k 1" "16k 4"; do
+    set -- $c
+    timeout 60 ncu --kernel-name regex:mlaDecodeMma --launch-skip "$2" --launch-count 1 --cache-control none \
+        --clock-control none --section SpeedOfLight --section LaunchStats --section WarpStateStats \
+        --section SchedulerStats --section MemoryWorkloadAnalysis --section SourceCounters --import-source yes \
+        -o "$OUT/mla_$1" /tmp/mla_bench ncu >"$OUT/ncu_run_$1.log" 2>&1 || tail -5 "$OUT/ncu_run_$1.log"
+    ncu --import "$OUT/mla_$1.ncu-rep" --page details >"$OUT/ncu_$1.txt" 2>&1
+    ncu --import "$OUT/mla_$1.ncu-rep" --page source --csv --print-source sass >"$OUT/sass_$1.csv" 2>&1
+    grep -E "Duration|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|L2 Hit|Stall" "$OUT/ncu_$1.txt" | head -20
+done
