@@ -49,12 +49,15 @@
 // outside [rows, N) are not stored.
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/mma_ptx.cuh"
 #include "cuda/moe_grouped_gemm.h"
+#include "cuda/moe_grouped_gemm_wgmma.h"
 
 namespace dsv2::cuda {
 namespace {
@@ -304,6 +307,15 @@ __global__ void __launch_bounds__(kThreads, 2) moeGroupedGemmKernel(const __grid
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
+// DSV2_MOE_GEMM=mma: the mma.sync kernel even where the wgmma one runs (A/B). Read once.
+bool mmaSyncForced() {
+    static const bool forced = [] {
+        const char* env = std::getenv("DSV2_MOE_GEMM");
+        return env && std::strcmp(env, "mma") == 0;
+    }();
+    return forced;
+}
+
 template <int MT, bool kGateUp>
 Status launchTyped(const KernelParams& kp, int maxRows, int nTilesN, cudaStream_t stream) {
     constexpr size_t smem = smemBytes(MT);
@@ -335,6 +347,39 @@ Status launchGrouped(const MoeGroupedGemmParams& p, bool gateUp, cudaStream_t st
     if (p.out_stride < n || p.out_stride % 2 != 0 || reinterpret_cast<uintptr_t>(p.out) % outAlign != 0)
         return bad("output needs out_stride >= " + std::to_string(n) + ", even, and an aligned base");
     if (p.tile_m != 0 && p.tile_m != 64 && p.tile_m != 128) return bad("tile_m must be 0, 64 or 128");
+    for (int e = 0; e < p.n_experts; ++e)
+        if (p.expert_weights[e] && !aligned16(p.expert_weights[e]))
+            return bad("expert " + std::to_string(e) + "'s weight is not 16-byte aligned");
+
+    bool wgmma = false;
+    switch (p.kernel) {
+    case MoeGroupedKernel::Auto: wgmma = !mmaSyncForced() && wgmmaGroupedSupportedOnCurrentDevice(); break;
+    case MoeGroupedKernel::MmaSync: wgmma = false; break;
+    case MoeGroupedKernel::Wgmma:
+        if (!wgmmaGroupedSupportedOnCurrentDevice())
+            return Status(StatusCode::Unsupported,
+                          std::string(name) +
+                              ": the wgmma kernel needs a compute capability 9.0 GPU and this build's sm_90a code");
+        wgmma = true;
+        break;
+    default: return bad("unknown kernel choice");
+    }
+    if (wgmma) {
+        WgmmaGroupedArgs a;
+        a.gate_up = gateUp;
+        a.max_rows = p.max_rows;
+        a.n_experts = p.n_experts;
+        a.k = k;
+        a.inter = p.inter;
+        a.n = n;
+        a.expert_offsets = p.expert_offsets;
+        a.expert_weights = p.expert_weights;
+        a.in = p.in;
+        a.in_stride = p.in_stride;
+        a.out = p.out;
+        a.out_stride = p.out_stride;
+        return launchMoeGroupedWgmma(a, stream);
+    }
 
     KernelParams kp{};
     kp.offsets = p.expert_offsets;
@@ -346,11 +391,7 @@ Status launchGrouped(const MoeGroupedGemmParams& p, bool gateUp, cudaStream_t st
     kp.k = k;
     kp.inter = p.inter;
     kp.n = n;
-    for (int e = 0; e < p.n_experts; ++e) {
-        kp.w[e] = p.expert_weights[e];
-        if (kp.w[e] && !aligned16(kp.w[e]))
-            return bad("expert " + std::to_string(e) + "'s weight is not 16-byte aligned");
-    }
+    for (int e = 0; e < p.n_experts; ++e) kp.w[e] = p.expert_weights[e];
     // 128-row tiles (fewer shared-memory reads per MMA) unless the experts average fewer than 128
     // rows, where most of a 128-row tile would be padding.
     int tileRows = p.tile_m;
@@ -378,6 +419,8 @@ Status moeGroupedGemmSupported(int hidden, int inter, int n_experts) {
                                                    " must be positive multiples of 8 (16-byte rows)");
     return Status::ok();
 }
+
+bool moeGroupedWgmmaAvailable() { return wgmmaGroupedSupportedOnCurrentDevice(); }
 
 Status launchMoeGroupedGateUp(const MoeGroupedGemmParams& p, cudaStream_t stream) {
     return launchGrouped(p, true, stream);

@@ -13,6 +13,11 @@
 // Shapes: hidden and inter multiples of 8 (16-byte rows), up to kMoeGroupedMaxExperts experts;
 // everything else (rows per expert, widths that are not a multiple of the tile) is handled.
 // moeGroupedGemmSupported() says whether a geometry qualifies, so the caller can fall back.
+//
+// Two kernels do the work: on compute capability 9.0 (H100/H200) a wgmma kernel
+// (moe_grouped_gemm_wgmma.cu: warp-specialised, swapped operands so the tile follows each expert's
+// row count), elsewhere the mma.sync kernel (moe_grouped_gemm.cu). DSV2_MOE_GEMM=mma forces the
+// mma.sync kernel (A/B measurement); MoeGroupedGemmParams::kernel picks one per call.
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -27,6 +32,12 @@ namespace dsv2::cuda {
 // table to keep in sync with the weights); 256 × 8 bytes stays inside the 4 KB parameter space.
 constexpr int kMoeGroupedMaxExperts = 256;
 
+enum class MoeGroupedKernel {
+    Auto,     // wgmma where the GPU runs it, unless DSV2_MOE_GEMM=mma; otherwise mma.sync
+    MmaSync,  // the sm_80+ mma.sync kernel
+    Wgmma,    // the sm_90a wgmma kernel; Unsupported where the GPU cannot run it
+};
+
 struct MoeGroupedGemmParams {
     int max_rows = 0;   // rows the offsets can name at most (n_tokens·top_k): sizes the grid
     int n_experts = 0;  // <= kMoeGroupedMaxExperts
@@ -40,8 +51,13 @@ struct MoeGroupedGemmParams {
     int64_t in_stride = 0;
     void* out = nullptr;  // device [rows, out_stride]: act bf16 (gate|up) or y fp32 (down)
     int64_t out_stride = 0;
-    int tile_m = 0;  // rows per block tile: 64 or 128; 0 picks from the mean rows per expert
+    int tile_m = 0;  // mma.sync kernel: rows per block tile, 64 or 128; 0 picks from the mean rows per expert
+    MoeGroupedKernel kernel = MoeGroupedKernel::Auto;
 };
+
+// Whether the wgmma kernel runs on the current device (compute capability 9.0 and this build's
+// sm_90a code present).
+bool moeGroupedWgmmaAvailable();
 
 // Ok when hidden/inter/n_experts fit the kernels; otherwise a message naming what does not.
 Status moeGroupedGemmSupported(int hidden, int inter, int n_experts);

@@ -27,6 +27,18 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/mla_absorb_gemv.cu
 )
 
+# The wgmma grouped MoE GEMM needs sm_90a code (wgmma exists only there; such code runs on compute
+# capability 9.0 only): its own object library, built for 90a alone whatever the engine's list, so
+# the fatbinary never holds a plain-sm_90 image of it that the driver could pick instead. The host
+# checks the GPU before launching (moe_grouped_gemm_wgmma.h) and uses the mma.sync kernel elsewhere.
+add_library(dsv2_moe_wgmma OBJECT ${CMAKE_CURRENT_LIST_DIR}/moe_grouped_gemm_wgmma.cu)
+set_target_properties(dsv2_moe_wgmma PROPERTIES CUDA_ARCHITECTURES 90a-real CUDA_SEPARABLE_COMPILATION OFF)
+target_include_directories(dsv2_moe_wgmma PRIVATE $<TARGET_PROPERTY:dsv2_engine,INCLUDE_DIRECTORIES>)
+target_compile_definitions(dsv2_moe_wgmma PRIVATE $<TARGET_PROPERTY:dsv2_engine,COMPILE_DEFINITIONS>)
+target_link_libraries(dsv2_moe_wgmma PRIVATE CUDA::cudart)
+dsv2_set_warnings(dsv2_moe_wgmma)
+target_sources(dsv2_engine PRIVATE $<TARGET_OBJECTS:dsv2_moe_wgmma>)
+
 # The backend behind core/backend.h's seam: createBackend(BackendKind::Cuda, ...) dispatches here.
 target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/memory_plan.cpp

@@ -4,7 +4,9 @@
 //    (experts with 0 rows, one with hundreds), rows that are not a multiple of the tile, widths
 //    that are multiples of 8 but not of the tile, padded strides, null experts (another GPU's:
 //    their rows must stay untouched), many experts (the tile search's per-lane runs), both row
-//    tiles; nothing outside [rows, width) may be written (sentinel-filled outputs);
+//    tiles of the mma.sync kernel and, on compute capability 9.0, the wgmma kernel (its token
+//    tiles: 1..513 rows per expert, V2 widths, scalar and vector stores); nothing outside
+//    [rows, width) may be written (sentinel-filled outputs); wgmma reruns are bit-identical;
 //  - refusals with a Status: widths not a multiple of 8, too many experts, misaligned inputs;
 //  - moeForward grouped vs DSV2_MOE_GEMM=cublas (MoeExpertGemm::Cublas) on Lite shapes with a
 //    skewed router and null experts: the permuted expert outputs and the FFN output agree to the
@@ -122,9 +124,32 @@ std::vector<int> rowExperts(const std::vector<int32_t>& off, int maxRows) {
     return ex;
 }
 
-// One grouped case, both launches, one row tile: checks against the host reference.
-void runGroupedCase(const GroupedCase& c, int tileM, uint64_t seed) {
+const char* kernelName(cuda::MoeGroupedKernel k) {
+    return k == cuda::MoeGroupedKernel::Wgmma ? "wgmma" : k == cuda::MoeGroupedKernel::MmaSync ? "mma.sync" : "auto";
+}
+
+// The kernels a GPU must pass: mma.sync at both row tiles everywhere, wgmma too on compute
+// capability 9.0, where this build must be able to run it (else the sm_90a code went missing).
+struct KernelChoice {
+    cuda::MoeGroupedKernel kernel;
+    int tileM;
+};
+std::vector<KernelChoice> kernelsToTest() {
+    std::vector<KernelChoice> ks{{cuda::MoeGroupedKernel::MmaSync, 64}, {cuda::MoeGroupedKernel::MmaSync, 128}};
+    int dev = 0, major = 0, minor = 0;
+    REQUIRE(cudaGetDevice(&dev) == cudaSuccess);
+    REQUIRE(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess);
+    REQUIRE(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess);
+    CHECK(cuda::moeGroupedWgmmaAvailable() == (major == 9 && minor == 0));
+    if (cuda::moeGroupedWgmmaAvailable()) ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0});
+    return ks;
+}
+
+// One grouped case, both launches, one kernel (and row tile): checks against the host reference.
+void runGroupedCase(const GroupedCase& c, KernelChoice kc, uint64_t seed) {
+    const int tileM = kc.tileM;
     CAPTURE(c.name);
+    CAPTURE(kernelName(kc.kernel));
     CAPTURE(tileM);
     const int E = static_cast<int>(c.counts.size());
     const auto off = offsetsOf(c.counts);
@@ -172,6 +197,7 @@ void runGroupedCase(const GroupedCase& c, int tileM, uint64_t seed) {
     p.inter = inter;
     p.expert_offsets = dOff.data();
     p.tile_m = tileM;
+    p.kernel = kc.kernel;
     p.expert_weights = gateUpPtrs.data();
     p.in = dX.data();
     p.in_stride = ldIn;
@@ -270,8 +296,8 @@ void runGroupedCase(const GroupedCase& c, int tileM, uint64_t seed) {
                 MESSAGE("y row " << r << " (expert " << e << ") col " << col << ": got " << got << " want " << want);
         }
     }
-    MESSAGE(c.name << " tile " << tileM << ": act bit-equal " << equal << "/" << checked << ", y worst err/Σ|ab| "
-                   << worst);
+    MESSAGE(c.name << " " << kernelName(kc.kernel) << " tile " << tileM << ": act bit-equal " << equal << "/" << checked
+                   << ", y worst err/Σ|ab| " << worst);
     CHECK(badY == 0);
     CHECK(badSentinel == 0);
 }
@@ -312,8 +338,73 @@ TEST_CASE("grouped gate|up+SwiGLU and down match the host reference (Lite shapes
         cases.push_back(hundred);
     }
     cases.push_back({"all-empty", 64, 32, {0, 0, 0}, {}, 0, 0, 4});
+    // The wgmma kernel's token tiles: an expert's rows split into ceil(R / 256) equal tiles padded
+    // to 16 (256 = one full tile, 257 = 129 + 128, 513 = 171 × 3), 1/15/16/17 rows (padding
+    // inside the first 16), hidden 5120 / inter 1536 (V2: 80 and 24 k-stages, 24 gate|up and 40
+    // down slices), 16-byte-aligned output strides (vector stores) after the odd ones above.
+    cases.push_back({"tile-edges", 320, 136, {256, 257, 1, 15, 16, 17, 0, 513, 32}, {6}, 0, 8, 3});
+    cases.push_back({"v2-widths", 5120, 1536, {40, 3, 0, 1, 9, 2, 255, 6}, {5}, 0, 0, 0});
+    const auto kernels = kernelsToTest();
     for (const auto& c : cases)
-        for (int tile : {64, 128}) runGroupedCase(c, tile, rng());
+        for (const auto& kc : kernels) runGroupedCase(c, kc, rng());
+}
+
+TEST_CASE("grouped GEMM: the wgmma kernel gives the same bits on every launch and matches mma.sync closely") {
+    if (!cuda::moeGroupedWgmmaAvailable()) {
+        MESSAGE("no compute capability 9.0 GPU: wgmma kernel not tested here");
+        return;
+    }
+    // Lite widths, uneven experts around the 256-row tile limit, one null expert.
+    const int hidden = 2048, inter = 1408;
+    const std::vector<int> counts{190, 0, 260, 7, 128, 300, 1, 64};
+    const auto off = offsetsOf(counts);
+    const int rows = off.back();
+    FastBf16 rng{0x5eed};
+    std::vector<uint16_t> x(static_cast<size_t>(rows) * hidden), w;
+    rng.fill(x.data(), x.size(), 127);
+    std::vector<DeviceBuffer<bf16>> dW;
+    std::vector<const bf16*> ptrs(counts.size(), nullptr);
+    for (size_t e = 0; e < counts.size(); ++e) {
+        if (e == 3) continue;  // another GPU's expert
+        w.resize(static_cast<size_t>(2) * inter * hidden);
+        rng.fill(w.data(), w.size(), weightExp(hidden));
+        dW.push_back(uploadBf16Bits(w));
+        ptrs[e] = dW.back().data();
+    }
+    auto dOff = upload(off);
+    auto dX = uploadBf16Bits(x);
+    cuda::MoeGroupedGemmParams p;
+    p.max_rows = rows;
+    p.n_experts = static_cast<int>(counts.size());
+    p.hidden = hidden;
+    p.inter = inter;
+    p.expert_offsets = dOff.data();
+    p.expert_weights = ptrs.data();
+    p.in = dX.data();
+    p.in_stride = hidden;
+    p.out_stride = inter;
+    std::vector<std::vector<float>> outs;
+    for (const auto k :
+         {cuda::MoeGroupedKernel::Wgmma, cuda::MoeGroupedKernel::Wgmma, cuda::MoeGroupedKernel::MmaSync}) {
+        auto dOut = deviceZeros<bf16>(static_cast<size_t>(rows) * inter);
+        p.out = dOut.data();
+        p.kernel = k;
+        REQUIRE_OK(cuda::launchMoeGroupedGateUp(p, nullptr));
+        requireDeviceOk();
+        outs.push_back(downloadBf16(dOut));
+    }
+    CHECK(outs[0] == outs[1]);  // fixed summation order: bit-identical reruns
+    // Both sum the same bf16 products in fp32 in 16-wide k steps, in different orders inside a
+    // step: act differs only where a rounding flips (rare), never by more than a few bf16 ulps.
+    int64_t differ = 0, far = 0;
+    for (size_t i = 0; i < outs[0].size(); ++i) {
+        const float a = outs[0][i], b = outs[2][i];
+        if (a != b) ++differ;
+        if (!(std::fabs(a - b) <= 0.03f * std::fabs(b) + 1e-3f)) ++far;
+    }
+    MESSAGE("wgmma vs mma.sync act: " << differ << " of " << outs[0].size() << " differ");
+    CHECK(far == 0);
+    CHECK(static_cast<double>(differ) <= 0.01 * static_cast<double>(outs[0].size()));
 }
 
 TEST_CASE("grouped MoE GEMM refuses what it does not support, with a Status") {
@@ -569,14 +660,15 @@ TEST_CASE(
                 gu.push_back(e.gate_up);
                 dn.push_back(e.down);
             }
-            for (int tile : {64, 128}) {
+            for (const auto& kc : kernelsToTest()) {
                 cuda::MoeGroupedGemmParams p;
                 p.max_rows = T * 6;
                 p.n_experts = 64;
                 p.hidden = 2048;
                 p.inter = 1408;
                 p.expert_offsets = scratch->offsets.data();
-                p.tile_m = tile;
+                p.tile_m = kc.tileM;
+                p.kernel = kc.kernel;
                 const int reps = 20;
                 REQUIRE(cudaEventRecord(t0, stream) == cudaSuccess);
                 for (int i = 0; i < reps; ++i) {
@@ -598,8 +690,8 @@ TEST_CASE(
                 float ms = 0.0f;
                 REQUIRE(cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess);
                 const double flop = 2.0 * T * 6 * 3.0 * 1408 * 2048;
-                MESSAGE("grouped gate|up + down, tile " << tile << ": " << ms / reps << " ms, "
-                                                        << flop / (ms / reps * 1e-3) / 1e12 << " TFLOP/s");
+                MESSAGE("grouped gate|up + down, " << kernelName(kc.kernel) << " tile " << kc.tileM << ": " << ms / reps
+                                                   << " ms, " << flop / (ms / reps * 1e-3) / 1e12 << " TFLOP/s");
             }
             cudaEventDestroy(t0);
             cudaEventDestroy(t1);
