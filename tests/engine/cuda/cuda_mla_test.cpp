@@ -386,13 +386,17 @@ void runAttentionCase(const AttnCase& c, std::mt19937_64& rng, cuda::CublasHandl
               StatusCode::InvalidArgument);
     }
 
-    // Expanded: the flash kernel (tensor cores for the V2 dims) and the GEMM form.
+    // Expanded: the flash kernel (tensor cores for the V2 dims) and the GEMM form. Both round P to
+    // bf16 (relative 2^-9 a weight), which moves an output by up to 2^-9 · max_j |v_j - o| ~ 0.02
+    // for these v (~N(0, 1.28)) over short contexts: on an H200 both forms put 1-2 of the 1.5M
+    // outputs of the 128-head case just past 1e-2 (max 0.027), so the absolute part here is 3e-2.
+    const Tolerance expandedTol{3e-2, 2e-2, 0.9995};
     for (auto form : {cuda::MlaPrefillForm::Flash, cuda::MlaPrefillForm::Gemm}) {
         CAPTURE(static_cast<int>(form));
         call.prefill_form = form;
         REQUIRE_OK(dOut.zero());
         REQUIRE_OK(cuda::mlaAttentionExpanded(blas.get(), g, call, *scratch, nullptr));
-        CHECK_TENSORS("gpu expanded", downloadBf16(dOut), want, shape, tol);
+        CHECK_TENSORS("gpu expanded", downloadBf16(dOut), want, shape, expandedTol);
     }
     requireDeviceOk();
 }
