@@ -196,6 +196,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
     if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
 }
@@ -320,6 +321,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.cache = ref;
     call.kv_b = a.kvBProj;
     call.out = m_attn.data();
+    call.decode_tiles_early = m_mlaEarlyTiles;  // the prologue above wrote the cache entries
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;

@@ -134,6 +134,7 @@ private:
     float* m_residualNow = nullptr;
     bool m_foldNorms = false;                // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
     bool m_moeEarlyShared = true;            // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
+    bool m_mlaEarlyTiles = true;             // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
     DeviceBuffer<float> m_residualAlt;       // [hidden]
     DeviceBuffer<float> m_residual;          // [chunk, hidden]
     DeviceBuffer<float> m_delta;             // [chunk, hidden]: o_proj / FFN output, added by the next norm

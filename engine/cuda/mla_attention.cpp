@@ -275,6 +275,10 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.out_head_stride = g.kv_lora;
     p.softmax_scale = g.softmax_scale;
     p.kernel = call.decode_kernel;
+    // The cache entries were written before this call and the q_lat launch above sits between
+    // them and the decode kernel: its tiles may load before it waits (mla_decode.h). Not after
+    // cuBLAS, whose kernels are not ours to vouch for.
+    p.tiles_before_wait = call.decode_tiles_early && gemv;  // our GEMV follows pdl.cuh rule 3
     DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream));
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]

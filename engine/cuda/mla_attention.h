@@ -90,6 +90,9 @@ struct MlaCall {
     const int32_t* q_pos0_device = nullptr;
     int device_splits = 0;  // the most splits; the kernel uses as many as the context needs
     MlaDecodeKernel decode_kernel = MlaDecodeKernel::Auto;  // absorbed form: which decode kernel
+    // Absorbed form: the decode kernel may load its first cache tiles before its PDL wait (the
+    // cache entries were written by kernels enqueued before this call; MlaDecodeParams).
+    bool decode_tiles_early = false;
     MlaPrefillForm prefill_form = MlaPrefillForm::Auto;     // expanded form: flash or GEMMs
 };
 

@@ -80,6 +80,12 @@ struct MlaDecodeParams {
     int64_t out_token_stride = 0, out_head_stride = 0;
     float softmax_scale = 0.0f;
     MlaDecodeKernel kernel = MlaDecodeKernel::Auto;
+    // Tensor-core kernel: start the first two cache tiles' loads before the PDL wait. Only when
+    // the cache entries, the block table and q_pos0_device were written by kernels (or copies)
+    // enqueued before the kernel just before this launch, and that kernel follows pdl.cuh's rules
+    // (mlaAttentionAbsorbed: the q_lat GEMV comes between the cache write and this launch), so
+    // that they are complete once this kernel starts (pdl.cuh). q_lat is still read after the wait.
+    bool tiles_before_wait = false;
 };
 
 struct MlaDecodePlan {

@@ -183,9 +183,14 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     Smem& sm = *reinterpret_cast<Smem*>(smemRaw);
     cg::cluster_group cluster = cg::this_cluster();
 
-    // Everything below reads what earlier kernels wrote (pdl.cuh rule 1).
-    pdlWaitForPrevious();
-    pdlLaunchNext();
+    // Everything below reads what earlier kernels wrote (pdl.cuh rule 1); with tiles_before_wait
+    // the cache tiles, the block table and the position were written two or more kernels back and
+    // are complete already (mla_decode.h), so the first tiles load before the wait for q_lat.
+    const bool early = p.tiles_before_wait;
+    if (!early) {
+        pdlWaitForPrevious();
+        pdlLaunchNext();
+    }
 
     const int split = blockIdx.x;
     const int qi = blockIdx.y;
@@ -195,7 +200,10 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     const int clusterIdx = split / kMlaDecodeClusterBlocks;
     // Clusters past the splits this query reaches leave before any load (most of them at short
     // contexts with q_pos0_device). Cluster-uniform: no barrier below waits for them.
-    if (clusterIdx >= nClusters) return;
+    if (clusterIdx >= nClusters) {
+        if (early) pdlWaitForPrevious();  // pdl.cuh rule 2
+        return;
+    }
     const bool hasWork = split < range.used;
     const int64_t begin = range.begin;
     const int64_t end = range.end;  // > begin where hasWork
@@ -212,6 +220,10 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     cpAsyncCommit();
     if (nTiles > 1) loadTile(p, &sm.kv[1][0][0], begin + kTilePos, end, tid);
     cpAsyncCommit();
+    if (early) {
+        pdlWaitForPrevious();  // q_lat (the kernel just before) from here on
+        pdlLaunchNext();
+    }
 
     // Q as A fragments of this warp's K chunk, straight from global memory while the tiles load.
     // Register r of k-step i holds head row g + 8·(r % 2), dims k0 + 2t + 8·(r / 2), +1 (layout A).
