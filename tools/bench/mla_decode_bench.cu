@@ -45,6 +45,8 @@
     } while (0)
 
 namespace mlabench {
+// MlaDecodeParams::tiles_before_wait of the decode launches (timed both ways below).
+bool g_earlyTiles = false;
 using namespace dsv2;
 using namespace dsv2::cuda;
 using bf16 = __nv_bfloat16;
@@ -142,6 +144,7 @@ struct Layer {
     // Device position (as the decode graph runs it) unless splitLen > 0: host position, forced split.
     MlaDecodeParams decode(int64_t splitLen = 0, MlaDecodeKernel k = MlaDecodeKernel::Auto) const {
         MlaDecodeParams p;
+        p.tiles_before_wait = g_earlyTiles;
         p.n_q = 1;
         p.n_heads = kH;
         p.d_latent = kLora;
@@ -340,6 +343,21 @@ int main(int argc, char** argv) {
         });
         std::printf("  alone: prologue %6.2f  q_lat %6.2f  decode %6.2f  v_up %6.2f  (sum %6.2f)   chain %6.2f µs\n",
                     tPro, tQ, tM, tV, tPro + tQ + tM + tV, tChain);
+        g_earlyTiles = true;  // the first tiles loaded before the PDL wait for q_lat
+        const double tChainEarly = timeGraph(layers, [](const Layer& L, cudaStream_t s) {
+            OK(launchAttentionPrologue(L.prologue(), s));
+            OK(launchMlaQLatGemv(L.gemv(), s));
+            OK(launchMlaDecode(L.decode(), s));
+            OK(launchMlaVUpGemv(L.gemv(), s));
+        });
+        OK(launchAttentionPrologue(L0.prologue(), nullptr));
+        OK(launchMlaQLatGemv(L0.gemv(), nullptr));
+        OK(launchMlaDecode(L0.decode(), nullptr));
+        CK(cudaDeviceSynchronize());
+        check("chain, tiles before the wait", L0);
+        g_earlyTiles = false;
+        std::printf("  chain with the decode's first tiles before its PDL wait: %6.2f µs (%+.2f)\n", tChainEarly,
+                    tChainEarly - tChain);
         // Launch floors: a plain 2-block launch, and the decode kernel's shape without its work.
         const double tEmpty = timeGraph(
             layers, [&](const Layer&, cudaStream_t s) { CK(launchPdl(emptyKernel, dim3(2), dim3(1024), 0, s, sink)); });
