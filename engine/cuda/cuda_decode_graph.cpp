@@ -9,6 +9,7 @@
 // captured again when another session decodes. The residual tap (tests) and a forced expanded
 // MLA form (position-dependent host logic) run without graphs, as does DSV2_CUDA_GRAPHS=0.
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -33,11 +34,14 @@ bool stepTimingRequested() {
 }  // namespace
 
 void CudaBackend::dropDecodeGraph() {
+    // Printed to stderr whatever the log sink: an opt-in diagnostic (DSV2_STEP_TIMING=1) for
+    // benchmark runs, which install no sink (info messages would be dropped).
     if (m_stepReplays > 1)
-        logInfo("cuda backend: " + std::to_string(m_stepReplays) + " decode-graph replays, GPU " +
-                std::to_string(1e3 * m_stepGpuMs / static_cast<double>(m_stepReplays - 1)) + " us per replay, host " +
-                std::to_string(1e3 * m_stepHostMs / static_cast<double>(m_stepReplays - 1)) +
-                " us from one replay's launch to the next (DSV2_STEP_TIMING)");
+        std::fprintf(stderr,
+                     "dsv2: cuda backend: %lld decode-graph replays, GPU %.1f us per replay, host %.1f us from one "
+                     "replay's launch to the next (DSV2_STEP_TIMING)\n",
+                     static_cast<long long>(m_stepReplays), 1e3 * m_stepGpuMs / static_cast<double>(m_stepReplays - 1),
+                     1e3 * m_stepHostMs / static_cast<double>(m_stepReplays - 1));
     m_stepGpuMs = m_stepHostMs = 0.0;
     m_stepReplays = 0;
     if (m_decodeGraphExec) cudaGraphExecDestroy(m_decodeGraphExec);

@@ -93,9 +93,33 @@ Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const Mla
     DSV2_RETURN_IF_ERROR(linear(blas, scratch.latent.data(), entry, call.kv_b, scratch.kv.data(), GemmType::BF16, kvRow,
                                 ctx, kvRow, g.kv_lora, stream));
 
+    MlaPrefillParams p;
+    p.n_q = call.n_q;
+    p.n_kv = static_cast<int>(ctx);
+    p.q_pos0 = call.q_pos0;
+    p.n_heads = g.n_heads;
+    p.d_nope = g.d_nope;
+    p.d_rope = g.d_rope;
+    p.d_v = g.d_v;
+    p.q = call.q;
+    p.q_token_stride = static_cast<int64_t>(g.n_heads) * g.dqk();
+    p.q_head_stride = g.dqk();
+    p.kv = scratch.kv.data();
+    p.kv_token_stride = kvRow;
+    p.kv_head_stride = g.kvbRowsPerHead();
+    p.k_pe = scratch.latent.data() + g.kv_lora;
+    p.k_pe_token_stride = entry;
+    p.out = call.out;
+    p.out_token_stride = static_cast<int64_t>(g.n_heads) * g.d_v;
+    p.out_head_stride = g.d_v;
+    p.softmax_scale = g.softmax_scale;
     // GEMM form: query slices whose score block fits the scratch (at least 16 rows; else flash).
-    const bool gemmForm = call.prefill_form == MlaPrefillForm::Gemm ||
-                          (call.prefill_form == MlaPrefillForm::Auto && envRequestsGemmPrefill());
+    // Auto takes it where the tensor-core flash kernel does not apply (head dims other than
+    // DeepSeek-V2's 128 + 64 / 128, e.g. the small test models): the GEMM form's rounding points
+    // are the ones the bf16 reference of the GPU suites models, and it was the default before.
+    const bool gemmForm =
+        call.prefill_form == MlaPrefillForm::Gemm ||
+        (call.prefill_form == MlaPrefillForm::Auto && (envRequestsGemmPrefill() || !mlaPrefillMmaSupported(p).isOk()));
     const int64_t perRow = static_cast<int64_t>(g.n_heads) * ctx;
     const int64_t sliceRows = std::min<int64_t>(call.n_q, scratch.scoreElements() / std::max<int64_t>(perRow, 1));
     if (gemmForm && sliceRows >= std::min<int64_t>(16, call.n_q)) {
@@ -160,26 +184,6 @@ Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const Mla
         return Status::ok();
     }
 
-    MlaPrefillParams p;
-    p.n_q = call.n_q;
-    p.n_kv = static_cast<int>(ctx);
-    p.q_pos0 = call.q_pos0;
-    p.n_heads = g.n_heads;
-    p.d_nope = g.d_nope;
-    p.d_rope = g.d_rope;
-    p.d_v = g.d_v;
-    p.q = call.q;
-    p.q_token_stride = static_cast<int64_t>(g.n_heads) * g.dqk();
-    p.q_head_stride = g.dqk();
-    p.kv = scratch.kv.data();
-    p.kv_token_stride = kvRow;
-    p.kv_head_stride = g.kvbRowsPerHead();
-    p.k_pe = scratch.latent.data() + g.kv_lora;
-    p.k_pe_token_stride = entry;
-    p.out = call.out;
-    p.out_token_stride = static_cast<int64_t>(g.n_heads) * g.d_v;
-    p.out_head_stride = g.d_v;
-    p.softmax_scale = g.softmax_scale;
     return launchMlaPrefill(p, stream);
 }
 
