@@ -21,23 +21,7 @@
 #include <vector>
 
 #include "cuda/moe_grouped_gemm.h"
-
-#define CK(call)                                                                                                \
-    do {                                                                                                        \
-        cudaError_t e_ = (call);                                                                                \
-        if (e_ != cudaSuccess) {                                                                                \
-            std::fprintf(stderr, "%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
-            std::exit(1);                                                                                       \
-        }                                                                                                       \
-    } while (0)
-#define OK(status)                                                                                \
-    do {                                                                                          \
-        const dsv2::Status s_ = (status);                                                         \
-        if (!s_.isOk()) {                                                                         \
-            std::fprintf(stderr, "%s: %s (line %d)\n", #status, s_.toString().c_str(), __LINE__); \
-            std::exit(1);                                                                         \
-        }                                                                                         \
-    } while (0)
+#include "bench_check.h"
 
 namespace {
 using bf16 = __nv_bfloat16;

@@ -26,23 +26,7 @@
 #include "cuda/mla_absorb_gemv.h"
 #include "cuda/mla_decode.h"
 #include "cuda/pdl.cuh"
-
-#define CK(call)                                                                                                \
-    do {                                                                                                        \
-        cudaError_t e_ = (call);                                                                                \
-        if (e_ != cudaSuccess) {                                                                                \
-            std::fprintf(stderr, "%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
-            std::exit(1);                                                                                       \
-        }                                                                                                       \
-    } while (0)
-#define OK(status)                                                                                       \
-    do {                                                                                                 \
-        const dsv2::Status s_ = (status);                                                                \
-        if (!s_.isOk()) {                                                                                \
-            std::fprintf(stderr, "%s: %s (%s:%d)\n", #status, s_.message().c_str(), __FILE__, __LINE__); \
-            std::exit(2);                                                                                \
-        }                                                                                                \
-    } while (0)
+#include "bench_check.h"
 
 namespace mlabench {
 // MlaDecodeParams::tiles_before_wait of the decode launches (timed both ways below).

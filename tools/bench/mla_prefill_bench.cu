@@ -26,23 +26,7 @@
 #include "cuda/cublas_gemm.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/mla_prefill.h"
-
-#define CK(call)                                                                                                \
-    do {                                                                                                        \
-        cudaError_t e_ = (call);                                                                                \
-        if (e_ != cudaSuccess) {                                                                                \
-            std::fprintf(stderr, "%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
-            std::exit(1);                                                                                       \
-        }                                                                                                       \
-    } while (0)
-#define OK(expr)                                                                                       \
-    do {                                                                                               \
-        const dsv2::Status s_ = (expr);                                                                \
-        if (!s_.isOk()) {                                                                              \
-            std::fprintf(stderr, "%s failed: %s (line %d)\n", #expr, s_.toString().c_str(), __LINE__); \
-            std::exit(1);                                                                              \
-        }                                                                                              \
-    } while (0)
+#include "bench_check.h"
 
 namespace {
 using namespace dsv2;

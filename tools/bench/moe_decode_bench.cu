@@ -23,15 +23,7 @@
 #ifdef MOE_BENCH_OLD
 #include MOE_BENCH_OLD
 #endif
-
-#define CK(call)                                                                                                \
-    do {                                                                                                        \
-        cudaError_t e_ = (call);                                                                                \
-        if (e_ != cudaSuccess) {                                                                                \
-            std::fprintf(stderr, "%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
-            std::exit(1);                                                                                       \
-        }                                                                                                       \
-    } while (0)
+#include "bench_check.h"
 
 namespace moebench {
 using namespace dsv2;
