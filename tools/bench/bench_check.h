@@ -15,11 +15,11 @@
         }                                                                                                       \
     } while (0)
 
-#define OK(status)                                                                                       \
-    do {                                                                                                 \
-        const dsv2::Status s_ = (status);                                                                \
-        if (!s_.isOk()) {                                                                                \
+#define OK(status)                                                                                        \
+    do {                                                                                                  \
+        const dsv2::Status s_ = (status);                                                                 \
+        if (!s_.isOk()) {                                                                                 \
             std::fprintf(stderr, "%s: %s (%s:%d)\n", #status, s_.toString().c_str(), __FILE__, __LINE__); \
-            std::exit(1);                                                                                \
-        }                                                                                                \
+            std::exit(1);                                                                                 \
+        }                                                                                                 \
     } while (0)
