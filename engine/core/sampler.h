@@ -1,7 +1,9 @@
 #pragma once
 // Picks the next token from a row of logits: greedy (temperature 0) or sampling with HF's chain of
 // filters (repetition penalty, temperature, top-k, top-p, min-p), from a seeded generator so that
-// the same seed and logits give the same tokens on every backend and platform.
+// the same seed and logits give the same tokens on every backend and platform. The candidates are
+// sorted only as deep as the filters and the draw need (sampler.cpp); the draw is that of a full
+// sort, and the kept mass is added in sampling order when a filter is on, in id order when none is.
 
 #include <cstdint>
 #include <random>
@@ -35,7 +37,8 @@ private:
 // The building blocks, separately testable.
 // HF's repetition penalty: for each distinct id in context, logit > 0 → logit / penalty, else · penalty.
 void applyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> context, double penalty);
-// Index of the largest value (the lowest index among equals).
+// Index of the largest value (the lowest index among equals; NaN entries are never the largest, and
+// a row of nothing but NaN gives 0).
 int32_t argmax(std::span<const float> values);
 // log-softmax of logits (n) into out (n), in double where it matters.
 void logSoftmax(const float* logits, int64_t n, float* out);

@@ -2,8 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "core/sampler.h"
@@ -80,6 +83,115 @@ TEST_CASE("top-k, top-p and min-p cut the tail") {
     CHECK(h[2] == 0);
     h = seen(GenerateParams{.temperature = 0.05});
     CHECK(h[0] > 3900);  // sharp: almost always the most likely
+}
+
+namespace {
+
+// The sampler's definition written the plain way: every candidate sorted (probability descending,
+// ties by id), then the filters, the kept mass (added in sampling order when a filter is on, in id
+// order over the whole vocabulary when none is), one uniform draw walked down the sorted list.
+int32_t referenceSample(const GenerateParams& gp, std::vector<float> work, std::span<const int32_t> context,
+                        std::mt19937_64& rng) {
+    applyRepetitionPenalty(work, context, gp.repetitionPenalty);
+    const float mx = *std::max_element(work.begin(), work.end());
+    double sum = 0.0;
+    for (float& v : work) {
+        v = std::exp((v - mx) * static_cast<float>(1.0 / gp.temperature));
+        sum += v;
+    }
+    for (float& v : work) v = static_cast<float>(v / sum);
+    std::vector<int32_t> order(work.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); });
+    const bool filtered =
+        (gp.topK > 0 && static_cast<size_t>(gp.topK) < order.size()) || gp.topP < 1.0 || gp.minP > 0.0;
+    if (gp.topK > 0 && static_cast<size_t>(gp.topK) < order.size()) order.resize(static_cast<size_t>(gp.topK));
+    if (gp.topP < 1.0) {
+        double mass = 0.0;
+        size_t cut = 0;
+        while (cut < order.size()) {
+            mass += work[order[cut++]];
+            if (mass >= gp.topP) break;
+        }
+        order.resize(std::max<size_t>(cut, 1));
+    }
+    if (gp.minP > 0.0) {
+        const double threshold = gp.minP * work[order.front()];
+        size_t cut = 1;
+        while (cut < order.size() && work[order[cut]] >= threshold) ++cut;
+        order.resize(cut);
+    }
+    double total = 0.0;
+    if (filtered) {
+        for (int32_t id : order) total += work[id];
+    } else {
+        for (float v : work) total += v;
+    }
+    double u = uniform01(rng) * total;
+    for (int32_t id : order) {
+        u -= work[id];
+        if (u < 0.0) return id;
+    }
+    return order.back();
+}
+
+}  // namespace
+
+TEST_CASE("sorting only as deep as needed draws exactly what sorting everything draws") {
+    // A 6,000-entry vocabulary with many exact ties (logits on a 0.25 grid) and a repeated context.
+    std::mt19937_64 gen(7);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> logits(6000);
+    for (float& l : logits) l = std::round(normal(gen) * 4.0f) / 4.0f;
+    std::vector<int32_t> context(300);
+    for (int32_t& c : context) c = static_cast<int32_t>(gen() % logits.size());
+    struct Case {
+        double temperature, topP;
+        int64_t topK;
+        double minP, penalty;
+    };
+    for (const Case& c : {Case{0.3, 0.95, 0, 0.0, 1.0}, Case{0.7, 1.0, 50, 0.0, 1.1}, Case{1.0, 1.0, 0, 0.0, 1.0},
+                          Case{1.0, 1.0, 0, 0.05, 1.0}, Case{0.8, 0.9, 200, 0.02, 1.3}, Case{1.5, 0.999, 0, 0.0, 1.0},
+                          Case{4.0, 1.0, 0, 0.0, 1.0}, Case{1.0, 1.0, 6000, 0.0, 1.0}}) {
+        CAPTURE(c.temperature);
+        CAPTURE(c.topP);
+        CAPTURE(c.topK);
+        CAPTURE(c.minP);
+        GenerateParams gp;
+        gp.temperature = c.temperature;
+        gp.topP = c.topP;
+        gp.topK = c.topK;
+        gp.minP = c.minP;
+        gp.repetitionPenalty = c.penalty;
+        gp.seed = 42;
+        Sampler s(gp, static_cast<int64_t>(logits.size()));
+        std::mt19937_64 rng(42);
+        for (int i = 0; i < 200; ++i) REQUIRE(s.sample(logits, context) == referenceSample(gp, logits, context, rng));
+    }
+}
+
+TEST_CASE("argmax: the first of equal maxima, anywhere in the row; NaN is never picked") {
+    for (size_t n : {1u, 15u, 16u, 17u, 100u, 102400u}) {
+        CAPTURE(n);
+        std::vector<float> v(n, -1.0f);
+        for (size_t at : {size_t{0}, n / 2, n - 1}) {
+            std::fill(v.begin(), v.end(), -1.0f);
+            v[at] = 3.0f;
+            CHECK(argmax(v) == static_cast<int32_t>(at));
+            if (at + 1 < n) {
+                v[n - 1] = 3.0f;  // a later equal maximum does not win
+                CHECK(argmax(v) == static_cast<int32_t>(at));
+            }
+        }
+        std::fill(v.begin(), v.end(), -INFINITY);
+        CHECK(argmax(v) == 0);
+        if (n > 1) {
+            v[0] = std::nanf("");
+            v[n - 1] = -5.0f;
+            CHECK(argmax(v) == static_cast<int32_t>(n - 1));
+        }
+    }
 }
 
 TEST_CASE("logSoftmax") {
