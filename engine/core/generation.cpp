@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <numeric>
+#include <system_error>
 
 #include "core/engine_internal.h"
 #include "core/sampler.h"
@@ -103,14 +105,15 @@ Result<GenerateResult> Session::generate(const GenerateRequest& request, const E
             break;
         }
         const int64_t n = std::min(kPrefillChunk, promptSize - at);
-        DSV2_ASSIGN_OR_RETURN(ForwardResult f,
-                              d->forward(std::span<const int32_t>(prompt).subspan(static_cast<size_t>(at), static_cast<size_t>(n)),
-                                         false));
+        DSV2_ASSIGN_OR_RETURN(ForwardResult f, d->forward(std::span<const int32_t>(prompt).subspan(
+                                                              static_cast<size_t>(at), static_cast<size_t>(n)),
+                                                          false));
         logits = std::move(f.logits);
     }
     stats.prefillSeconds = secondsSince(t0);
     const int64_t computed = static_cast<int64_t>(d->tokens.size()) - reused;
-    stats.prefillTokensPerSecond = stats.prefillSeconds > 0 ? static_cast<double>(computed) / stats.prefillSeconds : 0.0;
+    stats.prefillTokensPerSecond =
+        stats.prefillSeconds > 0 ? static_cast<double>(computed) / stats.prefillSeconds : 0.0;
     if (params.wantPromptRouting && !stoppedEarly)
         result.promptRouting.assign(d->routing.begin(), d->routing.begin() + promptSize);
     {
@@ -131,6 +134,7 @@ Result<GenerateResult> Session::generate(const GenerateRequest& request, const E
     StreamingDecoder decoder(tokenizer, true);
     StopMatcher stops(params.stopStrings);
     std::vector<float> logprobs(static_cast<size_t>(info.vocabSize));
+    std::vector<int32_t> alternativeOrder;  // ids by log-probability (only the first few are sorted)
     StopReason reason = StopReason::MaxTokens;
     if (stoppedEarly) reason = StopReason::Cancelled;
     while (!stoppedEarly) {
@@ -147,25 +151,42 @@ Result<GenerateResult> Session::generate(const GenerateRequest& request, const E
             break;
         }
         const int32_t id = sampler.sample(logits, d->tokens);
-        logSoftmax(logits.data(), static_cast<int64_t>(logits.size()), logprobs.data());
 
         TokenEvent e;
         e.index = static_cast<int64_t>(result.tokens.size());
         e.id = id;
-        e.logprob = logprobs[static_cast<size_t>(id)];
-        if (params.topNAlternatives > 0) {
-            std::vector<int32_t> order(logprobs.size());
+        // The token's log-probability and the alternatives (a pass over the whole vocabulary,
+        // ~0.7 ms for 102,400 entries) are worked out on another thread while the model runs the
+        // token: the forward needs only the id. `logits` is not touched until both are done.
+        const auto nAlternatives = std::min<size_t>(static_cast<size_t>(params.topNAlternatives), logprobs.size());
+        std::vector<int32_t>& order = alternativeOrder;
+        auto logprobJob = [&] {
+            logSoftmax(logits.data(), static_cast<int64_t>(logits.size()), logprobs.data());
+            if (nAlternatives == 0) return;
+            order.resize(logprobs.size());
             std::iota(order.begin(), order.end(), 0);
-            const auto n = std::min<size_t>(static_cast<size_t>(params.topNAlternatives), order.size());
-            std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
-                              [&](int32_t a, int32_t b) { return logprobs[a] > logprobs[b] || (logprobs[a] == logprobs[b] && a < b); });
-            for (size_t k = 0; k < n; ++k)
-                e.alternatives.push_back({order[k], logprobs[static_cast<size_t>(order[k])], tokenizer.tokenBytes(order[k])});
+            std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nAlternatives), order.end(),
+                              [&](int32_t a, int32_t b) {
+                                  return logprobs[a] > logprobs[b] || (logprobs[a] == logprobs[b] && a < b);
+                              });
+        };
+        std::future<void> logprobWork;
+        try {
+            logprobWork = std::async(std::launch::async, logprobJob);
+        } catch (const std::system_error&) {
+            logprobJob();  // no thread to be had: the same work, before the forward
         }
         // The token goes through the model right away: that gives its routing, puts it in the
         // cache (an eos too, so that the next chat turn reuses it) and the logits for the next.
         const int32_t ids[1] = {id};
-        DSV2_ASSIGN_OR_RETURN(ForwardResult f, d->forward(ids, false));
+        Result<ForwardResult> forwarded = d->forward(ids, false);
+        if (logprobWork.valid()) logprobWork.get();
+        e.logprob = logprobs[static_cast<size_t>(id)];
+        for (size_t k = 0; k < nAlternatives; ++k)
+            e.alternatives.push_back(
+                {order[k], logprobs[static_cast<size_t>(order[k])], tokenizer.tokenBytes(order[k])});
+        if (!forwarded.isOk()) return forwarded.status();
+        ForwardResult f = std::move(forwarded).value();
         logits = std::move(f.logits);
         e.routing = d->routing.back();
         e.cache = cacheUsage();
