@@ -93,7 +93,7 @@ struct MlaCall {
     // Absorbed form: the decode kernel may load its first cache tiles before its PDL wait (the
     // cache entries were written by kernels enqueued before this call; MlaDecodeParams).
     bool decode_tiles_early = false;
-    MlaPrefillForm prefill_form = MlaPrefillForm::Auto;     // expanded form: flash or GEMMs
+    MlaPrefillForm prefill_form = MlaPrefillForm::Auto;  // expanded form: flash or GEMMs
 };
 
 // The expanded (MHA) form for prefill: k_nope and v expanded from the cache by one kv_b GEMM, then

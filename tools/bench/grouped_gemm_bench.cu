@@ -20,8 +20,8 @@
 #include <random>
 #include <vector>
 
-#include "cuda/moe_grouped_gemm.h"
 #include "bench_check.h"
+#include "cuda/moe_grouped_gemm.h"
 
 namespace {
 using bf16 = __nv_bfloat16;

@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "cuda/cublas_gemm.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/mla_prefill.h"
-#include "bench_check.h"
 
 namespace {
 using namespace dsv2;
