@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
@@ -257,13 +258,17 @@ __global__ void __launch_bounds__(kCombineWarps* kWarpSize) mlaDecodeCombineKern
 
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
-// DSV2_MLA_DECODE=simt forces the CUDA-core kernel where Auto would take the tensor cores.
-bool envForcesSimt() {
-    static const bool forced = [] {
+// DSV2_MLA_DECODE=simt forces the CUDA-core kernel where Auto would take the tensor cores;
+// DSV2_MLA_DECODE=sliced makes Auto take the sliced tensor-core kernel where it applies.
+enum class EnvDecode { Default, Simt, Sliced };
+EnvDecode envDecode() {
+    static const EnvDecode choice = [] {
         const char* env = std::getenv("DSV2_MLA_DECODE");
-        return env && std::strcmp(env, "simt") == 0;
+        if (env && std::strcmp(env, "simt") == 0) return EnvDecode::Simt;
+        if (env && std::strcmp(env, "sliced") == 0) return EnvDecode::Sliced;
+        return EnvDecode::Default;
     }();
-    return forced;
+    return choice;
 }
 
 }  // namespace
@@ -324,9 +329,9 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
         static_cast<int64_t>(p.n_q) * p.n_heads > 0x7fffffff)
         return Status(StatusCode::InvalidArgument, "launchMlaDecode: too many query tokens for one launch");
 
-    bool mma = false;
+    bool mma = false, sliced = false;
     switch (p.kernel) {
-    case MlaDecodeKernel::Simt: mma = false; break;
+    case MlaDecodeKernel::Simt: break;
     case MlaDecodeKernel::TensorCore:
         if (!mlaDecodeMmaSupports(p))
             return Status(StatusCode::Unsupported,
@@ -334,9 +339,25 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
                           "q/out pointers with even strides");
         mma = true;
         break;
-    case MlaDecodeKernel::Auto: mma = p.merge_counters && mlaDecodeMmaSupports(p) && !envForcesSimt(); break;
+    case MlaDecodeKernel::TensorCoreSliced:
+        if (p.sliced_variant < -1 || p.sliced_variant >= kMlaDecodeSlicedVariants)
+            return Status(StatusCode::InvalidArgument, "launchMlaDecode: sliced_variant must be -1 (default) or 0.." +
+                                                           std::to_string(kMlaDecodeSlicedVariants - 1));
+        if (!mlaDecodeSlicedSupports(p))
+            return Status(StatusCode::Unsupported,
+                          "launchMlaDecode: the sliced tensor-core kernel needs kv_lora_rank 512, rope 64, aligned "
+                          "q/out/workspace pointers with even strides and an sm_90 GPU");
+        sliced = true;
+        break;
+    case MlaDecodeKernel::Auto:
+        if (p.merge_counters && envDecode() == EnvDecode::Sliced && mlaDecodeSlicedSupports(p))
+            sliced = true;
+        else
+            mma = p.merge_counters && mlaDecodeMmaSupports(p) && envDecode() != EnvDecode::Simt;
+        break;
     }
-    if (mma) return launchMlaDecodeMma(p, stream);  // merges the splits itself
+    if (sliced) return launchMlaDecodeSliced(p, stream);  // merges the splits itself
+    if (mma) return launchMlaDecodeMma(p, stream);        // merges the splits itself
     DSV2_RETURN_IF_ERROR(launchMlaDecodeSimt(p, stream));
 
     const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads),

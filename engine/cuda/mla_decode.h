@@ -6,7 +6,7 @@
 //   v_h     = o_lat_h · W_UV_hᵀ                (cuBLAS, after)
 // One latent "head" serves every query head, so a block reads each cache entry once for a group of
 // query heads. Long contexts are split into ranges (flash-decoding); a second kernel merges the
-// partial softmaxes of the ranges that were used. Two kernels compute the same thing:
+// partial softmaxes of the ranges that were used. Three kernels compute the same thing:
 //  (tensor cores: the merge runs inside the decode kernel, in clusters of 8 splits plus arrival
 //  counters, see mla_decode_mma.cu; CUDA cores: a second kernel merges)
 //  - tensor cores (mla_decode_mma.cu): 16 query heads per block as the M dimension of
@@ -15,6 +15,12 @@
 //    kv_lora_rank 512 and rope 64 only (the whole V2 family);
 //  - CUDA cores (mla_decode.cu): 8 heads per block, scalar fp32 FMAs; any even dims. The reference
 //    and fallback (other dims, or DSV2_MLA_DECODE=simt in the environment, read once).
+//  - tensor cores, sliced (mla_decode_sliced.cu; MlaDecodeKernel::TensorCoreSliced, or Auto with
+//    DSV2_MLA_DECODE=sliced): each split is worked by a cluster of 4-8 blocks at once (scores of
+//    1/R of the positions each, exchanged through distributed shared memory; P·V of 1/R of the
+//    latent dims each), for latency at short contexts; splits merge through the workspace with the
+//    CUDA-core kernel's layout. Same numerics as the tensor-core kernel. Not the default until a
+//    GPU run shows it faster.
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -27,10 +33,16 @@
 namespace dsv2::cuda {
 
 enum class MlaDecodeKernel {
-    Auto,        // tensor cores where supported, unless DSV2_MLA_DECODE=simt
-    Simt,        // CUDA cores (the reference)
-    TensorCore,  // mma.sync; Unsupported for other dims
+    Auto,              // tensor cores where supported, unless DSV2_MLA_DECODE=simt
+    Simt,              // CUDA cores (the reference)
+    TensorCore,        // mma.sync; Unsupported for other dims
+    TensorCoreSliced,  // mma.sync, one split per cluster (mla_decode_sliced.cu); Unsupported for other dims
 };
+
+// Compiled shapes of the sliced kernel (cluster size, tile positions, warps, stages; listed in
+// mla_decode_sliced.cu). MlaDecodeParams::sliced_variant picks one, else DSV2_MLA_SLICED_VARIANT
+// (read once), else variant 0.
+constexpr int kMlaDecodeSlicedVariants = 6;
 
 // The tensor-core kernel runs in clusters of this many consecutive splits and merges them itself.
 constexpr int kMlaDecodeClusterBlocks = 8;
@@ -71,7 +83,10 @@ struct MlaDecodeParams {
     // neither written nor read. The tensor-core kernel writes cluster partials into partial_o
     // only (O of cluster c at split slot c, the (m, l) pairs after slot ceil(n_splits / 8); see
     // mla_decode_mma.cu) and leaves partial_ml alone.
-    // Tensor-core kernel only (required there): mlaDecodeMergeCounterCount(n_q, H) int32 arrival
+    // The sliced kernel writes partials as the CUDA-core kernel does (partial_o of every used split,
+    // a split's 512 columns written by the cluster's blocks in slices; (m, l) in partial_ml). With
+    // q_pos0_device it may use fewer splits than n_splits (one wave of clusters, at most 64).
+    // Tensor-core kernels only (required there): mlaDecodeMergeCounterCount(n_q, H) int32 arrival
     // counters, zero before the first launch; every launch leaves them zero again, so a CUDA
     // graph replays it as is. One launch at a time per counter array.
     int32_t* merge_counters = nullptr;
@@ -80,12 +95,14 @@ struct MlaDecodeParams {
     int64_t out_token_stride = 0, out_head_stride = 0;
     float softmax_scale = 0.0f;
     MlaDecodeKernel kernel = MlaDecodeKernel::Auto;
-    // Tensor-core kernel: start the first two cache tiles' loads before the PDL wait. Only when
+    // Tensor-core kernels: start the first cache tiles' loads before the PDL wait. Only when
     // the cache entries, the block table and q_pos0_device were written by kernels (or copies)
     // enqueued before the kernel just before this launch, and that kernel follows pdl.cuh's rules
     // (mlaAttentionAbsorbed: the q_lat GEMV comes between the cache write and this launch), so
     // that they are complete once this kernel starts (pdl.cuh). q_lat is still read after the wait.
     bool tiles_before_wait = false;
+    // Sliced kernel: which compiled shape, 0 .. kMlaDecodeSlicedVariants − 1; -1 = the default.
+    int sliced_variant = -1;
 };
 
 struct MlaDecodePlan {

@@ -1,6 +1,6 @@
 #pragma once
-// Pieces shared by the two MLA decode kernels (mla_decode.cu: CUDA cores and the split combine;
-// mla_decode_mma.cu: tensor cores). Device code; include from .cu files only.
+// Pieces shared by the MLA decode kernels (mla_decode.cu: CUDA cores and the split combine;
+// mla_decode_mma.cu and mla_decode_sliced.cu: tensor cores). Device code; include from .cu files only.
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -43,5 +43,11 @@ Status launchMlaDecodeSimt(const MlaDecodeParams& p, cudaStream_t stream);
 Status launchMlaDecodeMma(const MlaDecodeParams& p, cudaStream_t stream);
 // Whether the tensor-core kernel takes these sizes, pointers and strides.
 bool mlaDecodeMmaSupports(const MlaDecodeParams& p);
+// The sliced tensor-core kernel (mla_decode_sliced.cu): grid (R × splits, n_q, head groups) in
+// clusters of R; p is validated. Supports: sizes, pointers, strides and the chosen variant.
+Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream);
+bool mlaDecodeSlicedSupports(const MlaDecodeParams& p);
+// "r8 t64 w4 s4": cluster size, tile positions, warps, stages of a variant (bench output).
+const char* mlaDecodeSlicedVariantName(int variant);
 
 }  // namespace dsv2::cuda::mla_decode_detail

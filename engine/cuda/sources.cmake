@@ -16,6 +16,7 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/mla_prefill_mma.cu
   ${CMAKE_CURRENT_LIST_DIR}/mla_decode.cu
   ${CMAKE_CURRENT_LIST_DIR}/mla_decode_mma.cu
+  ${CMAKE_CURRENT_LIST_DIR}/mla_decode_sliced.cu
   ${CMAKE_CURRENT_LIST_DIR}/moe_router.cu
   ${CMAKE_CURRENT_LIST_DIR}/moe_permute.cu
   ${CMAKE_CURRENT_LIST_DIR}/moe_grouped_gemm.cu

@@ -1,10 +1,12 @@
 // Standalone bench of the one-token MLA decode chain (issue 9) on DeepSeek-V2-Lite shapes:
 // attention prologue (kv norm + RoPE + cache write, RoPE of q_pe), q_lat GEMV, the tensor-core
-// decode kernel with its in-kernel split merge, v up-projection GEMV. Not part of the CMake build;
-// on a GPU machine, from the repo root:
+// decode kernel with its in-kernel split merge, v up-projection GEMV. Then every compiled shape of
+// the sliced tensor-core kernel (mla_decode_sliced.cu) at the default and forced split counts,
+// each checked against the CUDA-core kernel, and the chain with the best of them. Not part of the
+// CMake build; on a GPU machine, from the repo root:
 //   nvcc -std=c++20 -O3 -arch=sm_90 -I engine -I engine/include -I .carry/include \
-//        tools/bench/mla_decode_bench.cu engine/cuda/{pdl,mla_decode,mla_decode_mma,mla_absorb_gemv,\
-//        attention_prologue_fused}.cu engine/core/status.cpp -o /tmp/mla_bench && /tmp/mla_bench
+//        tools/bench/mla_decode_bench.cu engine/cuda/{pdl,mla_decode,mla_decode_mma,mla_decode_sliced,\
+//        mla_absorb_gemv,attention_prologue_fused}.cu engine/core/status.cpp -o /tmp/mla_bench && /tmp/mla_bench
 // DSV2_PDL=0 in the environment times the kernels without programmatic dependent launch.
 // Times are per layer, from CUDA graphs replaying kLayers distinct layers (own cache, weights,
 // activations), at the GPU's own clocks. A check compares the tensor-core o_lat with the CUDA-core
@@ -22,17 +24,22 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "cuda/attention_prologue_fused.h"
 #include "cuda/mla_absorb_gemv.h"
 #include "cuda/mla_decode.h"
+#include "cuda/mla_decode_common.cuh"
 #include "cuda/pdl.cuh"
-#include "bench_check.h"
 
 namespace mlabench {
 // MlaDecodeParams::tiles_before_wait of the decode launches (timed both ways below).
 bool g_earlyTiles = false;
+// The decode kernel of the chain and of L.decode()'s default, and the sliced shape (-1: default).
+dsv2::cuda::MlaDecodeKernel g_chainKernel = dsv2::cuda::MlaDecodeKernel::Auto;
+int g_slicedVariant = -1;
 using namespace dsv2;
 using namespace dsv2::cuda;
+using dsv2::cuda::mla_decode_detail::mlaDecodeSlicedVariantName;
 using bf16 = __nv_bfloat16;
 
 constexpr int kH = 16, kNope = 128, kRopeDim = 64, kV = 128, kLora = 512, kEntry = kLora + kRopeDim;
@@ -126,9 +133,11 @@ struct Layer {
         return p;
     }
     // Device position (as the decode graph runs it) unless splitLen > 0: host position, forced split.
-    MlaDecodeParams decode(int64_t splitLen = 0, MlaDecodeKernel k = MlaDecodeKernel::Auto) const {
+    // Device position with `deviceSplits` (0: the engine's count) unless splitLen > 0.
+    MlaDecodeParams decode(int64_t splitLen = 0, MlaDecodeKernel k = g_chainKernel, int deviceSplits = 0) const {
         MlaDecodeParams p;
         p.tiles_before_wait = g_earlyTiles;
+        p.sliced_variant = g_slicedVariant;
         p.n_q = 1;
         p.n_heads = kH;
         p.d_latent = kLora;
@@ -146,7 +155,7 @@ struct Layer {
             p.n_splits = static_cast<int>((ctx + splitLen - 1) / splitLen);
         } else {
             p.q_pos0_device = pos;
-            p.n_splits = mlaDecodeSplitsForDevice(kH, 132);
+            p.n_splits = deviceSplits > 0 ? deviceSplits : mlaDecodeSplitsForDevice(kH, 132);
         }
         p.partial_o = partialO;
         p.partial_ml = partialMl;
@@ -249,6 +258,7 @@ double compareOLat(const Layer& L) {
 // o_lat of the CUDA-core kernel (+ combine) into oLatRef.
 void referenceOLat(const Layer& L) {
     MlaDecodeParams p = L.decode(0, MlaDecodeKernel::Simt);
+    p.sliced_variant = -1;
     p.out = L.oLatRef;
     OK(launchMlaDecode(p, nullptr));
     CK(cudaDeviceSynchronize());
@@ -285,7 +295,7 @@ int main(int argc, char** argv) {
     }
     int* sink = allocZero<int>(1);
     CK(cudaFuncSetAttribute(emptyKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 170 * 1024));
-    if (mode == "ncu") {  // a few plain launches of the chain at 1K and 16K for ncu
+    if (mode == "ncu") {  // a few plain launches of the chain at 1K and 16K for ncu (DSV2_MLA_DECODE picks the kernel)
         for (int64_t ctx : {1024, 16384}) {
             const Layer L = makeLayer(ctx, 7, invFreq);
             for (int i = 0; i < 3; ++i) {
@@ -299,6 +309,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     constexpr int kLayers = 27;
+    std::string slicedSummary;
     for (int64_t ctx : {1024, 4096, 16384}) {
         std::vector<Layer> layers;
         for (int l = 0; l < kLayers; ++l) layers.push_back(makeLayer(ctx, 100 * ctx + l, invFreq));
@@ -372,7 +383,62 @@ int main(int argc, char** argv) {
                         (long long)len, (long long)splits, (long long)((splits + 7) / 8), (long long)(len / 64), t);
             check("forced split", L0);
         }
+
+        // The sliced kernel: every compiled shape at the engine's split count (capped by the
+        // launch at one wave of clusters and 64 splits) and at forced device split counts.
+        const double tMma = tM;
+        double best = 1e30;
+        int bestVariant = 0, bestSplits = 0;
+        g_chainKernel = MlaDecodeKernel::TensorCoreSliced;
+        for (int v = 0; v < kMlaDecodeSlicedVariants; ++v) {
+            g_slicedVariant = v;
+            for (int splits : {0, 8, 16, 32, 64}) {
+                const double t = timeGraph(layers, [splits](const Layer& L, cudaStream_t s) {
+                    OK(launchMlaDecode(L.decode(0, g_chainKernel, splits), s));
+                });
+                OK(launchMlaDecode(L0.decode(0, g_chainKernel, splits), nullptr));
+                CK(cudaDeviceSynchronize());
+                const auto used = mlaDecodeDeviceSplits(ctx, splits > 0 ? splits : mlaDecodeSplitsForDevice(kH, 132));
+                std::printf(
+                    "  sliced %-14s device splits %3d (uncapped plan %3d × %4lld): %6.2f µs (mma kernel %6.2f)\n",
+                    mlaDecodeSlicedVariantName(v), splits, used.active, (long long)used.split_len, t, tMma);
+                check("sliced", L0);
+                if (t < best) {
+                    best = t;
+                    bestVariant = v;
+                    bestSplits = splits;
+                }
+            }
+        }
+        // The whole chain with the best shape, tiles after and before the PDL wait.
+        g_slicedVariant = bestVariant;
+        for (bool early : {false, true}) {
+            g_earlyTiles = early;
+            const double t = timeGraph(layers, [bestSplits](const Layer& L, cudaStream_t s) {
+                OK(launchAttentionPrologue(L.prologue(), s));
+                OK(launchMlaQLatGemv(L.gemv(), s));
+                OK(launchMlaDecode(L.decode(0, g_chainKernel, bestSplits), s));
+                OK(launchMlaVUpGemv(L.gemv(), s));
+            });
+            OK(launchAttentionPrologue(L0.prologue(), nullptr));
+            OK(launchMlaQLatGemv(L0.gemv(), nullptr));
+            OK(launchMlaDecode(L0.decode(0, g_chainKernel, bestSplits), nullptr));
+            CK(cudaDeviceSynchronize());
+            check(early ? "sliced chain, tiles before the wait" : "sliced chain", L0);
+            std::printf("  chain with sliced %s, splits %d%s: %6.2f µs (mma chain %6.2f)\n",
+                        mlaDecodeSlicedVariantName(bestVariant), bestSplits, early ? ", tiles before the wait" : "", t,
+                        early ? tChainEarly : tChain);
+        }
+        g_earlyTiles = false;
+        g_slicedVariant = -1;
+        g_chainKernel = MlaDecodeKernel::Auto;
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "summary %5lld: mma %6.2f µs, best sliced %6.2f µs (variant %d %s, splits %d)\n", (long long)ctx,
+                      tMma, best, bestVariant, mlaDecodeSlicedVariantName(bestVariant), bestSplits);
+        slicedSummary += line;
     }
     std::printf("%s\n", failures ? "FAILURES" : "all checks passed");
+    std::printf("%s\n", slicedSummary.c_str());
     return failures ? 1 : 0;
 }

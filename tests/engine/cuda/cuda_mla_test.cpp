@@ -348,8 +348,11 @@ void runAttentionCase(const AttnCase& c, std::mt19937_64& rng, cuda::CublasHandl
     // Outputs are weighted means of v ~ N(0, 0.05²·kvLora) ≈ ±1; intermediates are bf16.
     const Tolerance tol{1e-2, 2e-2, 0.9995};
 
-    // Auto takes the tensor cores where they apply (kv_lora 512, rope 64), the CUDA cores otherwise.
-    for (auto kernel : {cuda::MlaDecodeKernel::Auto, cuda::MlaDecodeKernel::Simt}) {
+    // Auto takes the tensor cores where they apply (kv_lora 512, rope 64), the CUDA cores otherwise;
+    // the sliced tensor-core kernel is asked for explicitly where it applies.
+    std::vector<cuda::MlaDecodeKernel> kernels{cuda::MlaDecodeKernel::Auto, cuda::MlaDecodeKernel::Simt};
+    if (c.kvLora == 512 && c.dr == 64) kernels.push_back(cuda::MlaDecodeKernel::TensorCoreSliced);
+    for (auto kernel : kernels) {
         CAPTURE(static_cast<int>(kernel));
         call.decode_kernel = kernel;
         REQUIRE_OK(dOut.zero());
@@ -357,16 +360,18 @@ void runAttentionCase(const AttnCase& c, std::mt19937_64& rng, cuda::CublasHandl
         CHECK_TENSORS("gpu absorbed", downloadBf16(dOut), want, shape, tol);
     }
     if (c.kvLora != 512) {
-        call.decode_kernel = cuda::MlaDecodeKernel::TensorCore;
-        CHECK(cuda::mlaAttentionAbsorbed(blas.get(), g, call, *scratch, 132, nullptr, c.forcedSplit).code() ==
-              StatusCode::Unsupported);
+        for (auto kernel : {cuda::MlaDecodeKernel::TensorCore, cuda::MlaDecodeKernel::TensorCoreSliced}) {
+            call.decode_kernel = kernel;
+            CHECK(cuda::mlaAttentionAbsorbed(blas.get(), g, call, *scratch, 132, nullptr, c.forcedSplit).code() ==
+                  StatusCode::Unsupported);
+        }
     }
     call.decode_kernel = cuda::MlaDecodeKernel::Auto;
 
     if (c.nq == 1) {  // the graph-replayable form: position on the device, fixed split count
         const std::vector<int32_t> pos{static_cast<int32_t>(c.ctx - 1)};
         auto dPos = upload(pos);
-        for (auto kernel : {cuda::MlaDecodeKernel::Auto, cuda::MlaDecodeKernel::Simt})
+        for (auto kernel : kernels)
             for (int splits : {1, 7, 64, 128}) {
                 CAPTURE(splits);
                 CAPTURE(static_cast<int>(kernel));
@@ -527,7 +532,15 @@ PagedLatent makePagedLatent(const std::vector<float>& latent, int64_t ctx) {
 const Tolerance kSimtTol{1e-4, 4e-3, 0.99999};
 const Tolerance kMmaTol{8e-3, 6e-3, 0.99999};
 
-const char* kernelName(cuda::MlaDecodeKernel k) { return k == cuda::MlaDecodeKernel::Simt ? "simt" : "mma"; }
+const char* kernelName(cuda::MlaDecodeKernel k) {
+    switch (k) {
+    case cuda::MlaDecodeKernel::Simt: return "simt";
+    case cuda::MlaDecodeKernel::TensorCore: return "mma";
+    case cuda::MlaDecodeKernel::TensorCoreSliced: return "sliced";
+    case cuda::MlaDecodeKernel::Auto: break;
+    }
+    return "auto";
+}
 
 struct DecodeCase {
     int H;
@@ -541,14 +554,16 @@ struct DecodeRun {
     cuda::MlaDecodeKernel kernel;
     bool devicePos;
     int nSplits;
-    int64_t splitLen;  // 0 with devicePos
+    int64_t splitLen;        // 0 with devicePos
+    int slicedVariant = -1;  // TensorCoreSliced: the compiled shape (-1: the default)
 };
 
-// Runs both kernels over the same inputs in every split mode and compares each output with the
+// Runs the kernels over the same inputs in every split mode and compares each output with the
 // reference. Output and workspace are filled with NaN first: an output element never written, or a
 // partial read that no split wrote, shows up as NaN. With the position on the device, the splits
 // a query does not reach must leave their partial (m, l) untouched, and a query that fits one
-// split must not touch the workspace at all.
+// split must not touch the workspace at all. The sliced kernel runs every mode in its default
+// shape, and its other compiled shapes in the modes with the most splits and partial tiles.
 void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, const std::vector<float>& qPe,
                         const PagedLatent& paged, const std::vector<float>& want, const Tolerance& simtTol = kSimtTol,
                         const Tolerance& mmaTol = kMmaTol) {
@@ -566,12 +581,18 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
 
     std::vector<DecodeRun> runs;
     const auto plan = cuda::planMlaDecode(c.ctx, c.nq, c.H, 132, kKernelTestMaxSplits);
-    for (auto kernel : {cuda::MlaDecodeKernel::Simt, cuda::MlaDecodeKernel::TensorCore}) {
+    const bool split32 = (c.ctx + 31) / 32 <= kKernelTestMaxSplits;  // splits that end inside tensor-core tiles
+    for (auto kernel :
+         {cuda::MlaDecodeKernel::Simt, cuda::MlaDecodeKernel::TensorCore, cuda::MlaDecodeKernel::TensorCoreSliced}) {
         runs.push_back({"planned splits", kernel, false, plan.n_splits, plan.split_len});
-        if ((c.ctx + 31) / 32 <= kKernelTestMaxSplits)  // splits that end inside tensor-core tiles
-            runs.push_back({"32-position splits", kernel, false, static_cast<int>((c.ctx + 31) / 32), 32});
+        if (split32) runs.push_back({"32-position splits", kernel, false, static_cast<int>((c.ctx + 31) / 32), 32});
         for (int splits : {1, 7, 64, kKernelTestMaxSplits})
             runs.push_back({"device position", kernel, true, splits, 0});
+    }
+    for (int v = 0; v < cuda::kMlaDecodeSlicedVariants; ++v) {
+        const auto sliced = cuda::MlaDecodeKernel::TensorCoreSliced;
+        if (split32) runs.push_back({"32-position splits", sliced, false, static_cast<int>((c.ctx + 31) / 32), 32, v});
+        runs.push_back({"device position", sliced, true, kKernelTestMaxSplits, 0, v});
     }
     for (const auto& run : runs)
         for (int rep = 0; rep < 2; ++rep) {  // the same launch twice: the merge counters must be reset
@@ -579,6 +600,7 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
             CAPTURE(kernelName(run.kernel));
             CAPTURE(run.nSplits);
             CAPTURE(run.splitLen);
+            CAPTURE(run.slicedVariant);
             CAPTURE(rep);
             REQUIRE(cudaMemset(dOut.data(), 0xff, rows * kDl * sizeof(bf16)) == cudaSuccess);
             REQUIRE(cudaMemset(dPartialO.data(), 0xff, rows * kKernelTestMaxSplits * kDl * sizeof(float)) ==
@@ -610,14 +632,21 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
             p.softmax_scale = kLiteScale;
             p.kernel = run.kernel;
             p.tiles_before_wait = rep == 1;  // the second launch loads its first tiles before the PDL wait
+            p.sliced_variant = run.slicedVariant;
             REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
             const bool simt = run.kernel == cuda::MlaDecodeKernel::Simt;
+            const bool sliced = run.kernel == cuda::MlaDecodeKernel::TensorCoreSliced;
             CHECK_TENSORS(kernelName(run.kernel), downloadBf16(dOut), want, shape, simt ? simtTol : mmaTol);
 
             // Which partials were written: splits [0, used) of a query that needs more than one.
             const int64_t splitLen =
                 run.devicePos ? cuda::mlaDecodeDeviceSplits(c.ctx, run.nSplits).split_len : run.splitLen;
             const auto ml = download(dPartialMl);
+            const auto poisoned = [](float v) {
+                uint32_t bits = 0;
+                std::memcpy(&bits, &v, sizeof(bits));
+                return bits == 0xffffffffu;
+            };
             int64_t wrongSlots = 0;
             int64_t maxUsed = 0;
             for (int i = 0; i < c.nq; ++i) {
@@ -627,33 +656,42 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
                 for (int h = 0; h < c.H; ++h)
                     for (int sIdx = 0; sIdx < run.nSplits; ++sIdx) {
                         const size_t slot = ((static_cast<size_t>(i) * c.H + h) * run.nSplits + sIdx) * 2;
-                        uint32_t bits = 0;
-                        std::memcpy(&bits, &ml[slot], sizeof(bits));
                         const bool written = used > 1 && sIdx < used;
-                        if (written ? !(std::isfinite(ml[slot]) && ml[slot + 1] >= 1.0f) : bits != 0xffffffffu)
+                        if (written ? !(std::isfinite(ml[slot]) && ml[slot + 1] >= 1.0f) : !poisoned(ml[slot]))
                             ++wrongSlots;
                     }
             }
-            if (simt) {
+            const auto counters = download(dCounters);
+            const bool countersZero = std::all_of(counters.begin(), counters.end(), [](int32_t v) { return v == 0; });
+            if (simt || (sliced && !run.devicePos)) {
                 CHECK_MESSAGE(wrongSlots == 0, "partial (m, l) slots written where they should not be, or not written");
+            } else if (sliced) {
+                // With the position on the device the sliced kernel may use fewer, longer splits
+                // (rows n_splits' apart): every (m, l) pair is untouched or a split's (finite m,
+                // l >= 1), and a context that fits one split of the uncapped plan (so one of any
+                // plan) touches no workspace at all.
+                int64_t badPairs = 0;
+                for (size_t k = 0; k < ml.size(); k += 2)
+                    if (!(poisoned(ml[k]) && poisoned(ml[k + 1])) && !(std::isfinite(ml[k]) && ml[k + 1] >= 1.0f))
+                        ++badPairs;
+                CHECK_MESSAGE(badPairs == 0, "partial (m, l) pairs half written or invalid");
+                if (maxUsed == 1) {
+                    const auto po = download(dPartialO);
+                    const bool untouched =
+                        std::all_of(ml.begin(), ml.end(), poisoned) && std::all_of(po.begin(), po.end(), poisoned);
+                    CHECK_MESSAGE(untouched, "one split's worth of context wrote the workspace");
+                }
             } else {
                 // Tensor cores: cluster partials in partial_o only; partial_ml stays untouched, and
                 // a context that fits one cluster of 8 splits touches no workspace at all.
-                const auto poisoned = [](float v) {
-                    uint32_t bits = 0;
-                    std::memcpy(&bits, &v, sizeof(bits));
-                    return bits == 0xffffffffu;
-                };
                 CHECK_MESSAGE(std::all_of(ml.begin(), ml.end(), poisoned), "the tensor cores wrote partial_ml");
                 if (maxUsed <= cuda::kMlaDecodeClusterBlocks) {
                     const auto po = download(dPartialO);
                     CHECK_MESSAGE(std::all_of(po.begin(), po.end(), poisoned),
                                   "one cluster's worth of splits wrote the partial workspace");
                 }
-                const auto counters = download(dCounters);
-                CHECK_MESSAGE(std::all_of(counters.begin(), counters.end(), [](int32_t v) { return v == 0; }),
-                              "the merge counters were not put back to zero");
             }
+            if (!simt) CHECK_MESSAGE(countersZero, "the merge counters were not put back to zero");
             requireDeviceOk();
         }
 }
@@ -673,7 +711,7 @@ void runDecodeCase(const DecodeCase& c, std::mt19937_64& rng) {
 
 }  // namespace
 
-TEST_CASE("MLA decode kernels (CUDA cores, tensor cores) match a float64 reference in every split mode") {
+TEST_CASE("MLA decode kernels (CUDA cores, tensor cores, sliced) match a float64 reference in every split mode") {
     auto rng = makeRng("mla-decode-kernels");
     std::vector<DecodeCase> cases;
     // Heads: one partial MMA tile (1, 8), one full (16), a full and a partial one (20), several
@@ -745,6 +783,11 @@ TEST_CASE("tensor-core MLA decode merges 1 to 16 clusters of splits in the kerne
     p.softmax_scale = kLiteScale;
     p.kernel = cuda::MlaDecodeKernel::TensorCore;
     CHECK(cuda::launchMlaDecode(p, nullptr).code() == StatusCode::InvalidArgument);
+    p.kernel = cuda::MlaDecodeKernel::TensorCoreSliced;
+    CHECK(cuda::launchMlaDecode(p, nullptr).code() == StatusCode::InvalidArgument);
+    p.sliced_variant = cuda::kMlaDecodeSlicedVariants;  // no such shape
+    CHECK(cuda::launchMlaDecode(p, nullptr).code() == StatusCode::InvalidArgument);
+    p.sliced_variant = -1;
     p.kernel = cuda::MlaDecodeKernel::Auto;
     REQUIRE_OK(cuda::launchMlaDecode(p, nullptr));
     CHECK_TENSORS("auto without counters", downloadBf16(dOut), want, (std::vector<int64_t>{1, c.H, kDl}), kSimtTol);
