@@ -481,6 +481,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
             s.w *= scaleLog2;
             storeCluster(mapToRank(smemAddr(&sm.gath[b][row][rank * C::kOwnPos + c4]), dst), s);
         }
+        __syncwarp();            // the .aligned barrier below wants converged warps
         clusterArriveRelease();  // our slice is in every rank (release: the stores come first)
 
         // 3. While the other ranks' slices arrive: the next load, then P·V of the previous tile.
@@ -493,6 +494,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
         }
         if (tile > 0) pv((tile - 1) % C::S, (tile - 1) % 2);
 
+        __syncwarp();
         clusterWaitAcquire();  // every rank's slice of tile `tile` is here
 
         // 4. Online softmax of row sr over the tile: the same numbers in every rank.
@@ -585,6 +587,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     }
     // Rank 0's (m, l) happen before every rank's arrival below (cluster release/acquire, then
     // each rank's GPU-scope fence: causality is transitive in the PTX memory model).
+    __syncwarp();
     clusterArriveRelease();
     clusterWaitAcquire();
     __threadfence();  // this block's partial is visible GPU-wide before its arrival is counted
