@@ -229,6 +229,9 @@ void ChatService::cancelModelLoad() {
     // is free right away either way.
     m_loadCancel->store(true);
     m_loadId = 0;
+    // A load that finished just before the flag was set would leave its model on the engine thread
+    // while the window has none: release whatever it produced, after it (queued behind the load).
+    Q_EMIT unloadRequested();
     Q_EMIT modelLoadCancelled();
 }
 

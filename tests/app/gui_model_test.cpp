@@ -12,6 +12,8 @@
 #include <QtTest>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "engine_worker.h"
 #include "format.h"
@@ -100,6 +102,24 @@ private Q_SLOTS:
         QVERIFY(loaded.isEmpty());
         QVERIFY(!h.service.hasModel());
         QVERIFY(!h.panel()->sendButton()->isEnabled());
+    }
+
+    // Cancel clicked after the engine thread finished the load but before the window heard of it
+    // (the GUI thread is kept busy meanwhile, so `loaded` is still queued): the finished model must
+    // not stay on the engine thread while the window shows none.
+    void cancelAfterTheLoadFinishedLeavesNoModel() {
+        GuiHarness h;
+        QVERIFY(h.start(false));
+        QSignalSpy loaded(&h.service, &dsv2::ui::ChatBackend::modelLoaded);
+        h.window.loadModel(dsv2::test::tinyLiteDir());
+        std::this_thread::sleep_for(std::chrono::seconds(2));  // tiny-lite loads in ~10 ms; no events run
+        h.window.findChild<QPushButton*>(QStringLiteral("cancelLoadButton"))->click();
+        QSignalSpy counted(&h.service, &dsv2::ui::ChatBackend::tokensCounted);
+        h.service.countTokens(5, QStringLiteral("probe"));
+        QVERIFY(counted.wait(20000));
+        QCOMPARE(counted.first().at(1).toInt(), -1);
+        QVERIFY(loaded.isEmpty());
+        QVERIFY(!h.service.hasModel());
     }
 
     // The bar follows the engine's byte counts: the weight files' size is the total, the percent
