@@ -282,9 +282,9 @@ void MainWindow::showGpuDialog() {
         m_gpuDialog->activateWindow();
         return;
     }
-    m_gpuDialog = new GpuDialog(this);
-    m_gpuDialog->setAttribute(Qt::WA_DeleteOnClose);
-    GpuDialog* dialog = m_gpuDialog;
+    auto* dialog = new GpuDialog(this);  // (through the QPointer, GCC's Release build saw a possible null)
+    m_gpuDialog = dialog;
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
     connect(dialog, &QDialog::accepted, this,
             [this, dialog] { onGpuChoiceAccepted(dialog->selection(), dialog->picker()->checkedIndexes()); });
     dialog->open();

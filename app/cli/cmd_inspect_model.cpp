@@ -38,9 +38,16 @@ namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
 std::string withCommas(uint64_t v) {
-    std::string digits = std::to_string(v);
-    for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(static_cast<size_t>(i), ",");
-    return digits;
+    // Built front to back (an insert into the string itself drew GCC 12's -Wrestrict false positive
+    // in the Release build).
+    const std::string digits = std::to_string(v);
+    std::string out;
+    out.reserve(digits.size() + digits.size() / 3);
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
 }
 
 std::string humanBytes(uint64_t bytes) {
