@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bench_check.h"
+#include "bench_graph.h"
 #include "cuda/attention_prologue_fused.h"
 #include "cuda/mla_absorb_gemv.h"
 #include "cuda/mla_decode.h"
@@ -200,37 +201,7 @@ Layer makeLayer(int64_t ctx, uint64_t seed, const float* invFreq) {
 // Per-layer µs of `f` over all layers, from a graph of `reps` rounds replayed `iters` times.
 double timeGraph(const std::vector<Layer>& layers, const std::function<void(const Layer&, cudaStream_t)>& f,
                  int reps = 8, int iters = 15) {
-    cudaStream_t st;
-    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    cudaGraph_t g;
-    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    for (int r = 0; r < reps; ++r)
-        for (const auto& L : layers) f(L, st);
-    CK(cudaStreamEndCapture(st, &g));
-    cudaGraphExec_t ge;
-    CK(cudaGraphInstantiate(&ge, g, 0));
-    CK(cudaGraphLaunch(ge, st));  // warm-up
-    CK(cudaStreamSynchronize(st));
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    std::vector<float> ms;
-    for (int i = 0; i < iters; ++i) {
-        CK(cudaEventRecord(a, st));
-        CK(cudaGraphLaunch(ge, st));
-        CK(cudaEventRecord(b, st));
-        CK(cudaEventSynchronize(b));
-        float t;
-        CK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    CK(cudaGraphExecDestroy(ge));
-    CK(cudaGraphDestroy(g));
-    CK(cudaStreamDestroy(st));
-    CK(cudaEventDestroy(a));
-    CK(cudaEventDestroy(b));
-    return ms[ms.size() / 2] * 1e3 / (reps * layers.size());
+    return graphMicrosPerItem(layers, f, reps, iters);
 }
 
 float bf(uint16_t b) {

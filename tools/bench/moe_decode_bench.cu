@@ -24,6 +24,7 @@
 #include MOE_BENCH_OLD
 #endif
 #include "bench_check.h"
+#include "bench_graph.h"
 
 namespace moebench {
 using namespace dsv2;
@@ -230,35 +231,7 @@ struct Variant {
 // Per-launch µs of `f` over all layers, from a graph of `reps` rounds replayed `iters` times.
 double timeGraph(const std::vector<Layer>& layers, const std::function<void(const Layer&, cudaStream_t)>& f,
                  int reps = 4, int iters = 10) {
-    cudaStream_t st;
-    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    cudaGraph_t g;
-    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    for (int r = 0; r < reps; ++r)
-        for (const auto& L : layers) f(L, st);
-    CK(cudaStreamEndCapture(st, &g));
-    cudaGraphExec_t ge;
-    CK(cudaGraphInstantiate(&ge, g, 0));
-    CK(cudaGraphLaunch(ge, st));  // warm-up
-    CK(cudaStreamSynchronize(st));
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    std::vector<float> ms;
-    for (int i = 0; i < iters; ++i) {
-        CK(cudaEventRecord(a, st));
-        CK(cudaGraphLaunch(ge, st));
-        CK(cudaEventRecord(b, st));
-        CK(cudaEventSynchronize(b));
-        float t;
-        CK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    CK(cudaGraphExecDestroy(ge));
-    CK(cudaGraphDestroy(g));
-    CK(cudaStreamDestroy(st));
-    return ms[ms.size() / 2] * 1e3 / (reps * layers.size());
+    return graphMicrosPerItem(layers, f, reps, iters);
 }
 
 }  // namespace moebench
