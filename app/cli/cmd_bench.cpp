@@ -20,6 +20,7 @@
 
 #include "command.h"
 #include "core/backend.h"
+#include "core/sampler.h"
 #include "model/model_config.h"
 #include "model/model_folder.h"
 #include "model/random_weights.h"
@@ -73,8 +74,10 @@ public:
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
+// The last row's argmax, as greedy generation picks it (the sampler's argmax: this is host time
+// inside every measured decode step).
 int32_t argmax(const std::vector<float>& logits, int64_t vocab) {
-    return static_cast<int32_t>(std::max_element(logits.end() - vocab, logits.end()) - (logits.end() - vocab));
+    return dsv2::argmax(std::span<const float>(logits).last(static_cast<size_t>(vocab)));
 }
 
 int runBench(const BenchArgs& a) {
