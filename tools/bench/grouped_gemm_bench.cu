@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench_check.h"
+#include "bench_util.cuh"
 #include "cuda/moe_grouped_gemm.h"
 
 namespace {
@@ -29,18 +30,6 @@ using dsv2::cuda::MoeGroupedGemmParams;
 using dsv2::cuda::MoeGroupedKernel;
 
 constexpr int kReps = 10;
-
-__global__ void fillKernel(bf16* p, int64_t n, uint64_t seed, float scale) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        float s = 0.0f;  // sum of 4 uniforms: roughly normal in [-2, 2] · scale
-        for (int k = 0; k < 4; ++k) s += float((z >> (16 * k)) & 0xffff) / 65535.0f - 0.5f;
-        p[i] = __float2bfloat16_rn(s * scale);
-    }
-}
 
 bf16* allocFill(int64_t n, uint64_t seed, float scale) {
     bf16* p = nullptr;

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "bench_check.h"
-#include "bench_graph.h"
+#include "bench_util.cuh"
 #include "cuda/attention_prologue_fused.h"
 #include "cuda/mla_absorb_gemv.h"
 #include "cuda/mla_decode.h"
@@ -48,18 +48,6 @@ constexpr int kDqk = kNope + kRopeDim;
 constexpr int kBlock = 64;
 constexpr int kMaxSplits = 132;
 constexpr float kScale = 0.11472f;
-
-__global__ void fillKernel(bf16* p, int64_t n, uint64_t seed, float scale) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        float s = 0.0f;
-        for (int k = 0; k < 4; ++k) s += float((z >> (16 * k)) & 0xffff) / 65535.0f - 0.5f;
-        p[i] = __float2bfloat16_rn(s * scale);
-    }
-}
 
 // The launch floor: a kernel with the decode kernel's launch shape that only waits and leaves.
 __global__ void emptyKernel(int* sink) {

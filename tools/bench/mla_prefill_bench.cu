@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bench_check.h"
+#include "bench_util.cuh"
 #include "cuda/cublas_gemm.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/mla_prefill.h"
@@ -36,18 +37,6 @@ constexpr int kHeads = 16, kNope = 128, kRope = 64, kDv = 128, kLora = 512;
 constexpr int kDqk = kNope + kRope, kEntry = kLora + kRope, kKvRow = kHeads * (kNope + kDv);
 constexpr float kScale = 0.11472f;                        // 192^-0.5 · m² (V2-Lite)
 constexpr int64_t kMaxScoreElements = int64_t{48} << 20;  // as mla_attention.cpp
-
-__global__ void fillKernel(bf16* p, int64_t n, uint64_t seed, float scale) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        float s = 0.0f;  // sum of 4 uniforms: roughly normal, in [-2, 2] · scale
-        for (int k = 0; k < 4; ++k) s += float((z >> (16 * k)) & 0xffff) / 65535.0f - 0.5f;
-        p[i] = __float2bfloat16_rn(s * scale);
-    }
-}
 
 __global__ void maxDiffKernel(const bf16* a, const bf16* b, int64_t n, float* out) {
     float m = 0.0f;

@@ -24,24 +24,11 @@
 #include MOE_BENCH_OLD
 #endif
 #include "bench_check.h"
-#include "bench_graph.h"
+#include "bench_util.cuh"
 
 namespace moebench {
 using namespace dsv2;
 using namespace dsv2::cuda;
-
-__global__ void fillKernel(bf16* p, int64_t n, uint64_t seed, float scale) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        // Sum of 4 uniforms ~ roughly normal, in [-2, 2] · scale.
-        float s = 0.0f;
-        for (int k = 0; k < 4; ++k) s += float((z >> (16 * k)) & 0xffff) / 65535.0f - 0.5f;
-        p[i] = __float2bfloat16_rn(s * scale);
-    }
-}
 
 // The ceiling: a plain streaming read of n 16-byte vectors, U loads in flight per thread.
 template <int U>
