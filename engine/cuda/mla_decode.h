@@ -41,7 +41,7 @@ enum class MlaDecodeKernel {
 
 // Compiled shapes of the sliced kernel (cluster size, tile positions, warps, stages; listed in
 // mla_decode_sliced.cu). MlaDecodeParams::sliced_variant picks one, else DSV2_MLA_SLICED_VARIANT
-// (read once), else variant 0.
+// (read once), else the default (variant 2, the fastest measured; mla_decode_sliced.cu).
 constexpr int kMlaDecodeSlicedVariants = 6;
 
 // The tensor-core kernel runs in clusters of this many consecutive splits and merges them itself.

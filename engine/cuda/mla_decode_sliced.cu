@@ -777,14 +777,18 @@ DeviceFit deviceFit(int variant) {
     return ok ? DeviceFit{true, std::max(active, 0)} : DeviceFit{};
 }
 
+// The default shape: "r8 t64 w8 s4" was the fastest at 1K and 4K context on the H200 (session 6,
+// tools/bench/mla_decode_bench.cu: 10.73 µs at 1K against 11.92 for "r8 t64 w4 s4").
+constexpr int kDefaultVariant = 2;
+
 // DSV2_MLA_SLICED_VARIANT=<index> (read once) picks the variant where the params do not.
 int envVariant() {
     static const int variant = [] {
         const char* env = std::getenv("DSV2_MLA_SLICED_VARIANT");
-        if (!env || !*env) return 0;
+        if (!env || !*env) return kDefaultVariant;
         char* endPtr = nullptr;
         const long v = std::strtol(env, &endPtr, 10);
-        return (*endPtr == '\0' && v >= 0 && v < kVariantCount) ? static_cast<int>(v) : 0;
+        return (*endPtr == '\0' && v >= 0 && v < kVariantCount) ? static_cast<int>(v) : kDefaultVariant;
     }();
     return variant;
 }
