@@ -325,6 +325,10 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;
+        // A decode graph captured here replays only while the context stays on this side of the
+        // short-context limit (runDecodeGraph captures again when it crosses), so the decode
+        // kernel may be chosen for it.
+        call.context_bound = decodeContextIsShort(pos0 + 1) ? kMlaDecodeSlicedMaxContext : 0;
     }
     const int64_t ctx = pos0 + T;
     if (m_options.mlaForm == MlaForm::Expanded && ctx > m_mlaScratch.maxExpandedCtx())

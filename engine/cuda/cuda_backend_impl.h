@@ -103,6 +103,8 @@ private:
     // replayed while the same session decodes. Graphs need every position-dependent value on the
     // device (positions, the MLA split length) and no host waits inside the step.
     bool decodeGraphUsable() const;
+    // Whether a one-token step at this context (position + 1) is in the MLA decode's short class.
+    static bool decodeContextIsShort(int64_t context) { return context <= kMlaDecodeSlicedMaxContext; }
     Status runDecodeGraph(LatentSequence& seq);
     void dropDecodeGraph();
 
@@ -157,6 +159,7 @@ private:
     cudaGraph_t m_decodeGraph = nullptr;
     cudaGraphExec_t m_decodeGraphExec = nullptr;
     const int32_t* m_decodeGraphTable = nullptr;  // the session (block table) it was captured for
+    bool m_decodeGraphShortContext = false;       // captured for contexts <= kMlaDecodeSlicedMaxContext
     bool m_graphsEnabled = true;                  // DSV2_CUDA_GRAPHS=0 turns them off
     // DSV2_STEP_TIMING=1: CUDA events around each decode-graph replay; the GPU's time per replay
     // against the host's time per step (the gap is host work: sync wake-up, logits copy, sampling)

@@ -52,7 +52,11 @@ void CudaBackend::dropDecodeGraph() {
 }
 
 Status CudaBackend::runDecodeGraph(LatentSequence& seq) {
-    if (!m_decodeGraphExec || m_decodeGraphTable != seq.deviceTable.data()) {
+    // The MLA decode kernel differs on either side of kMlaDecodeSlicedMaxContext (mla_decode.h):
+    // a conversation that grows past it, or is rewound below it, gets the step captured again.
+    const bool shortContext = decodeContextIsShort(seq.length + 1);
+    if (!m_decodeGraphExec || m_decodeGraphTable != seq.deviceTable.data() ||
+        m_decodeGraphShortContext != shortContext) {
         dropDecodeGraph();
         DSV2_CUDA_CHECK(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeRelaxed));
         Status enqueued = enqueueForward(seq, 1, 0, nullptr);
@@ -67,6 +71,7 @@ Status CudaBackend::runDecodeGraph(LatentSequence& seq) {
         m_decodeGraph = graph;
         DSV2_CUDA_CHECK(cudaGraphInstantiate(&m_decodeGraphExec, m_decodeGraph, 0));
         m_decodeGraphTable = seq.deviceTable.data();
+        m_decodeGraphShortContext = shortContext;
         size_t nodes = 0;
         (void)cudaGraphGetNodes(m_decodeGraph, nullptr, &nodes);
         logDebug("cuda backend: decode step captured as a CUDA graph of " + std::to_string(nodes) + " nodes");

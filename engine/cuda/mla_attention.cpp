@@ -262,6 +262,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.d_rope = g.d_rope;
     p.q_pos0 = call.q_pos0;
     p.q_pos0_device = call.q_pos0_device;
+    p.context_bound = call.context_bound;
     p.q_lat = scratch.qLat.data();
     p.q_lat_token_stride = static_cast<int64_t>(g.n_heads) * g.kv_lora;
     p.q_lat_head_stride = g.kv_lora;

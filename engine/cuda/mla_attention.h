@@ -88,7 +88,8 @@ struct MlaCall {
     // Absorbed form only: q_pos0 read on the device (one launch replayed at every position by a
     // CUDA graph) over `device_splits` context splits of a length the kernel derives.
     const int32_t* q_pos0_device = nullptr;
-    int device_splits = 0;  // the most splits; the kernel uses as many as the context needs
+    int device_splits = 0;      // the most splits; the kernel uses as many as the context needs
+    int64_t context_bound = 0;  // with q_pos0_device: the longest context replays see, 0 unknown (MlaDecodeParams)
     MlaDecodeKernel decode_kernel = MlaDecodeKernel::Auto;  // absorbed form: which decode kernel
     // Absorbed form: the decode kernel may load its first cache tiles before its PDL wait (the
     // cache entries were written by kernels enqueued before this call; MlaDecodeParams).

@@ -259,12 +259,13 @@ __global__ void __launch_bounds__(kCombineWarps* kWarpSize) mlaDecodeCombineKern
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
 // DSV2_MLA_DECODE=simt forces the CUDA-core kernel where Auto would take the tensor cores;
-// DSV2_MLA_DECODE=sliced makes Auto take the sliced tensor-core kernel where it applies.
-enum class EnvDecode { Default, Simt, Sliced };
+// =mma the tensor-core kernel at every context, =sliced the sliced one (where each applies).
+enum class EnvDecode { Default, Simt, Mma, Sliced };
 EnvDecode envDecode() {
     static const EnvDecode choice = [] {
         const char* env = std::getenv("DSV2_MLA_DECODE");
         if (env && std::strcmp(env, "simt") == 0) return EnvDecode::Simt;
+        if (env && std::strcmp(env, "mma") == 0) return EnvDecode::Mma;
         if (env && std::strcmp(env, "sliced") == 0) return EnvDecode::Sliced;
         return EnvDecode::Default;
     }();
@@ -349,12 +350,18 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
                           "q/out/workspace pointers with even strides and an sm_90 GPU");
         sliced = true;
         break;
-    case MlaDecodeKernel::Auto:
-        if (p.merge_counters && envDecode() == EnvDecode::Sliced && mlaDecodeSlicedSupports(p))
+    case MlaDecodeKernel::Auto: {
+        // The sliced kernel is faster where the context is short (kMlaDecodeSlicedMaxContext).
+        const int64_t bound = dynamic ? p.context_bound : p.q_pos0 + p.n_q;
+        const bool shortContext = bound > 0 && bound <= kMlaDecodeSlicedMaxContext;
+        const EnvDecode env = envDecode();
+        const bool wantSliced = env == EnvDecode::Sliced || (env == EnvDecode::Default && shortContext);
+        if (p.merge_counters && wantSliced && mlaDecodeSlicedSupports(p))
             sliced = true;
         else
-            mma = p.merge_counters && mlaDecodeMmaSupports(p) && envDecode() != EnvDecode::Simt;
+            mma = p.merge_counters && mlaDecodeMmaSupports(p) && env != EnvDecode::Simt;
         break;
+    }
     }
     if (sliced) return launchMlaDecodeSliced(p, stream);  // merges the splits itself
     if (mma) return launchMlaDecodeMma(p, stream);        // merges the splits itself

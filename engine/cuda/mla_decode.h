@@ -15,12 +15,13 @@
 //    kv_lora_rank 512 and rope 64 only (the whole V2 family);
 //  - CUDA cores (mla_decode.cu): 8 heads per block, scalar fp32 FMAs; any even dims. The reference
 //    and fallback (other dims, or DSV2_MLA_DECODE=simt in the environment, read once).
-//  - tensor cores, sliced (mla_decode_sliced.cu; MlaDecodeKernel::TensorCoreSliced, or Auto with
-//    DSV2_MLA_DECODE=sliced): each split is worked by a cluster of 4-8 blocks at once (scores of
-//    1/R of the positions each, exchanged through distributed shared memory; P·V of 1/R of the
-//    latent dims each), for latency at short contexts; splits merge through the workspace with the
-//    CUDA-core kernel's layout. Same numerics as the tensor-core kernel. Not the default until a
-//    GPU run shows it faster.
+//  - tensor cores, sliced (mla_decode_sliced.cu; MlaDecodeKernel::TensorCoreSliced, or Auto for
+//    contexts up to kMlaDecodeSlicedMaxContext): each split is worked by a cluster of 4-8 blocks at
+//    once (scores of 1/R of the positions each, exchanged through distributed shared memory; P·V
+//    of 1/R of the latent dims each), for latency at short contexts; splits merge through the
+//    workspace with the CUDA-core kernel's layout. Same numerics as the tensor-core kernel.
+// DSV2_MLA_DECODE (read once) overrides Auto: simt, mma (the tensor-core kernel at every context)
+// or sliced (the sliced kernel at every context).
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -43,6 +44,12 @@ enum class MlaDecodeKernel {
 // mla_decode_sliced.cu). MlaDecodeParams::sliced_variant picks one, else DSV2_MLA_SLICED_VARIANT
 // (read once), else the default (variant 2, the fastest measured; mla_decode_sliced.cu).
 constexpr int kMlaDecodeSlicedVariants = 6;
+
+// Auto takes the sliced kernel for a launch whose context is known to stay within this many
+// positions, the tensor-core kernel beyond. Measured on the H200 (session 6,
+// tools/bench/mla_decode_bench.cu, Lite, µs a layer): sliced 10.7 / 18.4 / 41.7 at 1K / 4K / 16K
+// against 17.3 / 22.1 / 28.7; the two cross near 6K.
+constexpr int64_t kMlaDecodeSlicedMaxContext = 6144;
 
 // The tensor-core kernel runs in clusters of this many consecutive splits and merges them itself.
 constexpr int kMlaDecodeClusterBlocks = 8;
@@ -73,6 +80,11 @@ struct MlaDecodeParams {
     const __nv_bfloat16* q_pe = nullptr;  // [n_q, H, d_rope] after RoPE
     int64_t q_pe_token_stride = 0, q_pe_head_stride = 0;
     PagedCacheRef cache;  // entries for positions [0, q_pos0 + n_q) already written
+
+    // With q_pos0_device: the longest context (q_pos0 + n_q) any replay of this launch will see,
+    // or 0 when unknown. Auto chooses the kernel from it (kMlaDecodeSlicedMaxContext); without
+    // q_pos0_device the context q_pos0 + n_q is known and this is ignored.
+    int64_t context_bound = 0;
 
     int n_splits = 1;             // from planMlaDecode(), or the most splits with q_pos0_device
     int64_t split_len = 0;        // positions per split, a multiple of 32 (0 with q_pos0_device)

@@ -27,6 +27,7 @@
 #include "../cpu/reference_fixture.h"
 #include "core/backend.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/mla_decode.h"
 #include "gpu_skip.h"
 #include "layer_check.h"
 #include "model/model_folder.h"
@@ -521,6 +522,26 @@ TEST_CASE("decode steps replayed as a CUDA graph equal the step-by-step launches
         const ForwardResult ra = run(*a[0], {5}, false);
         const ForwardResult rb = run(*b[0], {5}, false);
         CHECK(normalizedMaxError(rb.logits.data(), ra.logits.data(), ra.logits.size()) <= 1e-6);
+
+        // Across the MLA decode's short-context limit (the sliced kernel below it, the tensor-core
+        // kernel above, on the V2 dims): the graph is captured again when a step crosses it, and
+        // again after a rewind below it; every replay still equals the stepwise launch.
+        const int64_t limit = cuda::kMlaDecodeSlicedMaxContext;
+        std::vector<int32_t> longPrompt;
+        for (int64_t t = 0; t < limit - 2; ++t) longPrompt.push_back(static_cast<int32_t>((t * 31 + 11) % vocab));
+        for (auto* s : {a[1].get(), b[1].get()}) REQUIRE(s->truncate(0).isOk());
+        CHECK(run(*a[1], longPrompt, false).logits == run(*b[1], longPrompt, false).logits);
+        int32_t token = 7;
+        for (int step = 0; step < 7; ++step) {  // contexts limit - 1, limit, limit + 1, then again
+            if (step == 3) {                    // back below the limit, then over it again
+                for (auto* s : {a[1].get(), b[1].get()}) REQUIRE(s->truncate(limit - 3).isOk());
+            }
+            CAPTURE(step);
+            const ForwardResult sa = run(*a[1], {token}, false);
+            const ForwardResult sb = run(*b[1], {token}, false);
+            CHECK(normalizedMaxError(sb.logits.data(), sa.logits.data(), sa.logits.size()) <= 1e-6);
+            token = static_cast<int32_t>(std::max_element(sa.logits.begin(), sa.logits.end()) - sa.logits.begin());
+        }
     }
 }
 
