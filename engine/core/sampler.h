@@ -1,9 +1,11 @@
 #pragma once
 // Picks the next token from a row of logits: greedy (temperature 0) or sampling with HF's chain of
 // filters (repetition penalty, temperature, top-k, top-p, min-p), from a seeded generator so that
-// the same seed and logits give the same tokens on every backend and platform. The candidates are
-// sorted only as deep as the filters and the draw need (sampler.cpp); the draw is that of a full
-// sort, and the kept mass is added in sampling order when a filter is on, in id order when none is.
+// the same seed and logits give the same tokens on every backend and platform. The filters and
+// the draw work on weights (samplingWeights: e^((logit − max) / T), the top id's exactly 1) and
+// their total rather than on normalised probabilities; the candidates are sorted only as deep as
+// the filters and the draw need (sampler.cpp), and the draw is that of a full sort. The kept weight
+// is added in sampling order when the filters cut the list, and is samplingWeights' total when not.
 
 #include <cstdint>
 #include <random>
@@ -30,7 +32,8 @@ private:
     int64_t m_candidates;
     uint64_t m_seed;
     std::mt19937_64 m_rng;
-    std::vector<float> m_work;
+    std::vector<float> m_logits;  // after the repetition penalty
+    std::vector<float> m_work;    // weights
     std::vector<int32_t> m_order;
 };
 
@@ -42,6 +45,10 @@ void applyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> co
 int32_t argmax(std::span<const float> values);
 // log-softmax of logits (n) into out (n), in double where it matters.
 void logSoftmax(const float* logits, int64_t n, float* out);
+// weights[i] = e^((logits[i] − maxLogit) · invTemperature) for logits <= maxLogit (0 below e^−87),
+// by one fixed float sequence (~2 ulp; the same bits on every platform, unlike libm's expf), and
+// their total: four running sums in double (element i into sum i % 4), added (0 + 1) + (2 + 3).
+double samplingWeights(std::span<const float> logits, float maxLogit, float invTemperature, std::span<float> weights);
 // A uniform double in [0, 1) from 53 random bits (the same on every standard library).
 double uniform01(std::mt19937_64& rng);
 

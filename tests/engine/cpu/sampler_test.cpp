@@ -87,46 +87,39 @@ TEST_CASE("top-k, top-p and min-p cut the tail") {
 
 namespace {
 
-// The sampler's definition written the plain way: every candidate sorted (probability descending,
-// ties by id), then the filters, the kept mass (added in sampling order when a filter is on, in id
-// order over the whole vocabulary when none is), one uniform draw walked down the sorted list.
-int32_t referenceSample(const GenerateParams& gp, std::vector<float> work, std::span<const int32_t> context,
+// The sampler's definition written the plain way: the weights (samplingWeights), every candidate
+// sorted (weight descending, ties by id), then the filters against the total weight, the kept
+// weight (added in sampling order when the filters cut the list, the weights' total when not), one
+// uniform draw walked down the sorted list.
+int32_t referenceSample(const GenerateParams& gp, std::vector<float> logits, std::span<const int32_t> context,
                         std::mt19937_64& rng) {
-    applyRepetitionPenalty(work, context, gp.repetitionPenalty);
-    const float mx = *std::max_element(work.begin(), work.end());
-    double sum = 0.0;
-    for (float& v : work) {
-        v = std::exp((v - mx) * static_cast<float>(1.0 / gp.temperature));
-        sum += v;
-    }
-    for (float& v : work) v = static_cast<float>(v / sum);
+    applyRepetitionPenalty(logits, context, gp.repetitionPenalty);
+    const float mx = *std::max_element(logits.begin(), logits.end());
+    std::vector<float> work(logits.size());
+    const double sum = samplingWeights(logits, mx, static_cast<float>(1.0 / gp.temperature), work);
     std::vector<int32_t> order(work.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(),
               [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); });
-    const bool filtered =
-        (gp.topK > 0 && static_cast<size_t>(gp.topK) < order.size()) || gp.topP < 1.0 || gp.minP > 0.0;
     if (gp.topK > 0 && static_cast<size_t>(gp.topK) < order.size()) order.resize(static_cast<size_t>(gp.topK));
     if (gp.topP < 1.0) {
         double mass = 0.0;
         size_t cut = 0;
         while (cut < order.size()) {
             mass += work[order[cut++]];
-            if (mass >= gp.topP) break;
+            if (mass >= gp.topP * sum) break;
         }
         order.resize(std::max<size_t>(cut, 1));
     }
     if (gp.minP > 0.0) {
-        const double threshold = gp.minP * work[order.front()];
         size_t cut = 1;
-        while (cut < order.size() && work[order[cut]] >= threshold) ++cut;
+        while (cut < order.size() && work[order[cut]] >= gp.minP) ++cut;
         order.resize(cut);
     }
-    double total = 0.0;
-    if (filtered) {
+    double total = sum;
+    if (order.size() < work.size()) {
+        total = 0.0;
         for (int32_t id : order) total += work[id];
-    } else {
-        for (float v : work) total += v;
     }
     double u = uniform01(rng) * total;
     for (int32_t id : order) {
@@ -153,7 +146,8 @@ TEST_CASE("sorting only as deep as needed draws exactly what sorting everything 
     };
     for (const Case& c : {Case{0.3, 0.95, 0, 0.0, 1.0}, Case{0.7, 1.0, 50, 0.0, 1.1}, Case{1.0, 1.0, 0, 0.0, 1.0},
                           Case{1.0, 1.0, 0, 0.05, 1.0}, Case{0.8, 0.9, 200, 0.02, 1.3}, Case{1.5, 0.999, 0, 0.0, 1.0},
-                          Case{4.0, 1.0, 0, 0.0, 1.0}, Case{1.0, 1.0, 6000, 0.0, 1.0}}) {
+                          Case{4.0, 1.0, 0, 0.0, 1.0}, Case{1.0, 1.0, 6000, 0.0, 1.0},
+                          Case{0.3, 1.0, 200, 0.0, 1.0}}) {  // top-k past the first tier (sampler.cpp)
         CAPTURE(c.temperature);
         CAPTURE(c.topP);
         CAPTURE(c.topK);
@@ -168,6 +162,42 @@ TEST_CASE("sorting only as deep as needed draws exactly what sorting everything 
         Sampler s(gp, static_cast<int64_t>(logits.size()));
         std::mt19937_64 rng(42);
         for (int i = 0; i < 200; ++i) REQUIRE(s.sample(logits, context) == referenceSample(gp, logits, context, rng));
+    }
+}
+
+TEST_CASE("sampling weights: e^x within 2.5e-7 relative, 1 at the top, 0 below e^-87, the same at every length") {
+    std::vector<float> x;
+    for (float v = -87.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+    x.push_back(0.0f);
+    std::vector<float> w(x.size());
+    const double total = samplingWeights(x, 0.0f, 1.0f, w);
+    double worst = 0.0, exactTotal = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+        const double want = std::exp(static_cast<double>(x[i]));
+        worst = std::max(worst, std::fabs(w[i] - want) / want);
+        exactTotal += want;
+    }
+    CHECK(worst <= 2.5e-7);
+    CHECK(w.back() == 1.0f);
+    CHECK(std::fabs(total - exactTotal) <= 1e-6 * exactTotal);
+    // Temperature and shift: e^((l - max) / T); far below the max the weight is exactly 0.
+    const std::vector<float> logits{3.0f, 1.0f, -41.0f, 3.0f, 2.5f};  // (-41 - 3) / 0.5 = -88
+    std::vector<float> w2(logits.size());
+    const double total2 = samplingWeights(logits, 3.0f, 1.0f / 0.5f, w2);
+    CHECK(w2[0] == 1.0f);
+    CHECK(w2[3] == 1.0f);
+    CHECK(w2[1] == doctest::Approx(std::exp(-4.0)).epsilon(1e-6));
+    CHECK(w2[2] == 0.0f);
+    CHECK(w2[4] == doctest::Approx(std::exp(-1.0)).epsilon(1e-6));
+    // Lane order: element i is summed into lane i % 4, the lanes added (0 + 1) + (2 + 3).
+    double lanes[4] = {};
+    for (size_t i = 0; i < w2.size(); ++i) lanes[i % 4] += w2[i];
+    CHECK(total2 == (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
+    // Every element gets the same bits whether it falls in a block of four or in the tail.
+    for (size_t n = 1; n <= 9; ++n) {
+        std::vector<float> head(x.end() - static_cast<std::ptrdiff_t>(n), x.end()), wh(n);
+        samplingWeights(head, 0.0f, 1.0f, wh);
+        for (size_t i = 0; i < n; ++i) CHECK(wh[i] == w[x.size() - n + i]);
     }
 }
 
