@@ -166,7 +166,8 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     DSV2_ASSIGN_OR_RETURN(m_hostRouteWeights, PinnedBuffer<float>::allocate(routeSlots));
     DSV2_ASSIGN_OR_RETURN(m_mlaScratch,
                           MlaScratch::allocate(m_mla, m_plan.shape.chunkTokens, m_plan.shape.maxSplits,
-                                               std::min(m_plan.shape.expandedCtx, m_plan.shape.cacheTokens)));
+                                               std::min(m_plan.shape.expandedCtx, m_plan.shape.cacheTokens),
+                                               mlaPrefillMayUseGemmForm(m_mla)));
     const int maxInter = static_cast<int>(std::max(c.intermediateSize, c.nSharedExperts * c.moeIntermediateSize));
     DSV2_ASSIGN_OR_RETURN(m_ffnScratch, FfnScratch::allocate(m_moe, m_plan.shape.chunkTokens, maxInter));
     DSV2_ASSIGN_OR_RETURN(m_hostLogits, PinnedBuffer<float>::allocate(static_cast<size_t>(m_slice.vocabCount)));

@@ -55,7 +55,8 @@ int64_t workspaceBytes(const ModelConfig& c, const RuntimeShape& shape) {
     g.d_rope = static_cast<int>(c.qkRopeHeadDim);
     g.d_v = static_cast<int>(c.vHeadDim);
     g.kv_lora = static_cast<int>(c.kvLoraRank);
-    const int64_t mla = MlaScratch::bytesFor(g, T, shape.maxSplits, std::min(shape.expandedCtx, shape.cacheTokens));
+    const int64_t mla = MlaScratch::bytesFor(g, T, shape.maxSplits, std::min(shape.expandedCtx, shape.cacheTokens),
+                                             mlaPrefillMayUseGemmForm(g));
     MoeGeometry m;
     m.hidden = static_cast<int>(c.hiddenSize);
     m.n_experts = static_cast<int>(c.nRoutedExperts);

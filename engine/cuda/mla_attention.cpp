@@ -36,17 +36,29 @@ bool envRequestsGemmPrefill() {
 
 }  // namespace
 
-int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
+bool mlaPrefillMayUseGemmForm(const MlaGeometry& g) {
+    MlaPrefillParams p;  // the dims decide; the backend's buffers meet the alignment (mla_prefill.h)
+    p.d_nope = g.d_nope;
+    p.d_rope = g.d_rope;
+    p.d_v = g.d_v;
+    alignas(16) static const __nv_bfloat16 aligned[8] = {};
+    p.q = p.kv = p.k_pe = aligned;
+    return envRequestsGemmPrefill() || !mlaPrefillMmaSupported(p).isOk();
+}
+
+int64_t MlaScratch::bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx,
+                             bool gemmScores) {
     const int64_t qh = maxQ * g.n_heads;
     return qh * g.kv_lora * (4 + 2) +
            partialRowsFor(maxQ, maxSplits) * g.n_heads * (static_cast<int64_t>(g.kv_lora) + 2) * 4 +
            mlaDecodeMergeCounterCount(static_cast<int>(maxQ), g.n_heads) * 4 +
            maxExpandedCtx * (static_cast<int64_t>(g.entry()) + static_cast<int64_t>(g.n_heads) * g.kvbRowsPerHead()) *
                2 +
-           scoreElementsFor(g, maxQ, maxExpandedCtx) * (4 + 2);
+           (gemmScores ? scoreElementsFor(g, maxQ, maxExpandedCtx) : 0) * (4 + 2);
 }
 
-Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx) {
+Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx,
+                                        bool gemmScores) {
     MlaScratch s;
     s.m_maxQ = maxQ;
     s.m_maxSplits = maxSplits;
@@ -65,7 +77,7 @@ Result<MlaScratch> MlaScratch::allocate(const MlaGeometry& g, int64_t maxQ, int 
                           DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(maxExpandedCtx * g.entry())));
     DSV2_ASSIGN_OR_RETURN(s.kv, DeviceBuffer<__nv_bfloat16>::allocate(
                                     static_cast<size_t>(maxExpandedCtx * g.n_heads * g.kvbRowsPerHead())));
-    s.m_scoreElements = scoreElementsFor(g, maxQ, maxExpandedCtx);
+    s.m_scoreElements = gemmScores ? scoreElementsFor(g, maxQ, maxExpandedCtx) : 0;
     DSV2_ASSIGN_OR_RETURN(s.scores, DeviceBuffer<float>::allocate(static_cast<size_t>(s.m_scoreElements)));
     DSV2_ASSIGN_OR_RETURN(s.probs, DeviceBuffer<__nv_bfloat16>::allocate(static_cast<size_t>(s.m_scoreElements)));
     return s;

@@ -39,9 +39,13 @@ class MlaScratch {
 public:
     // maxQ: most query tokens per call; maxSplits: decode context splits (the partial-softmax
     // workspace holds maxSplits splits for up to 64 queries, fewer splits for more queries);
-    // maxExpandedCtx: longest context the expanded form runs over (0: expanded form unused).
-    static Result<MlaScratch> allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx);
-    static int64_t bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx);
+    // maxExpandedCtx: longest context the expanded form runs over (0: expanded form unused);
+    // gemmScores: whether to hold the GEMM form's score block (without it the GEMM form runs the
+    // flash kernel instead; mlaPrefillMayUseGemmForm says whether Auto needs it).
+    static Result<MlaScratch> allocate(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx,
+                                       bool gemmScores = true);
+    static int64_t bytesFor(const MlaGeometry& g, int64_t maxQ, int maxSplits, int64_t maxExpandedCtx,
+                            bool gemmScores = true);
 
     int64_t maxQ() const { return m_maxQ; }
     int maxSplits() const { return m_maxSplits; }
@@ -70,6 +74,11 @@ private:
     int64_t m_partialRows = 0;
     int64_t m_scoreElements = 0;
 };
+
+// Whether MlaPrefillForm::Auto may take the GEMM form on this geometry, i.e. whether the scratch
+// needs the score block (up to 288 MiB): where the tensor-core flash kernel does not apply (head
+// dims other than DeepSeek-V2's), or with DSV2_MLA_PREFILL=gemm.
+bool mlaPrefillMayUseGemmForm(const MlaGeometry& g);
 
 // Which form mlaAttentionExpanded computes attention in (the keys are expanded either way).
 enum class MlaPrefillForm {

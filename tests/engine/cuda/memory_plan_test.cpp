@@ -1,10 +1,12 @@
 // The CUDA backend's memory plan: host arithmetic only, so this suite runs without a GPU.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "cuda/memory_plan.h"
+#include "cuda/mla_attention.h"
 #include "model/model_config.h"
 #include "test_data.h"
 
@@ -113,4 +115,28 @@ TEST_CASE("the shipped V2-Lite and V2 configs (dsv2 bench --random-weights) pars
     CHECK(params > 235'000'000'000LL);
     CHECK(params < 237'000'000'000LL);
     CHECK_FALSE(cuda::planMemory(*v2, {}, 0, 139 * kGiB, 141 * kGiB, "NVIDIA H200").isOk());
+}
+
+TEST_CASE("the GEMM form's prefill score block is planned only where Auto may take that form") {
+    if (std::getenv("DSV2_MLA_PREFILL")) {
+        MESSAGE("DSV2_MLA_PREFILL is set: the GEMM form is asked for everywhere; skipped");
+        return;
+    }
+    cuda::MlaGeometry deepseek;  // V2's head dims: the tensor-core flash kernel takes every prefill
+    deepseek.n_heads = 16;
+    deepseek.d_nope = 128;
+    deepseek.d_rope = 64;
+    deepseek.d_v = 128;
+    deepseek.kv_lora = 512;
+    cuda::MlaGeometry small = deepseek;  // the tiny test models' dims: the GEMM form
+    small.d_nope = 16;
+    small.d_rope = 8;
+    small.d_v = 16;
+    small.kv_lora = 32;
+    CHECK_FALSE(cuda::mlaPrefillMayUseGemmForm(deepseek));
+    CHECK(cuda::mlaPrefillMayUseGemmForm(small));
+    // 4096 queries × 16 heads × 8192 keys is past the 48 Mi cap: 288 MiB of fp32 scores + bf16 P.
+    const int64_t with = cuda::MlaScratch::bytesFor(deepseek, 4096, 132, 8192, true);
+    const int64_t without = cuda::MlaScratch::bytesFor(deepseek, 4096, 132, 8192, false);
+    CHECK(with - without == (int64_t{48} << 20) * 6);
 }
