@@ -38,9 +38,17 @@
 // (down) columns × 8 tokens through a 640-byte shared staging slot, so global stores are 16-byte
 // pieces of token rows (8-byte ones where the output stride does not allow 16).
 
+#include <cuda.h>  // CUtensorMap (the encode function is fetched from the driver at run time)
+#include <cudaTypedefs.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
@@ -89,7 +97,8 @@ constexpr int kBPieces = kMaxN * (kBK / 8) / kProducerThreads;  // up to 16 toke
 constexpr int kRowsPerPass = kProducerThreads / (kBK / 8);      // 16: a thread's rows are r0 + 16i
 static_assert(kRowsPerPass % 8 == 0, "a producer thread's rows share r % 8 (one swizzle offset)");
 
-struct WgmmaParams {
+template <int kMaxExperts>
+struct WgmmaParamsT {
     const int32_t* offsets;
     const bf16* in;
     int64_t in_stride;
@@ -101,9 +110,29 @@ struct WgmmaParams {
     int n;
     int nTilesN;
     int vecStores;  // 1: output rows allow 16-byte stores
-    const bf16* w[kMoeGroupedMaxExperts];
+    const bf16* w[kMaxExperts];
 };
+// cp.async loader: any expert count up to the engine's limit.
+using WgmmaParams = WgmmaParamsT<kMoeGroupedMaxExperts>;
 static_assert(sizeof(WgmmaParams) <= 4000, "kernel parameters must fit the 4 KB parameter space");
+
+// TMA loader: one tensor map per expert (weights; built once per weight pointer and shape on the
+// host, cached) and two over the token rows (boxes of 64 and 16 rows: a tile's N = 64a + 16b rows
+// take a + b copies a stage). The maps travel as __grid_constant__ parameters (CUDA >= 12.1 allows
+// 32 KB of them), so there is no device-side state and CUDA graphs capture them by value. 192
+// experts cover V2 (160); more fall back to the cp.async loader.
+constexpr int kTmaMaxExperts = 192;
+struct WgmmaTmaParams : WgmmaParamsT<kTmaMaxExperts> {
+    CUtensorMap x64;  // tokens [max_rows][k], box 64 k × 64 rows
+    CUtensorMap x16;  // the same, box 64 k × 16 rows
+    // gate|up: [2·inter][k], box 64 k × 8 rows (a tile takes 16 such row blocks, see produceTma);
+    // down: [n][k], box 64 k × 128 rows.
+    CUtensorMap wMap[kTmaMaxExperts];
+};
+static_assert(sizeof(WgmmaTmaParams) <= 32764, "kernel parameters must fit the 32 KB parameter space (CUDA 12.1+)");
+constexpr int kTmaXBoxBig = 64;
+constexpr int kTmaXBoxSmall = kNStep;
+constexpr int kTmaGateUpBoxRows = 8;
 
 struct Tile {
     int expert;
@@ -138,8 +167,8 @@ __device__ __forceinline__ Tile tileAt(int t, int nTilesN, int nExperts, const i
 }
 
 // The weight row that weight-tile row r (0..127) of slice nb holds, or -1 past the matrix.
-template <bool kGateUp>
-__device__ __forceinline__ int weightRow(const WgmmaParams& p, int nb, int r) {
+template <bool kGateUp, typename P>
+__device__ __forceinline__ int weightRow(const P& p, int nb, int r) {
     if constexpr (kGateUp) {
         const int j = nb * kGateCols + 32 * (r / 64) + 8 * ((r % 64) / 16) + r % 8;
         if (j >= p.inter) return -1;
@@ -215,10 +244,58 @@ __device__ void produce(const WgmmaParams& p, uint32_t base, int total, const in
     cpAsyncWaitAll();  // no copy may be in flight when the block exits
 }
 
+// TMA producer (one thread; the rest of the producer warpgroup has nothing to do). Per stage: one
+// arrival with the stage's byte count on "full", then the copies, which complete_tx on it. Weight
+// tile: gate|up takes 16 boxes of 8 rows (row block 8b of the tile is gate|up row weightRow(nb, 8b)
+// onward; a block past inter is pointed past the matrix, 2·inter, so TMA writes zeros as the
+// cp.async path does); down one box of 128 rows. Token tile: rows rowBegin .. rowBegin + nTile in
+// boxes of 64 then 16. Rows in [rows, nTile) are the next expert's tokens here, not zeros: they
+// only feed padding columns of D (D[w][t] depends on token row t alone), which are never stored.
+template <bool kGateUp>
+__device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, int total, const int* sOff, const int* sPre) {
+    using namespace ptx90a;
+    if (threadIdx.x != kConsumerThreads) return;
+    const uint64_t weightPolicy = l2EvictFirstPolicy();  // weights are read once; token tiles are re-read
+    const int kTiles = static_cast<int>(ceilDiv(p.k, kBK));
+    uint32_t it = 0;
+    for (int t = static_cast<int>(blockIdx.x); t < total; t += static_cast<int>(gridDim.x)) {
+        const Tile tl = tileAt(t, p.nTilesN, p.n_experts, sOff, sPre);
+        const CUtensorMap* wMap = &p.wMap[tl.expert];
+        const int nTile = (tl.rows + kNStep - 1) / kNStep * kNStep;
+        const int nBig = nTile / kTmaXBoxBig;
+        const int nSmall = (nTile % kTmaXBoxBig) / kTmaXBoxSmall;
+        const uint32_t bytes = static_cast<uint32_t>(kATileBytes + nTile * 128);
+        for (int kt = 0; kt < kTiles; ++kt, ++it) {
+            const uint32_t s = it % kStages;
+            mbarWait(emptyBar(base, s), ((it / kStages) & 1u) ^ 1u);  // fresh barrier: returns at once
+            const uint32_t full = fullBar(base, s);
+            mbarArriveExpectTx(full, bytes);
+            const int k0 = kt * kBK;
+            const uint32_t aDst = base + kOffA + s * kATileBytes;
+            if constexpr (kGateUp) {
+#pragma unroll
+                for (int b = 0; b < kBM / kTmaGateUpBoxRows; ++b) {
+                    const int wr = weightRow<true>(p, tl.nb, kTmaGateUpBoxRows * b);
+                    tmaLoad2dHint(aDst + b * (kTmaGateUpBoxRows * 128), wMap, full, k0, wr >= 0 ? wr : 2 * p.inter,
+                                  weightPolicy);
+                }
+            } else {
+                tmaLoad2dHint(aDst, wMap, full, k0, tl.nb * kBM, weightPolicy);
+            }
+            uint32_t bDst = base + kOffB + s * kBTileBytes;
+            int row = tl.rowBegin;
+            for (int i = 0; i < nBig; ++i, row += kTmaXBoxBig, bDst += kTmaXBoxBig * 128)
+                tmaLoad2d(bDst, &p.x64, full, k0, row);
+            for (int i = 0; i < nSmall; ++i, row += kTmaXBoxSmall, bDst += kTmaXBoxSmall * 128)
+                tmaLoad2d(bDst, &p.x16, full, k0, row);
+        }
+    }
+}
+
 // One tile for one consumer warp (of warpgroup q, warp wq in it): the k loop, then the epilogue.
-template <int N, bool kGateUp>
-__device__ __forceinline__ void consumeTile(const WgmmaParams& p, const Tile& tl, uint32_t base, uint32_t& it, int q,
-                                            int wq, int lane, uint8_t* staging) {
+template <int N, bool kGateUp, bool kTma, typename P>
+__device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t base, uint32_t& it, int q, int wq,
+                                            int lane, uint8_t* staging) {
     using namespace ptx90a;
     float acc[N / 2];
 #pragma unroll
@@ -228,7 +305,7 @@ __device__ __forceinline__ void consumeTile(const WgmmaParams& p, const Tile& tl
     for (int kt = 0; kt < kTiles; ++kt, ++it) {
         const uint32_t s = it % kStages;
         mbarWait(fullBar(base, s), (it / kStages) & 1u);
-        fenceProxyAsyncShared();
+        if constexpr (!kTma) fenceProxyAsyncShared();  // TMA writes through the async proxy already
         wgmmaFence();
         const uint64_t da = sw128Desc(aBase + s * kATileBytes);
         const uint64_t db = sw128Desc(base + kOffB + s * kBTileBytes);
@@ -315,9 +392,8 @@ __device__ __forceinline__ void consumeTile(const WgmmaParams& p, const Tile& tl
     }
 }
 
-template <bool kGateUp>
-__device__ void consume(const WgmmaParams& p, uint32_t base, uint8_t* smem, int total, const int* sOff,
-                        const int* sPre) {
+template <bool kGateUp, bool kTma, typename P>
+__device__ void consume(const P& p, uint32_t base, uint8_t* smem, int total, const int* sOff, const int* sPre) {
     const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
     const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
     const int q = warp / 4;
@@ -328,7 +404,7 @@ __device__ void consume(const WgmmaParams& p, uint32_t base, uint8_t* smem, int 
         const Tile tl = tileAt(t, p.nTilesN, p.n_experts, sOff, sPre);
         switch ((tl.rows + kNStep - 1) / kNStep) {  // uniform over the block: every warp takes the same case
 #define DSV2_WGMMA_CASE(j) \
-    case j: consumeTile<(j)*kNStep, kGateUp>(p, tl, base, it, q, wq, lane, staging); break;
+    case j: consumeTile<(j)*kNStep, kGateUp, kTma>(p, tl, base, it, q, wq, lane, staging); break;
             DSV2_WGMMA_CASE(1)
             DSV2_WGMMA_CASE(2)
             DSV2_WGMMA_CASE(3)
@@ -356,8 +432,12 @@ __device__ void consume(const WgmmaParams& p, uint32_t base, uint8_t* smem, int 
 static_assert(kMaxN / kNStep == 16, "DSV2_WGMMA_CASE list covers 1..16");
 
 // grid: one block per SM (persistent), kThreads threads, kSmemBytes dynamic shared memory.
-template <bool kGateUp>
-__global__ void __launch_bounds__(kThreads, 1) moeGroupedWgmmaKernel(const __grid_constant__ WgmmaParams p) {
+template <bool kGateUp, bool kTma>
+using KernelParamsOf = std::conditional_t<kTma, WgmmaTmaParams, WgmmaParams>;
+
+template <bool kGateUp, bool kTma>
+__global__ void __launch_bounds__(kThreads, 1)
+    moeGroupedWgmmaKernel(const __grid_constant__ KernelParamsOf<kGateUp, kTma> p) {
 #if DSV2_WGMMA_DEVICE_CODE
     using namespace ptx90a;
     extern __shared__ __align__(1024) uint8_t smemRaw[];
@@ -376,7 +456,7 @@ __global__ void __launch_bounds__(kThreads, 1) moeGroupedWgmmaKernel(const __gri
     for (int e = tid; e <= nExperts; e += kThreads) sOff[e] = p.offsets[e];
     if (tid == 0) {
         for (uint32_t s = 0; s < kStages; ++s) {
-            mbarInit(fullBar(base, s), kProducerThreads);
+            mbarInit(fullBar(base, s), kTma ? 1 : kProducerThreads);
             mbarInit(emptyBar(base, s), kConsumerWarps);
         }
         mbarInitFence();
@@ -409,9 +489,13 @@ __global__ void __launch_bounds__(kThreads, 1) moeGroupedWgmmaKernel(const __gri
     const int total = sPre[nExperts] * p.nTilesN;
 
     if (warp >= kConsumerWarps) {
-        produce<kGateUp>(p, base, total, sOff, sPre);
+        if constexpr (kTma) {
+            produceTma<kGateUp>(p, base, total, sOff, sPre);
+        } else {
+            produce<kGateUp>(p, base, total, sOff, sPre);
+        }
     } else {
-        consume<kGateUp>(p, base, smem, total, sOff, sPre);
+        consume<kGateUp, kTma>(p, base, smem, total, sOff, sPre);
     }
 #else
     (void)p;
@@ -420,6 +504,119 @@ __global__ void __launch_bounds__(kThreads, 1) moeGroupedWgmmaKernel(const __gri
 }
 
 bool aligned(const void* ptr, unsigned bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+// ---- TMA tensor maps (host) ----
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point: no link against libcuda.
+PFN_cuTensorMapEncodeTiled_v12000 tensorMapEncoder() {
+    static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+        void* f = nullptr;
+        cudaDriverEntryPointQueryResult q{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess ||
+            q != cudaDriverEntryPointSuccess) {
+            (void)cudaGetLastError();
+            f = nullptr;
+        }
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+    }();
+    return fn;
+}
+
+// A row-major bf16 matrix [rows][cols] with a row stride of `stride` elements, read in boxes of 64
+// columns (one 128-byte swizzle row) × boxRows rows in the 128B-swizzle layout the wgmma
+// descriptors expect; reads out of bounds give zeros. False where the driver refuses the shape.
+bool encodeRows(CUtensorMap* map, const void* ptr, int64_t cols, int64_t rows, int64_t stride, int boxRows) {
+    const auto encode = tensorMapEncoder();
+    if (!encode || !aligned(ptr, 16) || cols <= 0 || rows <= 0 || (stride * 2) % 16 != 0) return false;
+    const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+    const cuuint64_t strides[1] = {static_cast<cuuint64_t>(stride) * 2};
+    const cuuint32_t box[2] = {static_cast<cuuint32_t>(kBK), static_cast<cuuint32_t>(boxRows)};
+    const cuuint32_t elementStrides[2] = {1, 1};
+    return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(ptr), dims, strides, box, elementStrides,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// Weight maps, built once per (pointer, shape): a map holds only the address, shape and box, so
+// it is valid on whichever device owns the pointer, and the weights never move after load. 26
+// Lite layers × 64 experts × 2 GEMMs is ~3.3K maps (128 bytes each).
+struct WeightMapKey {
+    const void* ptr;
+    bool gateUp;
+    int k;
+    int rows;
+    bool operator==(const WeightMapKey& o) const {
+        return ptr == o.ptr && gateUp == o.gateUp && k == o.k && rows == o.rows;
+    }
+};
+struct WeightMapKeyHash {
+    size_t operator()(const WeightMapKey& key) const {
+        const auto h = reinterpret_cast<uintptr_t>(key.ptr) * 0x9E3779B97F4A7C15ull;
+        return static_cast<size_t>(h ^ (static_cast<uint64_t>(key.k) << 32) ^ static_cast<uint64_t>(key.rows) ^
+                                   (key.gateUp ? 1ull << 63 : 0ull));
+    }
+};
+
+// Fills kp's maps for launch a; false (use the cp.async loader) where TMA cannot take it.
+bool buildTmaMaps(WgmmaTmaParams& kp, const WgmmaGroupedArgs& a) {
+    if (a.n_experts > kTmaMaxExperts) return false;
+    if (!encodeRows(&kp.x64, a.in, a.k, a.max_rows, a.in_stride, kTmaXBoxBig) ||
+        !encodeRows(&kp.x16, a.in, a.k, a.max_rows, a.in_stride, kTmaXBoxSmall))
+        return false;
+    static std::mutex mutex;
+    static std::unordered_map<WeightMapKey, CUtensorMap, WeightMapKeyHash> cache;
+    const int rows = a.gate_up ? 2 * a.inter : a.n;
+    const int boxRows = a.gate_up ? kTmaGateUpBoxRows : kBM;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (int e = 0; e < a.n_experts; ++e) {
+        const bf16* w = a.expert_weights[e];
+        if (!w) continue;  // another GPU's expert: no tiles
+        const WeightMapKey key{w, a.gate_up, a.k, rows};
+        auto found = cache.find(key);
+        if (found == cache.end()) {
+            CUtensorMap map;
+            if (!encodeRows(&map, w, a.k, rows, a.k, boxRows)) return false;
+            found = cache.emplace(key, map).first;
+        }
+        kp.wMap[e] = found->second;
+    }
+    return true;
+}
+
+// DSV2_WGMMA_LOADER=cpasync: the cp.async producer even where TMA works (A/B). Read at every
+// launch (one getenv per GEMM) so that the bench and the tests can switch it.
+bool cpAsyncLoaderForced() {
+    const char* env = std::getenv("DSV2_WGMMA_LOADER");
+    return env && std::strcmp(env, "cpasync") == 0;
+}
+
+template <typename P>
+void fillCommonParams(P& kp, const WgmmaGroupedArgs& a) {
+    kp.offsets = a.expert_offsets;
+    kp.in = a.in;
+    kp.in_stride = a.in_stride;
+    kp.out = a.out;
+    kp.out_stride = a.out_stride;
+    kp.n_experts = a.n_experts;
+    kp.k = a.k;
+    kp.inter = a.inter;
+    kp.n = a.n;
+    kp.nTilesN = static_cast<int>(a.gate_up ? ceilDiv(a.n, kGateCols) : ceilDiv(a.n, kBM));
+    // 16-byte stores need 16-byte aligned output rows: 8 bf16 / 4 floats per stride step.
+    kp.vecStores = aligned(a.out, 16) && a.out_stride % (a.gate_up ? 8 : 4) == 0 ? 1 : 0;
+    for (int e = 0; e < a.n_experts; ++e) kp.w[e] = a.expert_weights[e];
+}
+
+template <bool kGateUp, bool kTma>
+Status launchTyped(const KernelParamsOf<kGateUp, kTma>& kp, int grid, cudaStream_t stream) {
+    auto* kernel = moeGroupedWgmmaKernel<kGateUp, kTma>;
+    DSV2_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
+    kernel<<<grid, kThreads, kSmemBytes, stream>>>(kp);
+    DSV2_CUDA_CHECK_LAUNCH();
+    return Status::ok();
+}
 
 }  // namespace
 
@@ -439,8 +636,10 @@ bool wgmmaGroupedSupportedOnCurrentDevice() {
     const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
                     cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
                     major == 9 && minor == 0 &&
-                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true>) == cudaSuccess &&
-                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false>) == cudaSuccess;
+                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, false>) == cudaSuccess &&
+                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, false>) == cudaSuccess &&
+                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, true>) == cudaSuccess &&
+                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, true>) == cudaSuccess;
     (void)cudaGetLastError();
     known[dev].store(ok ? 1 : -1, std::memory_order_relaxed);
     return ok;
@@ -456,33 +655,25 @@ Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream) {
         !a.in || !a.out || a.in_stride % 8 != 0 || !aligned(a.in, 16))
         return Status(StatusCode::InvalidArgument, "launchMoeGroupedWgmma: parameters not validated by the caller");
     if (a.max_rows == 0) return Status::ok();
-    WgmmaParams kp{};
-    kp.offsets = a.expert_offsets;
-    kp.in = a.in;
-    kp.in_stride = a.in_stride;
-    kp.out = a.out;
-    kp.out_stride = a.out_stride;
-    kp.n_experts = a.n_experts;
-    kp.k = a.k;
-    kp.inter = a.inter;
-    kp.n = a.n;
-    kp.nTilesN = static_cast<int>(a.gate_up ? ceilDiv(a.n, kGateCols) : ceilDiv(a.n, kBM));
-    // 16-byte stores need 16-byte aligned output rows: 8 bf16 / 4 floats per stride step.
-    kp.vecStores = aligned(a.out, 16) && a.out_stride % (a.gate_up ? 8 : 4) == 0 ? 1 : 0;
-    for (int e = 0; e < a.n_experts; ++e) kp.w[e] = a.expert_weights[e];
-
-    auto* kernel = a.gate_up ? moeGroupedWgmmaKernel<true> : moeGroupedWgmmaKernel<false>;
-    DSV2_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     int dev = 0, sms = 0;
     DSV2_CUDA_CHECK(cudaGetDevice(&dev));
     DSV2_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int nTilesN = static_cast<int>(a.gate_up ? ceilDiv(a.n, kGateCols) : ceilDiv(a.n, kBM));
     // More blocks than tiles would only exit: at most (m-tiles bound) × slices.
-    const int64_t maxTiles = (ceilDiv(a.max_rows, kMaxN) + a.n_experts) * static_cast<int64_t>(kp.nTilesN);
+    const int64_t maxTiles = (ceilDiv(a.max_rows, kMaxN) + a.n_experts) * static_cast<int64_t>(nTilesN);
     const int grid = static_cast<int>(std::min<int64_t>(sms, maxTiles));
-    kernel<<<grid, kThreads, kSmemBytes, stream>>>(kp);
-    DSV2_CUDA_CHECK_LAUNCH();
-    return Status::ok();
+
+    if (!cpAsyncLoaderForced()) {
+        // ~26 KB: static per thread rather than on the stack at every launch.
+        thread_local WgmmaTmaParams tp;
+        tp = WgmmaTmaParams{};
+        fillCommonParams(tp, a);
+        if (buildTmaMaps(tp, a))
+            return a.gate_up ? launchTyped<true, true>(tp, grid, stream) : launchTyped<false, true>(tp, grid, stream);
+    }
+    WgmmaParams kp{};
+    fillCommonParams(kp, a);
+    return a.gate_up ? launchTyped<true, false>(kp, grid, stream) : launchTyped<false, false>(kp, grid, stream);
 }
 
 }  // namespace dsv2::cuda

@@ -7,6 +7,9 @@
 //   nvcc -std=c++20 -O3 -arch=sm_90 -I engine -I engine/include tools/bench/grouped_gemm_bench.cu \
 //        engine/cuda/moe_grouped_gemm.cu engine/core/status.cpp /tmp/gg_wgmma.o -o /tmp/gg_bench && /tmp/gg_bench
 // Times are per launch from a CUDA graph of kReps launches (CUDA events, the GPU's own clocks).
+// The wgmma kernel runs with each of its loaders (DSV2_WGMMA_LOADER=cpasync, then the default
+// TMA); their outputs must be bit-identical. --quick: Lite 2K and 1K only. --profile: Lite 2K and
+// 1K, one plain launch per GEMM and wgmma loader, no timing (for ncu -k regex:Wgmma).
 // Each shape has one weight set per layer-sized GEMM (Lite's gate|up alone is 738 MB, far past the
 // 50 MB L2), so the weights stream from HBM as in a real prefill.
 #include <cuda_bf16.h>
@@ -30,6 +33,7 @@ using dsv2::cuda::MoeGroupedGemmParams;
 using dsv2::cuda::MoeGroupedKernel;
 
 constexpr int kReps = 10;
+bool gProfile = false;
 
 bf16* allocFill(int64_t n, uint64_t seed, float scale) {
     bf16* p = nullptr;
@@ -147,17 +151,43 @@ void runShape(const Shape& s, cudaStream_t stream, bool haveWgmma) {
         s.name, s.tokens, s.topK, s.nExperts, rows, minRows, maxRows, double(rows) / s.nExperts, s.hidden, s.inter);
     std::printf("  %-9s %12s %10s %12s %10s %12s\n", "kernel", "gate|up us", "TFLOP/s", "down us", "TFLOP/s",
                 "pair us");
-    std::vector<MoeGroupedKernel> kernels{MoeGroupedKernel::MmaSync};
-    if (haveWgmma) kernels.push_back(MoeGroupedKernel::Wgmma);
-    std::vector<uint16_t> actOut[2];
-    std::vector<float> yOut[2];
+    struct Variant {
+        const char* name;
+        MoeGroupedKernel kernel;
+        const char* loader;  // DSV2_WGMMA_LOADER, nullptr: unset (TMA)
+    };
+    std::vector<Variant> kernels{{"mma.sync", MoeGroupedKernel::MmaSync, nullptr}};
+    if (haveWgmma) {
+        kernels.push_back({"wgmma-cp", MoeGroupedKernel::Wgmma, "cpasync"});
+        kernels.push_back({"wgmma-tma", MoeGroupedKernel::Wgmma, nullptr});
+    }
+    if (gProfile) {
+        for (const auto& v : kernels) {
+            if (v.kernel != MoeGroupedKernel::Wgmma) continue;
+            if (v.loader)
+                setenv("DSV2_WGMMA_LOADER", v.loader, 1);
+            else
+                unsetenv("DSV2_WGMMA_LOADER");
+            OK(dsv2::cuda::launchMoeGroupedGateUp(params(true, v.kernel), stream));
+            OK(dsv2::cuda::launchMoeGroupedDown(params(false, v.kernel), stream));
+            CK(cudaStreamSynchronize(stream));
+        }
+        unsetenv("DSV2_WGMMA_LOADER");
+        kernels.clear();
+    }
+    std::vector<std::vector<uint16_t>> actOut(kernels.size());
+    std::vector<std::vector<float>> yOut(kernels.size());
     for (size_t ki = 0; ki < kernels.size(); ++ki) {
-        const auto k = kernels[ki];
+        const auto k = kernels[ki].kernel;
+        if (kernels[ki].loader)
+            setenv("DSV2_WGMMA_LOADER", kernels[ki].loader, 1);
+        else
+            unsetenv("DSV2_WGMMA_LOADER");
         const auto pg = params(true, k), pd = params(false, k);
         const double tg = timeLaunch(stream, [&] { OK(dsv2::cuda::launchMoeGroupedGateUp(pg, stream)); });
         const double td = timeLaunch(stream, [&] { OK(dsv2::cuda::launchMoeGroupedDown(pd, stream)); });
-        std::printf("  %-9s %12.1f %10.1f %12.1f %10.1f %12.1f\n", k == MoeGroupedKernel::Wgmma ? "wgmma" : "mma.sync",
-                    tg * 1e6, flopGateUp / tg / 1e12, td * 1e6, flopDown / td / 1e12, (tg + td) * 1e6);
+        std::printf("  %-9s %12.1f %10.1f %12.1f %10.1f %12.1f\n", kernels[ki].name, tg * 1e6, flopGateUp / tg / 1e12,
+                    td * 1e6, flopDown / td / 1e12, (tg + td) * 1e6);
         // Outputs for the cross-check: gate|up, then down on this kernel's own act.
         CK(cudaMemset(act, 0xFF, std::max<int64_t>(rows, 1) * s.inter * sizeof(bf16)));
         CK(cudaMemset(y, 0xFF, std::max<int64_t>(rows, 1) * s.hidden * sizeof(float)));
@@ -169,32 +199,39 @@ void runShape(const Shape& s, cudaStream_t stream, bool haveWgmma) {
         CK(cudaMemcpy(actOut[ki].data(), act, actOut[ki].size() * 2, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(yOut[ki].data(), y, yOut[ki].size() * 4, cudaMemcpyDeviceToHost));
     }
-    if (kernels.size() == 2) {
+    unsetenv("DSV2_WGMMA_LOADER");
+    if (kernels.size() == 3) {
+        const bool same =
+            actOut[1] == actOut[2] && std::memcmp(yOut[1].data(), yOut[2].data(), yOut[1].size() * 4) == 0;
+        std::printf("  check wgmma TMA vs cp.async loader: %s\n", same ? "bit-identical" : "DIFFERENT");
+        if (!same) std::exit(2);
+    }
+    for (size_t kv = 1; kv < kernels.size(); ++kv) {
         int64_t actDiff = 0, actFar = 0, yFar = 0, nonFinite = 0;
         double y2 = 0.0, d2 = 0.0;
         for (size_t i = 0; i < actOut[0].size(); ++i) {
-            const float a = bfBits(actOut[0][i]), b = bfBits(actOut[1][i]);
+            const float a = bfBits(actOut[0][i]), b = bfBits(actOut[kv][i]);
             if (!std::isfinite(b)) ++nonFinite;
             if (a != b) ++actDiff;
             if (!(std::fabs(a - b) <= 0.03f * std::fabs(a) + 1e-2f)) ++actFar;
         }
         for (size_t i = 0; i < yOut[0].size(); ++i) {
-            const double a = yOut[0][i], b = yOut[1][i];
+            const double a = yOut[0][i], b = yOut[kv][i];
             if (!std::isfinite(b)) ++nonFinite;
             y2 += a * a;
             d2 += (a - b) * (a - b);
         }
         const double yRms = std::sqrt(y2 / std::max<size_t>(yOut[0].size(), 1));
         for (size_t i = 0; i < yOut[0].size(); ++i)
-            if (!(std::fabs(yOut[0][i] - yOut[1][i]) <= 2e-2 * yRms)) ++yFar;
+            if (!(std::fabs(yOut[0][i] - yOut[kv][i]) <= 2e-2 * yRms)) ++yFar;
         const bool ok = actFar == 0 && yFar == 0 && nonFinite == 0 &&
                         actDiff <= int64_t(0.01 * double(actOut[0].size())) &&
                         std::sqrt(d2 / std::max(y2, 1e-30)) < 1e-2;
         std::printf(
-            "  check wgmma vs mma.sync: act %lld/%zu differ (%lld far), y relRMS %.2e (%lld far, RMS %.3g), "
+            "  check %s vs mma.sync: act %lld/%zu differ (%lld far), y relRMS %.2e (%lld far, RMS %.3g), "
             "%lld non-finite: %s\n",
-            (long long)actDiff, actOut[0].size(), (long long)actFar, std::sqrt(d2 / std::max(y2, 1e-30)),
-            (long long)yFar, yRms, (long long)nonFinite, ok ? "OK" : "MISMATCH");
+            kernels[kv].name, (long long)actDiff, actOut[0].size(), (long long)actFar,
+            std::sqrt(d2 / std::max(y2, 1e-30)), (long long)yFar, yRms, (long long)nonFinite, ok ? "OK" : "MISMATCH");
         if (!ok) std::exit(2);
     }
     for (int e = 0; e < s.nExperts; ++e) {
@@ -218,13 +255,17 @@ int main(int argc, char** argv) {
     cudaStream_t stream;
     CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     std::vector<Shape> shapes{
-        {"Lite 2K", 2048, 1408, 64, 6, 2048}, {"Lite 16-token chunk", 2048, 1408, 64, 6, 16},
-        {"Lite 8K", 2048, 1408, 64, 6, 8192}, {"V2 2K", 5120, 1536, 160, 6, 2048},
+        {"Lite 2K", 2048, 1408, 64, 6, 2048},
+        {"Lite 1K", 2048, 1408, 64, 6, 1024},
+        {"Lite 16-token chunk", 2048, 1408, 64, 6, 16},
+        {"Lite 8K", 2048, 1408, 64, 6, 8192},
+        {"V2 2K", 5120, 1536, 160, 6, 2048},
         {"V2 8K", 5120, 1536, 160, 6, 8192},
     };
-    const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;  // Lite 2K only
+    gProfile = argc > 1 && std::strcmp(argv[1], "--profile") == 0;
+    const bool quick = gProfile || (argc > 1 && std::strcmp(argv[1], "--quick") == 0);  // Lite 2K and 1K only
     for (const auto& s : shapes) {
-        if (quick && std::strcmp(s.name, "Lite 2K") != 0) continue;
+        if (quick && std::strcmp(s.name, "Lite 2K") != 0 && std::strcmp(s.name, "Lite 1K") != 0) continue;
         runShape(s, stream, haveWgmma);
     }
     CK(cudaStreamDestroy(stream));

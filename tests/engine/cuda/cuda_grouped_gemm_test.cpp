@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -129,10 +130,27 @@ const char* kernelName(cuda::MoeGroupedKernel k) {
 }
 
 // The kernels a GPU must pass: mma.sync at both row tiles everywhere, wgmma too on compute
-// capability 9.0, where this build must be able to run it (else the sm_90a code went missing).
+// capability 9.0, where this build must be able to run it (else the sm_90a code went missing),
+// with both of its loaders: TMA (the default; over 192 experts it falls back to cp.async) and
+// cp.async (DSV2_WGMMA_LOADER=cpasync).
 struct KernelChoice {
     cuda::MoeGroupedKernel kernel;
     int tileM;
+    const char* wgmmaLoader = nullptr;  // DSV2_WGMMA_LOADER while this choice runs (nullptr: unset)
+};
+
+// Sets DSV2_WGMMA_LOADER (read at every wgmma launch) for one scope.
+struct WgmmaLoaderScope {
+    explicit WgmmaLoaderScope(const char* loader) {
+        if (loader) {
+            setenv("DSV2_WGMMA_LOADER", loader, 1);
+        } else {
+            unsetenv("DSV2_WGMMA_LOADER");
+        }
+    }
+    ~WgmmaLoaderScope() { unsetenv("DSV2_WGMMA_LOADER"); }
+    WgmmaLoaderScope(const WgmmaLoaderScope&) = delete;
+    WgmmaLoaderScope& operator=(const WgmmaLoaderScope&) = delete;
 };
 std::vector<KernelChoice> kernelsToTest() {
     std::vector<KernelChoice> ks{{cuda::MoeGroupedKernel::MmaSync, 64}, {cuda::MoeGroupedKernel::MmaSync, 128}};
@@ -141,7 +159,10 @@ std::vector<KernelChoice> kernelsToTest() {
     REQUIRE(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess);
     REQUIRE(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess);
     CHECK(cuda::moeGroupedWgmmaAvailable() == (major == 9 && minor == 0));
-    if (cuda::moeGroupedWgmmaAvailable()) ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0});
+    if (cuda::moeGroupedWgmmaAvailable()) {
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "tma"});
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"});
+    }
     return ks;
 }
 
@@ -151,6 +172,9 @@ void runGroupedCase(const GroupedCase& c, KernelChoice kc, uint64_t seed) {
     CAPTURE(c.name);
     CAPTURE(kernelName(kc.kernel));
     CAPTURE(tileM);
+    const char* loader = kc.wgmmaLoader ? kc.wgmmaLoader : "-";
+    CAPTURE(loader);
+    const WgmmaLoaderScope loaderScope(kc.wgmmaLoader);
     const int E = static_cast<int>(c.counts.size());
     const auto off = offsetsOf(c.counts);
     const int rows = off.back();
@@ -296,8 +320,8 @@ void runGroupedCase(const GroupedCase& c, KernelChoice kc, uint64_t seed) {
                 MESSAGE("y row " << r << " (expert " << e << ") col " << col << ": got " << got << " want " << want);
         }
     }
-    MESSAGE(c.name << " " << kernelName(kc.kernel) << " tile " << tileM << ": act bit-equal " << equal << "/" << checked
-                   << ", y worst err/Σ|ab| " << worst);
+    MESSAGE(c.name << " " << kernelName(kc.kernel) << " tile " << tileM << " loader " << loader << ": act bit-equal "
+                   << equal << "/" << checked << ", y worst err/Σ|ab| " << worst);
     CHECK(badY == 0);
     CHECK(badSentinel == 0);
 }
@@ -384,21 +408,29 @@ TEST_CASE("grouped GEMM: the wgmma kernel gives the same bits on every launch an
     p.in_stride = hidden;
     p.out_stride = inter;
     std::vector<std::vector<float>> outs;
-    for (const auto k :
-         {cuda::MoeGroupedKernel::Wgmma, cuda::MoeGroupedKernel::Wgmma, cuda::MoeGroupedKernel::MmaSync}) {
+    // TMA twice, cp.async, mma.sync.
+    const std::vector<KernelChoice> runs{{cuda::MoeGroupedKernel::Wgmma, 0, "tma"},
+                                         {cuda::MoeGroupedKernel::Wgmma, 0, "tma"},
+                                         {cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"},
+                                         {cuda::MoeGroupedKernel::MmaSync, 0, nullptr}};
+    for (const auto& run : runs) {
+        const WgmmaLoaderScope loaderScope(run.wgmmaLoader);
         auto dOut = deviceZeros<bf16>(static_cast<size_t>(rows) * inter);
         p.out = dOut.data();
-        p.kernel = k;
+        p.kernel = run.kernel;
         REQUIRE_OK(cuda::launchMoeGroupedGateUp(p, nullptr));
         requireDeviceOk();
         outs.push_back(downloadBf16(dOut));
     }
     CHECK(outs[0] == outs[1]);  // fixed summation order: bit-identical reruns
+    // The loaders fill shared memory with the same values wherever they reach a stored output
+    // (padding token rows differ, and feed only padding columns): the same bits.
+    CHECK(outs[0] == outs[2]);
     // Both sum the same bf16 products in fp32 in 16-wide k steps, in different orders inside a
     // step: act differs only where a rounding flips (rare), never by more than a few bf16 ulps.
     int64_t differ = 0, far = 0;
     for (size_t i = 0; i < outs[0].size(); ++i) {
-        const float a = outs[0][i], b = outs[2][i];
+        const float a = outs[0][i], b = outs[3][i];
         if (a != b) ++differ;
         if (!(std::fabs(a - b) <= 0.03f * std::fabs(b) + 1e-3f)) ++far;
     }
@@ -661,6 +693,7 @@ TEST_CASE(
                 dn.push_back(e.down);
             }
             for (const auto& kc : kernelsToTest()) {
+                const WgmmaLoaderScope loaderScope(kc.wgmmaLoader);
                 cuda::MoeGroupedGemmParams p;
                 p.max_rows = T * 6;
                 p.n_experts = 64;
@@ -690,7 +723,8 @@ TEST_CASE(
                 float ms = 0.0f;
                 REQUIRE(cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess);
                 const double flop = 2.0 * T * 6 * 3.0 * 1408 * 2048;
-                MESSAGE("grouped gate|up + down, " << kernelName(kc.kernel) << " tile " << kc.tileM << ": " << ms / reps
+                MESSAGE("grouped gate|up + down, " << kernelName(kc.kernel) << " tile " << kc.tileM << " loader "
+                                                   << (kc.wgmmaLoader ? kc.wgmmaLoader : "-") << ": " << ms / reps
                                                    << " ms, " << flop / (ms / reps * 1e-3) / 1e12 << " TFLOP/s");
             }
             cudaEventDestroy(t0);
