@@ -10,8 +10,9 @@
 //   - scores: rank q computes S for its T/R positions of the tile over all 576 entry dims (full
 //     rows: no partial sums to add across blocks), with q split into bf16 hi + lo as before;
 //   - exchange: rank q pushes its fp32 score slice [16 heads × T/R] into every rank's shared
-//     memory (st.shared::cluster) and arrives on the cluster barrier; after the wait every rank
-//     holds the same whole tile S [16 × T], bit for bit (each slice was summed once);
+//     memory with st.async, whose bytes complete a transaction count on the receiving rank's
+//     mbarrier; after its own mbarrier's phase completes every rank holds the same whole tile
+//     S [16 × T], bit for bit (each slice was summed once);
 //   - softmax: every rank runs the same online softmax on the same S (16 × T exps: cheap), so m,
 //     l and P agree across the cluster without another exchange;
 //   - P·V: rank r multiplies P by its own latent dims [512r/R, 512(r+1)/R) of the tile rows, so the
@@ -21,20 +22,23 @@
 // serves the overlap). At 1K context on Lite (16 splits of 64 positions) 128 blocks work at once.
 //
 // Splits still merge across clusters through global memory: a split's rank r writes its
-// partial O columns [16 heads × 512/R] (fp32, relative to its max) to partial_o and rank 0 writes
-// (m, l) per head to partial_ml (natural-log max, as the CUDA-core kernel: same layout and
-// meaning, mla_decode.h); then a cluster barrier (orders rank 0's (m, l) before every rank's
-// arrival), a fence and the arrival counter of (query, head group, r). The block that arrives last
-// for column slice r merges that slice over all used splits (in split order: deterministic) and
-// writes o_lat; it puts the counter back to 0. A query whose context fits one split writes o_lat
-// directly and touches no workspace.
+// partial O columns [16 heads × 512/R] (fp32, relative to its max) to partial_o and the split's
+// (m, l) per head to partial_ml (every rank writes the same bits; natural-log max, as the
+// CUDA-core kernel: same layout and meaning, mla_decode.h); then a GPU-scope fence and the arrival
+// counter of (query, head group, r). The block that arrives last for column slice r merges that
+// slice over all used splits (in split order: deterministic) and writes o_lat; it puts the
+// counter back to 0. A query whose context fits one split writes o_lat directly and touches no
+// workspace.
 //
-// Per tile, one __syncthreads pair and ONE cluster barrier, split into arrive/wait so that its
-// latency hides work: iteration i computes the partial scores of tile i, pushes them, arrives,
-// issues the cp.async of tile i + S − 2, then runs P·V of tile i − 1 (its P was made at the end
-// of iteration i − 1), and only then waits and runs the softmax of tile i. Hence 2 slots for the
-// gathered S and for P (a slot is rewritten two iterations later, after a barrier that every
-// reader has passed) and S >= 3 tile stages (V of tile i − 1, K of tile i, loads in flight).
+// Per tile, one __syncthreads pair and one mbarrier wait, no cluster barrier and no fence (session
+// 6 measured ~4 µs a tile with a cluster barrier per tile: its release arrive is a GPU-scope
+// MEMBAR in SASS, which waits for this thread's memory traffic; the tile loads in flight too, it
+// seems). Iteration i computes the partial scores of tile i, pushes them, issues the cp.async of
+// tile i + S − 2, then runs P·V of tile i − 1 (its P was made at the end of iteration i − 1), and
+// only then waits for the other ranks' slices and runs the softmax of tile i. Hence 2 slots (and 2
+// mbarriers) for the gathered S and for P: a rank pushes tile i + 2 into slot b only after it has
+// received every rank's tile i + 1, which each rank pushed after its softmax of tile i had read
+// slot b. S >= 3 tile stages (V of tile i − 1, K of tile i, loads in flight).
 // Cache rows of the next tile to load (block-table lookups) are fetched one iteration ahead,
 // into registers, so that no cp.async waits on a table load. q goes into A fragments straight from global memory
 // once (each load instruction covers 8 heads × 32 contiguous bytes: whole sectors) while the first
@@ -141,6 +145,8 @@ struct Cfg {
 
 template <class C>
 struct Smem {
+    uint64_t gathFull[2];                             // mbarriers: slot b of gath has every rank's slice
+    uint64_t pad_[2];                                 // the arrays below start 16-byte aligned
     bf16 own[C::S][C::kOwnPos][kOwnStride];           // this rank's positions, all 576 dims (scores)
     bf16 v[C::S][C::T][C::kVStride];                  // every position of the tile, this rank's latent dims (P·V)
     float part[C::kKChunks][kHeads][C::kPartStride];  // partial scores per k-chunk
@@ -160,12 +166,12 @@ constexpr bool mergeFitsStages() {
 __device__ __forceinline__ void clusterArriveRelaxed() {
     asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
 }
-__device__ __forceinline__ void clusterArriveRelease() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
-}
 __device__ __forceinline__ void clusterWaitAcquire() {
     asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
+// GPU-scope acquire-release fence: with the relaxed arrival counter after it, a release pattern;
+// before the merge's reads, an acquire pattern. (__threadfence() is fence.sc: a heavier round trip.)
+__device__ __forceinline__ void fenceAcqRelGpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
 __device__ __forceinline__ uint32_t clusterRank() {
     uint32_t r;
     asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
@@ -177,10 +183,41 @@ __device__ __forceinline__ uint32_t mapToRank(uint32_t localAddr, uint32_t rank)
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(localAddr), "r"(rank));
     return r;
 }
-__device__ __forceinline__ void storeCluster(uint32_t addr, const float4& v) {
-    asm volatile("st.shared::cluster.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "f"(v.x), "f"(v.y), "f"(v.z),
-                 "f"(v.w)
-                 : "memory");
+// 16 bytes into (possibly another rank's) shared memory at `addr`; the store's bytes count towards
+// the transaction count of the mbarrier at `bar` in that same rank (complete_tx: release at cluster
+// scope). No fence and no cluster barrier: the receiver waits on its own mbarrier.
+__device__ __forceinline__ void storeAsyncCluster(uint32_t addr, const float4& v, uint32_t bar) {
+    asm volatile(
+        "st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [%0], {%1, %2, %3, %4}, [%5];\n" ::"r"(addr),
+        "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w), "r"(bar)
+        : "memory");
+}
+__device__ __forceinline__ void mbarrierInit(uint32_t bar, uint32_t arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(arrivals) : "memory");
+}
+// Makes this thread's mbarrier.init visible to the cluster (before the relaxed cluster arrive).
+__device__ __forceinline__ void fenceMbarrierInit() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// The phase's one local arrival, with the bytes the phase waits for.
+__device__ __forceinline__ void mbarrierArriveExpectTx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Until the phase with parity `parity` has completed; acquire at cluster scope (the bytes came
+// from other ranks).
+__device__ __forceinline__ void mbarrierWaitParity(uint32_t bar, uint32_t parity) {
+    uint32_t done = 0;
+    do {
+        asm volatile(
+            "{\n"
+            ".reg .pred p;\n"
+            "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, p;\n"
+            "}\n"
+            : "=r"(done)
+            : "r"(bar), "r"(parity)
+            : "memory");
+    } while (!done);
 }
 // ldmatrix .x2: lanes 0-15 give the row addresses of matrices 0 and 1.
 __device__ __forceinline__ void ldsm2(uint32_t (&r)[2], uint32_t addr) {
@@ -309,8 +346,15 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     const int g = lane / 4;  // fragment row group
     const int t = lane % 4;  // thread in group
 
-    // Every block of the cluster must have started before anyone stores into its shared memory;
-    // the matching wait comes just before the first push.
+    // Every block of the cluster must have started, and initialised the mbarriers the pushes
+    // complete, before anyone stores into its shared memory; the matching wait comes just before
+    // the first push. One arrival per phase: thread 0's, with the phase's bytes.
+    if (tid == 0) {
+        mbarrierInit(smemAddr(&sm.gathFull[0]), 1);
+        mbarrierInit(smemAddr(&sm.gathFull[1]), 1);
+        fenceMbarrierInit();
+    }
+    __syncwarp();  // the .aligned barrier below wants converged warps
     clusterArriveRelaxed();
 
     // The first S − 2 tiles in flight, the cache rows of the next one fetched.
@@ -459,8 +503,15 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
         __syncthreads();  // (B) partial scores complete
 
         // 2. The rank's score slice (k-chunks added in a fixed order, scaled) into every rank's
-        //    gathered tile, slot b, columns [rank·T/R, +T/R); then arrive.
+        //    gathered tile, slot b, columns [rank·T/R, +T/R), each store counted by that rank's
+        //    mbarrier b. Slot b of every rank was last read for tile − 2: each rank read it before
+        //    it pushed tile − 1 (barriers (A), (B) in between), and this rank received all those
+        //    pushes before it got here. Thread 0 opens this tile's phase of its own mbarrier b
+        //    (the phase of tile − 2 completed before its wait returned); bytes that come first
+        //    leave the transaction count negative until then, and the phase open.
         if (tile == 0) clusterWaitAcquire();  // every block of the cluster has started
+        const uint32_t gathBar = smemAddr(&sm.gathFull[b]);
+        if (tid == 0) mbarrierArriveExpectTx(gathBar, kHeads * C::T * sizeof(float));
         for (int task = tid; task < C::kPushF4 * C::R; task += C::kThreads) {
             const int f = task % C::kPushF4;
             const auto dst = static_cast<uint32_t>(task / C::kPushF4);
@@ -479,10 +530,9 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
             s.y *= scaleLog2;
             s.z *= scaleLog2;
             s.w *= scaleLog2;
-            storeCluster(mapToRank(smemAddr(&sm.gath[b][row][rank * C::kOwnPos + c4]), dst), s);
+            storeAsyncCluster(mapToRank(smemAddr(&sm.gath[b][row][rank * C::kOwnPos + c4]), dst), s,
+                              mapToRank(gathBar, dst));
         }
-        __syncwarp();            // the .aligned barrier below wants converged warps
-        clusterArriveRelease();  // our slice is in every rank (release: the stores come first)
 
         // 3. While the other ranks' slices arrive: the next load, then P·V of the previous tile.
         //    Stage (tile + S − 2) % S last held tile − 2, whose P·V every warp finished before (A).
@@ -494,8 +544,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
         }
         if (tile > 0) pv((tile - 1) % C::S, (tile - 1) % 2);
 
-        __syncwarp();
-        clusterWaitAcquire();  // every rank's slice of tile `tile` is here
+        mbarrierWaitParity(gathBar, static_cast<uint32_t>(tile / 2) & 1u);  // every rank's slice of the tile
 
         // 4. Online softmax of row sr over the tile: the same numbers in every rank.
         {
@@ -580,25 +629,22 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
             *reinterpret_cast<float2*>(p.partial_o + ((qRow + headHi) * p.n_splits + split) * kLatent + col) =
                 make_float2(o[j][2], o[j][3]);
     }
-    if (rank == 0 && tid % C::kThreadsPerRow == 0 && h0 + sr < p.n_heads) {
+    // Every rank writes the split's (m, l): the ranks ran the same softmax on the same scores, so
+    // the values are the same bits, and each rank's own fence below orders them before its own
+    // arrival; no cluster barrier (and its GPU-scope fence) at the end.
+    if (tid % C::kThreadsPerRow == 0 && h0 + sr < p.n_heads) {
         float* ml = p.partial_ml + ((qRow + h0 + sr) * p.n_splits + split) * 2;
-        ml[0] = mRun * kLn2;  // natural-log units, as mla_decode.h documents
-        ml[1] = lRun;
+        *reinterpret_cast<float2*>(ml) = make_float2(mRun * kLn2, lRun);  // natural-log max, as mla_decode.h says
     }
-    // Rank 0's (m, l) happen before every rank's arrival below (cluster release/acquire, then
-    // each rank's GPU-scope fence: causality is transitive in the PTX memory model).
-    __syncwarp();
-    clusterArriveRelease();
-    clusterWaitAcquire();
-    __threadfence();  // this block's partial is visible GPU-wide before its arrival is counted
+    fenceAcqRelGpu();  // this block's partial is visible GPU-wide before its arrival is counted
     __syncthreads();
     if (tid == 0) {
         int* counter =
             p.merge_counters + (static_cast<int64_t>(qi) * gridDim.z + blockIdx.z) * kMlaDecodeClusterBlocks + rank;
         const bool last = atomicAdd(counter, 1) == range.used - 1;
         if (last) {
-            atomicExch(counter, 0);  // every arrival of this launch is counted: ready for the next
-            __threadfence();         // acquire: the other splits' partials are read after this
+            fenceAcqRelGpu();        // acquire: the other splits' partials are read after this
+            atomicExch(counter, 0);  // every arrival of this launch is counted: ready for the next (no wait)
         }
         sm.lastArrival = last ? 1 : 0;
     }
@@ -713,9 +759,9 @@ constexpr Variant variantOf(const char* name) {
     return Variant{name, mlaDecodeSlicedKernel<C>, sizeof(Smem<C>), R, C::kThreads};
 }
 const Variant kVariants[] = {
-    variantOf<8, 64, 4, 4>("r8 t64 w4 s4"),   variantOf<8, 64, 4, 3>("r8 t64 w4 s3"),
+    variantOf<8, 64, 4, 4>("r8 t64 w4 s4"),   variantOf<8, 64, 8, 5>("r8 t64 w8 s5"),
     variantOf<8, 64, 8, 4>("r8 t64 w8 s4"),   variantOf<4, 64, 8, 4>("r4 t64 w8 s4"),
-    variantOf<8, 128, 8, 3>("r8 t128 w8 s3"), variantOf<4, 32, 4, 4>("r4 t32 w4 s4"),
+    variantOf<8, 128, 8, 3>("r8 t128 w8 s3"), variantOf<8, 128, 8, 4>("r8 t128 w8 s4"),
 };
 constexpr int kVariantCount = static_cast<int>(sizeof(kVariants) / sizeof(kVariants[0]));
 static_assert(kVariantCount == kMlaDecodeSlicedVariants, "mla_decode.h lists the variants");

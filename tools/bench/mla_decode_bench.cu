@@ -48,6 +48,7 @@ constexpr int kDqk = kNope + kRopeDim;
 constexpr int kBlock = 64;
 constexpr int kMaxSplits = 132;
 constexpr float kScale = 0.11472f;
+constexpr int kDefaultSlicedVariant = 2;  // mla_decode_sliced.cu's default shape (r8 t64 w8 s4)
 
 // The launch floor: a kernel with the decode kernel's launch shape that only waits and leaves.
 __global__ void emptyKernel(int* sink) {
@@ -269,7 +270,14 @@ int main(int argc, char** argv) {
     }
     constexpr int kLayers = 27;
     std::string slicedSummary;
-    for (int64_t ctx : {1024, 4096, 16384}) {
+    // Every shape at 1K, 4K and 16K; the default shape (and the 5-stage one) at the others, for
+    // the context threshold between the kernels. MLA_BENCH_MMA_SPLITS=1 adds the tensor-core
+    // kernel's forced split lengths.
+    const bool mmaSplits =
+        std::getenv("MLA_BENCH_MMA_SPLITS") && std::string(std::getenv("MLA_BENCH_MMA_SPLITS")) == "1";
+    bool firstContext = true;
+    for (int64_t ctx : {1024, 2048, 4096, 8192, 16384, 32768}) {
+        const bool sweep = ctx == 1024 || ctx == 4096 || ctx == 16384;
         std::vector<Layer> layers;
         for (int l = 0; l < kLayers; ++l) layers.push_back(makeLayer(ctx, 100 * ctx + l, invFreq));
         CK(cudaDeviceSynchronize());
@@ -312,26 +320,31 @@ int main(int argc, char** argv) {
         g_earlyTiles = false;
         std::printf("  chain with the decode's first tiles before its PDL wait: %6.2f µs (%+.2f)\n", tChainEarly,
                     tChainEarly - tChain);
-        // Launch floors: a plain 2-block launch, and the decode kernel's shape without its work.
-        const double tEmpty = timeGraph(
-            layers, [&](const Layer&, cudaStream_t s) { CK(launchPdl(emptyKernel, dim3(2), dim3(1024), 0, s, sink)); });
-        const double tEmpty128 = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
-            CK(launchPdl(emptyKernel, dim3(128), dim3(256), 0, s, sink));
-        });
-        std::printf("  floors: empty launch (2 blocks) %5.2f µs, 128 blocks %5.2f µs\n", tEmpty, tEmpty128);
-        for (int cl : {1, 8})
-            for (int smem : {0, 170 * 1024}) {
-                cudaLaunchAttribute a{};
-                a.id = cudaLaunchAttributeClusterDimension;
-                a.val.clusterDim.x = cl;
-                a.val.clusterDim.y = a.val.clusterDim.z = 1;
-                const double t = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
-                    CK(launchPdlWith(&a, 1u, emptyKernel, dim3(128), dim3(256), smem, s, sink));
-                });
-                std::printf("  floor: empty 128 blocks × 256, cluster %d, %6d B shared: %5.2f µs\n", cl, smem, t);
-            }
+        // Launch floors (once): a plain 2-block launch, and the decode kernel's shape without its work.
+        if (firstContext) {
+            const double tEmpty = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
+                CK(launchPdl(emptyKernel, dim3(2), dim3(1024), 0, s, sink));
+            });
+            const double tEmpty128 = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
+                CK(launchPdl(emptyKernel, dim3(128), dim3(256), 0, s, sink));
+            });
+            std::printf("  floors: empty launch (2 blocks) %5.2f µs, 128 blocks %5.2f µs\n", tEmpty, tEmpty128);
+            for (int cl : {1, 8})
+                for (int smem : {0, 170 * 1024}) {
+                    cudaLaunchAttribute a{};
+                    a.id = cudaLaunchAttributeClusterDimension;
+                    a.val.clusterDim.x = cl;
+                    a.val.clusterDim.y = a.val.clusterDim.z = 1;
+                    const double t = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
+                        CK(launchPdlWith(&a, 1u, emptyKernel, dim3(128), dim3(256), smem, s, sink));
+                    });
+                    std::printf("  floor: empty 128 blocks × 256, cluster %d, %6d B shared: %5.2f µs\n", cl, smem, t);
+                }
+        }
+        firstContext = false;
         // The decode kernel at forced split lengths (host position): tiles per block vs clusters.
         for (int64_t len : {32, 64, 128, 256, 512, 1024, 2048}) {
+            if (!mmaSplits) break;
             const int64_t splits = (ctx + len - 1) / len;
             if (splits > 128 || (splits == 1 && len > ctx + 64)) continue;
             const double t = timeGraph(layers, [len](const Layer& L, cudaStream_t s) {
@@ -346,12 +359,14 @@ int main(int argc, char** argv) {
         // The sliced kernel: every compiled shape at the engine's split count (capped by the
         // launch at one wave of clusters and 64 splits) and at forced device split counts.
         const double tMma = tM;
-        double best = 1e30;
+        double best = 1e30, tDefault = 0;
         int bestVariant = 0, bestSplits = 0;
         g_chainKernel = MlaDecodeKernel::TensorCoreSliced;
         for (int v = 0; v < kMlaDecodeSlicedVariants; ++v) {
+            if (!sweep && v != kDefaultSlicedVariant && v != 1) continue;  // 1: r8 t64 w8 s5
             g_slicedVariant = v;
             for (int splits : {0, 8, 16, 32, 64}) {
+                if (!sweep && splits != 0) continue;
                 const double t = timeGraph(layers, [splits](const Layer& L, cudaStream_t s) {
                     OK(launchMlaDecode(L.decode(0, g_chainKernel, splits), s));
                 });
@@ -362,6 +377,7 @@ int main(int argc, char** argv) {
                     "  sliced %-14s device splits %3d (uncapped plan %3d × %4lld): %6.2f µs (mma kernel %6.2f)\n",
                     mlaDecodeSlicedVariantName(v), splits, used.active, (long long)used.split_len, t, tMma);
                 check("sliced", L0);
+                if (v == kDefaultSlicedVariant && splits == 0) tDefault = t;
                 if (t < best) {
                     best = t;
                     bestVariant = v;
@@ -392,9 +408,10 @@ int main(int argc, char** argv) {
         g_slicedVariant = -1;
         g_chainKernel = MlaDecodeKernel::Auto;
         char line[256];
-        std::snprintf(line, sizeof line,
-                      "summary %5lld: mma %6.2f µs, best sliced %6.2f µs (variant %d %s, splits %d)\n", (long long)ctx,
-                      tMma, best, bestVariant, mlaDecodeSlicedVariantName(bestVariant), bestSplits);
+        std::snprintf(
+            line, sizeof line,
+            "summary %5lld: mma %6.2f µs, sliced default %6.2f µs, best sliced %6.2f µs (variant %d %s, splits %d)\n",
+            (long long)ctx, tMma, tDefault, best, bestVariant, mlaDecodeSlicedVariantName(bestVariant), bestSplits);
         slicedSummary += line;
     }
     std::printf("%s\n", failures ? "FAILURES" : "all checks passed");

@@ -563,7 +563,7 @@ struct DecodeRun {
 // partial read that no split wrote, shows up as NaN. With the position on the device, the splits
 // a query does not reach must leave their partial (m, l) untouched, and a query that fits one
 // split must not touch the workspace at all. The sliced kernel runs every mode in its default
-// shape, and its other compiled shapes in the modes with the most splits and partial tiles.
+// shape, and its other compiled shapes with partial tiles and with one, seven and the most splits.
 void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, const std::vector<float>& qPe,
                         const PagedLatent& paged, const std::vector<float>& want, const Tolerance& simtTol = kSimtTol,
                         const Tolerance& mmaTol = kMmaTol) {
@@ -592,7 +592,9 @@ void checkDecodeKernels(const DecodeCase& c, const std::vector<float>& qLat, con
     for (int v = 0; v < cuda::kMlaDecodeSlicedVariants; ++v) {
         const auto sliced = cuda::MlaDecodeKernel::TensorCoreSliced;
         if (split32) runs.push_back({"32-position splits", sliced, false, static_cast<int>((c.ctx + 31) / 32), 32, v});
-        runs.push_back({"device position", sliced, true, kKernelTestMaxSplits, 0, v});
+        // One split (every tile of the context in one cluster: the score exchange's two mbarriers
+        // go through many phases), seven (uneven, long), the most.
+        for (int splits : {1, 7, kKernelTestMaxSplits}) runs.push_back({"device position", sliced, true, splits, 0, v});
     }
     for (const auto& run : runs)
         for (int rep = 0; rep < 2; ++rep) {  // the same launch twice: the merge counters must be reset
