@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpu/rope.h"
@@ -185,6 +187,13 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     const size_t decodeRouteSlots = std::max<size_t>(1, m_moeLayers.size() * static_cast<size_t>(c.numExpertsPerTok));
     DSV2_ASSIGN_OR_RETURN(m_decodeRouteIds, DeviceBuffer<int32_t>::allocate(decodeRouteSlots));
     DSV2_ASSIGN_OR_RETURN(m_decodeRouteWeights, DeviceBuffer<float>::allocate(decodeRouteSlots));
+    {  // valid, distinct ids before any router ran (DSV2_DECODE_SKIP=router): experts 0 .. top_k - 1
+        std::vector<int32_t> ids(decodeRouteSlots);
+        for (size_t i = 0; i < ids.size(); ++i)
+            ids[i] = static_cast<int32_t>(i % static_cast<size_t>(std::max<int64_t>(c.numExpertsPerTok, 1)));
+        DSV2_RETURN_IF_ERROR(m_decodeRouteIds.copyFromHost(ids.data(), ids.size()));
+        DSV2_RETURN_IF_ERROR(m_decodeRouteWeights.zero());
+    }
     DSV2_ASSIGN_OR_RETURN(m_expertTables, DeviceBuffer<const bf16*>::allocate(tables.size()));
     DSV2_RETURN_IF_ERROR(m_expertTables.copyFromHost(tables.data(), tables.size()));
 
@@ -198,6 +207,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
 }
@@ -217,6 +227,34 @@ Result<std::unique_ptr<BackendSession>> CudaBackend::createSession(int64_t maxCo
     DSV2_RETURN_IF_ERROR(selectDevice());
     DSV2_ASSIGN_OR_RETURN(LatentSequence seq, m_cache.newSequence(capacity));
     return std::unique_ptr<BackendSession>(std::make_unique<CudaSession>(*this, std::move(seq), capacity));
+}
+
+// DSV2_DECODE_SKIP=norm,qkv,mla,oproj,router,moe,lmhead (any of them): a diagnostic for what each
+// stage of a one-token step costs inside the CUDA graph, where PDL overlaps neighbouring kernels
+// and a serialised per-kernel profile (ncu) overstates each one. The listed stages are not
+// launched at all, so their outputs keep stale (finite) values and the tokens are wrong; the drop in
+// step time against a full run is the stage's cost. The routing buffers start with experts
+// 0 .. top_k − 1, so a skipped router leaves valid, distinct expert ids. Prefill and multi-token
+// steps are untouched.
+Status CudaBackend::parseDecodeSkip(const std::string& list) {
+    const std::pair<const char*, DecodeStage> names[] = {
+        {"norm", kSkipNorm},     {"qkv", kSkipQkv}, {"mla", kSkipMla},      {"oproj", kSkipOProj},
+        {"router", kSkipRouter}, {"moe", kSkipMoe}, {"lmhead", kSkipLmHead}};
+    size_t begin = 0;
+    while (begin <= list.size()) {
+        const size_t end = std::min(list.find(',', begin), list.size());
+        const std::string name = list.substr(begin, end - begin);
+        const auto* hit =
+            std::find_if(std::begin(names), std::end(names), [&](const auto& n) { return name == n.first; });
+        if (!name.empty() && hit == std::end(names))
+            return Status(StatusCode::InvalidArgument, "DSV2_DECODE_SKIP: unknown stage '" + name +
+                                                           "' (norm, qkv, mla, oproj, router, moe, lmhead)");
+        if (!name.empty()) m_decodeSkip |= hit->second;
+        begin = end + 1;
+    }
+    if (m_decodeSkip)
+        logWarn("DSV2_DECODE_SKIP=" + list + ": one-token steps leave stages out (timing only: wrong tokens)");
+    return Status::ok();
 }
 
 bool CudaBackend::useExpanded(int T, int64_t ctx) const {
@@ -276,8 +314,9 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         m_residualNow = inputNorm.residual_out;
     } else {
         if (inputNorm.active()) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
-        DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj,
-                                           m_kvA.data(), entry, m_stream));
+        if (!skipped(kSkipQkv, T))
+            DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj,
+                                               m_kvA.data(), entry, m_stream));
     }
     // The small steps around q_b_proj in one launch each (attention_prologue_fused.h): q_a_layernorm
     // (q_lora models), kv_a_layernorm + RoPE on k_pe + the cache write, RoPE on q_pe. Positions are
@@ -338,9 +377,10 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
                                                    std::to_string(m_mlaScratch.maxExpandedCtx()) + ")");
     if (useExpanded(T, ctx))
         DSV2_RETURN_IF_ERROR(mlaAttentionExpanded(blas, m_mla, call, m_mlaScratch, m_stream));
-    else
+    else if (!skipped(kSkipMla, T))
         DSV2_RETURN_IF_ERROR(mlaAttentionAbsorbed(blas, m_mla, call, m_mlaScratch, m_sms, m_stream));
     // o_proj: delta [T, hidden] fp32
+    if (skipped(kSkipOProj, T)) return Status::ok();
     return linearFew(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden, T, hidden,
                      H * c.vHeadDim, m_stream);
 }
@@ -440,12 +480,12 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
         // The input norm adds the previous layer's FFN output.
         ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
-        if (!foldNorms) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l, T, pos0));  // the residual add of the previous FFN is done
         DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldNorms ? inputNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         ResidualNorm postNorm = residualNorm(L.postNorm, m_delta.data(), eps);
-        if (!foldNorms) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
         DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldNorms ? postNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
@@ -458,8 +498,9 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     // This GPU's vocabulary rows of lm_head (all of them on one GPU) into its columns of the logits.
     const int64_t vocab = c.vocabSize, mine = m_slice.vocabCount;
     if (T - firstLogitRow == 1) {  // one row: to pinned memory without waiting (graph-safe)
-        DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data() + firstLogitRow * hidden, hidden, m_weights.lmHead,
-                                       m_logits.data(), GemmType::F32, mine, 1, mine, hidden, m_stream));
+        if (!skipped(kSkipLmHead, T))
+            DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data() + firstLogitRow * hidden, hidden, m_weights.lmHead,
+                                           m_logits.data(), GemmType::F32, mine, 1, mine, hidden, m_stream));
         DSV2_CUDA_CHECK(cudaMemcpyAsync(m_hostLogits.data(), m_logits.data(), sizeof(float) * mine,
                                         cudaMemcpyDeviceToHost, m_stream));
         return Status::ok();
@@ -514,7 +555,7 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
             }
         }
         if (moeRouterGemvSupported(rg)) {
-            DSV2_RETURN_IF_ERROR(launchMoeRouterGemv(rg, m_stream));
+            if (!skipped(kSkipRouter, T)) DSV2_RETURN_IF_ERROR(launchMoeRouterGemv(rg, m_stream));
         } else {
             DSV2_RETURN_IF_ERROR(linearFew(blas, m_x.data(), hidden, L.moe.gate, m_ffnScratch.logits.data(),
                                            GemmType::F32, m_moe.n_experts, 1, m_moe.n_experts, hidden, m_stream));
@@ -538,6 +579,7 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
         // x came from the norm before the router (not from the router itself): the shared expert
         // may start while the router runs (moe_decode.h). DSV2_MOE_EARLY_SHARED=0 for A/B.
         d.x_ready_before_wait = !(foldIntoRouter && rg.norm.active()) && m_moeEarlyShared;
+        if (skipped(kSkipMoe, T)) return Status::ok();
         return launchMoeDecode(d, m_stream);  // routing: copyDecodeRouting() at the end of the step
     }
     DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));

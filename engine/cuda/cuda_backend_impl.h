@@ -103,6 +103,7 @@ private:
     // replayed while the same session decodes. Graphs need every position-dependent value on the
     // device (positions, the MLA split length) and no host waits inside the step.
     bool decodeGraphUsable() const;
+    Status parseDecodeSkip(const std::string& list);
     // Whether a one-token step at this context (position + 1) is in the MLA decode's short class.
     static bool decodeContextIsShort(int64_t context) { return context <= kMlaDecodeSlicedMaxContext; }
     Status runDecodeGraph(LatentSequence& seq);
@@ -134,9 +135,21 @@ private:
     // The residual stream; one-token steps alternate between m_residual and m_residualAlt (a folded
     // norm writes residual + delta to the other buffer while other blocks still read this one).
     float* m_residualNow = nullptr;
-    bool m_foldNorms = false;                // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
-    bool m_moeEarlyShared = true;            // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
-    bool m_mlaEarlyTiles = true;             // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
+    bool m_foldNorms = false;      // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
+    bool m_moeEarlyShared = true;  // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
+    bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
+    // DSV2_DECODE_SKIP=stage,... (a diagnostic): stages of a one-token step left out (cuda_backend.cpp).
+    enum DecodeStage : unsigned {
+        kSkipNorm = 1,
+        kSkipQkv = 2,
+        kSkipMla = 4,
+        kSkipOProj = 8,
+        kSkipRouter = 16,
+        kSkipMoe = 32,
+        kSkipLmHead = 64
+    };
+    unsigned m_decodeSkip = 0;
+    bool skipped(DecodeStage stage, int T) const { return T == 1 && (m_decodeSkip & stage) != 0; }
     DeviceBuffer<float> m_residualAlt;       // [hidden]
     DeviceBuffer<float> m_residual;          // [chunk, hidden]
     DeviceBuffer<float> m_delta;             // [chunk, hidden]: o_proj / FFN output, added by the next norm

@@ -587,3 +587,32 @@ TEST_CASE("decode with the norms folded into the next launch (DSV2_FOLD_NORMS=1)
         CHECK(routedAlike >= routed - routed / 50);  // at most 2 % of expert choices flip at near-ties
     }
 }
+
+TEST_CASE("DSV2_DECODE_SKIP (a timing diagnostic) leaves stages out of one-token steps; unknown stages are refused") {
+    const fs::path dir = dataDir() / "fixtures" / "v2-like";
+    auto folder = ModelFolder::open(dir);
+    REQUIRE(folder.isOk());
+    BackendOptions options;
+    options.maxContext = 4096;
+    setenv("DSV2_DECODE_SKIP", "mla,attention", 1);  // read when a backend is created
+    auto refused = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
+    setenv("DSV2_DECODE_SKIP", "norm,qkv,mla,oproj,router,moe,lmhead", 1);
+    auto skipping = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
+    unsetenv("DSV2_DECODE_SKIP");
+    REQUIRE_FALSE(refused.isOk());
+    CHECK(refused.status().message().find("'attention'") != std::string::npos);
+    REQUIRE_MESSAGE(skipping.isOk(), skipping.status().toString());
+    auto full = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
+    REQUIRE_MESSAGE(full.isOk(), full.status().toString());
+    auto a = session(**full);
+    auto b = session(**skipping);
+    std::vector<int32_t> prompt;
+    for (int t = 0; t < 20; ++t) prompt.push_back(t * 7 + 3);
+    CHECK(run(*a, prompt, false).logits == run(*b, prompt, false).logits);  // prefill is untouched
+    // With every stage but the embedding, the prologue and the final norm left out, a step's
+    // logits no longer depend on its token; the full model's do.
+    const ForwardResult s1 = run(*b, {5}, false), s2 = run(*b, {77}, false);
+    CHECK(s1.logits == s2.logits);
+    const ForwardResult f1 = run(*a, {5}, false), f2 = run(*a, {77}, false);
+    CHECK(f1.logits != f2.logits);
+}
