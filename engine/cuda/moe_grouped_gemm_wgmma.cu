@@ -21,6 +21,10 @@
 // per 64-wide k-stage, keep one stage's wgmmas in flight, and release the stage before it on its
 // "empty" mbarrier (one arrival per consumer warp). kStages = 4 stages of 48 KB.
 //
+// Loaders: besides that cp.async producer, a TMA one (one thread, cp.async.bulk.tensor with
+// per-expert tensor maps passed as kernel parameters; same shared layout, same bits). Which GEMM
+// uses which: useTmaLoader (measured; DSV2_WGMMA_LOADER=cpasync|tma overrides).
+//
 // Persistent CTAs (one per SM) walk the tile list t = blockIdx.x + i·gridDim.x, computed on the
 // device from the expert offsets: m-tile counts per expert (0 for null weights: another GPU's
 // experts are skipped), a block prefix sum in shared memory, then per tile a binary search. Tile
@@ -123,10 +127,13 @@ static_assert(sizeof(WgmmaParams) <= 4000, "kernel parameters must fit the 4 KB 
 // experts cover V2 (160); more fall back to the cp.async loader.
 constexpr int kTmaMaxExperts = 192;
 struct WgmmaTmaParams : WgmmaParamsT<kTmaMaxExperts> {
-    CUtensorMap x64;  // tokens [max_rows][k], box 64 k × 64 rows
-    CUtensorMap x16;  // the same, box 64 k × 16 rows
-    // gate|up: [2·inter][k], box 64 k × 8 rows (a tile takes 16 such row blocks, see produceTma);
-    // down: [n][k], box 64 k × 128 rows.
+    int gateUpOneBox;  // gate|up maps are the 4-D view (one box a stage), else 8-row boxes
+    CUtensorMap x64;   // tokens [max_rows][k], box 64 k × 64 rows
+    CUtensorMap x16;   // the same, box 64 k × 16 rows
+    // gate|up: the 4-D view {k, g 0..7, h gate/up, j / 8} of [2·inter][k], box {64, 8, 2, 8}: one
+    // box is a whole weight tile in its row order r = 16·(j / 8 % 8) + 8h + g (the strides are
+    // not increasing; where the driver refuses that, [2·inter][k] with boxes of 8 rows, 16 a
+    // stage: slower, 1 KB boxes). down: [n][k], box 64 k × 128 rows.
     CUtensorMap wMap[kTmaMaxExperts];
 };
 static_assert(sizeof(WgmmaTmaParams) <= 32764, "kernel parameters must fit the 32 KB parameter space (CUDA 12.1+)");
@@ -273,11 +280,15 @@ __device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, int total, co
             const int k0 = kt * kBK;
             const uint32_t aDst = base + kOffA + s * kATileBytes;
             if constexpr (kGateUp) {
+                if (p.gateUpOneBox) {
+                    tmaLoad4dHint(aDst, wMap, full, k0, 0, 0, tl.nb * (kGateCols / 8), weightPolicy);
+                } else {
 #pragma unroll
-                for (int b = 0; b < kBM / kTmaGateUpBoxRows; ++b) {
-                    const int wr = weightRow<true>(p, tl.nb, kTmaGateUpBoxRows * b);
-                    tmaLoad2dHint(aDst + b * (kTmaGateUpBoxRows * 128), wMap, full, k0, wr >= 0 ? wr : 2 * p.inter,
-                                  weightPolicy);
+                    for (int b = 0; b < kBM / kTmaGateUpBoxRows; ++b) {
+                        const int wr = weightRow<true>(p, tl.nb, kTmaGateUpBoxRows * b);
+                        tmaLoad2dHint(aDst + b * (kTmaGateUpBoxRows * 128), wMap, full, k0, wr >= 0 ? wr : 2 * p.inter,
+                                      weightPolicy);
+                    }
                 }
             } else {
                 tmaLoad2dHint(aDst, wMap, full, k0, tl.nb * kBM, weightPolicy);
@@ -538,23 +549,38 @@ bool encodeRows(CUtensorMap* map, const void* ptr, int64_t cols, int64_t rows, i
                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// The gate|up 4-D view (WgmmaTmaParams::wMap): dims {k, 8, 2, inter / 8}, byte strides {2k,
+// 2k·inter, 16k}, box {64, 8, 2, 8}.
+bool encodeGateUp4d(CUtensorMap* map, const void* ptr, int64_t k, int64_t inter) {
+    const auto encode = tensorMapEncoder();
+    if (!encode || !aligned(ptr, 16) || inter % 8 != 0) return false;
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(k), 8, 2, static_cast<cuuint64_t>(inter / 8)};
+    const cuuint64_t strides[3] = {static_cast<cuuint64_t>(k) * 2, static_cast<cuuint64_t>(k * inter) * 2,
+                                   static_cast<cuuint64_t>(k) * 16};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(kBK), 8, 2, static_cast<cuuint32_t>(kGateCols / 8)};
+    const cuuint32_t elementStrides[4] = {1, 1, 1, 1};
+    return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void*>(ptr), dims, strides, box, elementStrides,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 // Weight maps, built once per (pointer, shape): a map holds only the address, shape and box, so
 // it is valid on whichever device owns the pointer, and the weights never move after load. 26
 // Lite layers × 64 experts × 2 GEMMs is ~3.3K maps (128 bytes each).
 struct WeightMapKey {
     const void* ptr;
-    bool gateUp;
+    int kind;  // 0 down, 1 gate|up 8-row boxes, 2 gate|up 4-D
     int k;
     int rows;
     bool operator==(const WeightMapKey& o) const {
-        return ptr == o.ptr && gateUp == o.gateUp && k == o.k && rows == o.rows;
+        return ptr == o.ptr && kind == o.kind && k == o.k && rows == o.rows;
     }
 };
 struct WeightMapKeyHash {
     size_t operator()(const WeightMapKey& key) const {
         const auto h = reinterpret_cast<uintptr_t>(key.ptr) * 0x9E3779B97F4A7C15ull;
         return static_cast<size_t>(h ^ (static_cast<uint64_t>(key.k) << 32) ^ static_cast<uint64_t>(key.rows) ^
-                                   (key.gateUp ? 1ull << 63 : 0ull));
+                                   (static_cast<uint64_t>(key.kind) << 60));
     }
 };
 
@@ -569,26 +595,46 @@ bool buildTmaMaps(WgmmaTmaParams& kp, const WgmmaGroupedArgs& a) {
     const int rows = a.gate_up ? 2 * a.inter : a.n;
     const int boxRows = a.gate_up ? kTmaGateUpBoxRows : kBM;
     std::lock_guard<std::mutex> lock(mutex);
+    // The first present expert decides the gate|up form (the driver accepts the 4-D view for all
+    // or none: same shape); a weight it fails for falls back to cp.async as a whole.
+    int kind = a.gate_up ? 2 : 0;
+    kp.gateUpOneBox = 0;
     for (int e = 0; e < a.n_experts; ++e) {
         const bf16* w = a.expert_weights[e];
         if (!w) continue;  // another GPU's expert: no tiles
-        const WeightMapKey key{w, a.gate_up, a.k, rows};
+        WeightMapKey key{w, kind, a.k, rows};
         auto found = cache.find(key);
         if (found == cache.end()) {
             CUtensorMap map;
-            if (!encodeRows(&map, w, a.k, rows, a.k, boxRows)) return false;
+            bool ok = kind == 2 ? encodeGateUp4d(&map, w, a.k, a.inter) : encodeRows(&map, w, a.k, rows, a.k, boxRows);
+            if (!ok && kind == 2) {
+                kind = 1;  // from here on (and from the first expert: kind is set before any map is stored)
+                key.kind = kind;
+                ok = encodeRows(&map, w, a.k, rows, a.k, boxRows);
+                for (int before = 0; before < e; ++before)
+                    if (a.expert_weights[before]) return false;  // mixed forms: cannot happen for one shape
+            }
+            if (!ok) return false;
             found = cache.emplace(key, map).first;
         }
         kp.wMap[e] = found->second;
     }
+    kp.gateUpOneBox = kind == 2 ? 1 : 0;
     return true;
 }
 
-// DSV2_WGMMA_LOADER=cpasync: the cp.async producer even where TMA works (A/B). Read at every
-// launch (one getenv per GEMM) so that the bench and the tests can switch it.
-bool cpAsyncLoaderForced() {
+// Which GEMMs load through TMA. Measured on the H200 (tools/bench/grouped_gemm_bench.cu, 8-row
+// gate|up boxes): down with TMA beats cp.async at every shape (Lite 2K 198 -> 153 us, 1K 150 ->
+// 125, V2 2K 921 -> 748); gate|up with 16 boxes of 1 KB a stage lost where the weights stream from
+// HBM (Lite 1K 294 -> 349 us, V2 2K 1690 -> 2201), so by default gate|up keeps cp.async.
+// DSV2_WGMMA_LOADER=cpasync: cp.async for both; =tma: TMA for both (gate|up through the 4-D view
+// where the driver accepts it). Read at every launch (one getenv per GEMM) so that the bench and
+// the tests can switch it.
+bool useTmaLoader(bool gateUp) {
     const char* env = std::getenv("DSV2_WGMMA_LOADER");
-    return env && std::strcmp(env, "cpasync") == 0;
+    if (env && std::strcmp(env, "cpasync") == 0) return false;
+    if (env && std::strcmp(env, "tma") == 0) return true;
+    return !gateUp;
 }
 
 template <typename P>
@@ -663,7 +709,7 @@ Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream) {
     const int64_t maxTiles = (ceilDiv(a.max_rows, kMaxN) + a.n_experts) * static_cast<int64_t>(nTilesN);
     const int grid = static_cast<int>(std::min<int64_t>(sms, maxTiles));
 
-    if (!cpAsyncLoaderForced()) {
+    if (useTmaLoader(a.gate_up)) {
         // ~26 KB: static per thread rather than on the stack at every launch.
         thread_local WgmmaTmaParams tp;
         tp = WgmmaTmaParams{};

@@ -85,6 +85,16 @@ __device__ __forceinline__ void tmaLoad2dHint(uint32_t dst, const void* map, uin
         : "memory");
 }
 
+// The same for a 4-D tensor map (coordinates innermost first).
+__device__ __forceinline__ void tmaLoad4dHint(uint32_t dst, const void* map, uint32_t bar, int c0, int c1, int c2,
+                                              int c3, uint64_t policy) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, "
+        "%3, %4, %5}], [%6], %7;\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar), "l"(policy)
+        : "memory");
+}
+
 __device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int kPending>

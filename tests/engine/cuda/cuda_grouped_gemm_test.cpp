@@ -160,6 +160,7 @@ std::vector<KernelChoice> kernelsToTest() {
     REQUIRE(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess);
     CHECK(cuda::moeGroupedWgmmaAvailable() == (major == 9 && minor == 0));
     if (cuda::moeGroupedWgmmaAvailable()) {
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, nullptr});  // default: gate|up cp.async, down TMA
         ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "tma"});
         ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"});
     }
