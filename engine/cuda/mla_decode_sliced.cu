@@ -270,30 +270,52 @@ __device__ __forceinline__ Piece pieceOf(int c, int rank) {
     return pc;
 }
 
-// Cache rows (block · block_size + offset: the entry's index in the layer) of this thread's pieces
-// of the tile at t0; 0 past `end` (never read). Fetched an iteration before the tile is issued, so
-// the block-table load and the divisions stay off the issuing path.
+// n / d for 0 <= n < 2^31 by a d fixed for the launch (the cache's block size), as a multiply-high,
+// an add and a shift instead of the ~25 instructions of an integer division per piece and tile
+// (Granlund & Montgomery's round-up method: l = ceil(log2 d), m = floor(2^32 (2^l − d) / d) + 1,
+// n / d = (mulhi(m, n) + n) >> l; the add does not overflow for n < 2^31).
+struct FastDiv {
+    uint32_t m = 1;
+    uint32_t l = 0;
+    __device__ explicit FastDiv(uint32_t d) {
+        l = d > 1 ? 32u - static_cast<uint32_t>(__clz(static_cast<int>(d - 1))) : 0u;
+        m = static_cast<uint32_t>((uint64_t{1} << 32) * ((uint64_t{1} << l) - d) / d + 1);
+    }
+    __device__ uint32_t operator()(uint32_t n) const { return (__umulhi(m, n) + n) >> l; }
+};
+
+// This thread's pieces of one tile in the paged cache: the block-table entry (as loaded) and the
+// offset inside the block; offset −1 past `end` (zeros, nothing read).
 template <class C>
-__device__ __forceinline__ void fetchRows(const PagedCacheRef& cache, int32_t t0, int32_t end, int rank, int tid,
-                                          int32_t (&rows)[C::kPiecesPerThread]) {
+struct TileRows {
+    int32_t block[C::kPiecesPerThread];
+    int32_t offset[C::kPiecesPerThread];
+};
+
+// The block-table loads of the tile at t0, all issued back to back and none waited for here: the
+// values are first used by issueTile, an iteration later (ncu, session 7: with a use right after
+// each load, the lookups of a tile ran one L2 round trip after the other, ~2 µs a tile, and the
+// cluster-scope acquire of every tile empties L1, so each one went to L2). Entry 0 stands in for
+// pieces past `end` (a non-empty context has one).
+template <class C>
+__device__ __forceinline__ void fetchRows(const PagedCacheRef& cache, const FastDiv& byBlock, int32_t t0, int32_t end,
+                                          int rank, int tid, TileRows<C>& rows) {
+    const auto blockSize = static_cast<uint32_t>(cache.block_size);
 #pragma unroll
     for (int k = 0; k < C::kPiecesPerThread; ++k) {
         const int c = tid + k * C::kThreads;
-        rows[k] = 0;
-        if (c < C::kTilePieces) {
-            const int32_t pos = t0 + pieceOf<C>(c, rank).posInTile;
-            if (pos < end) {
-                const int32_t tableIdx = pos / cache.block_size;
-                rows[k] = __ldg(cache.block_table + tableIdx) * cache.block_size + (pos - tableIdx * cache.block_size);
-            }
-        }
+        const int32_t pos = t0 + pieceOf<C>(c, rank).posInTile;
+        const bool valid = c < C::kTilePieces && pos < end;
+        const uint32_t tableIdx = valid ? byBlock(static_cast<uint32_t>(pos)) : 0u;
+        rows.offset[k] = valid ? pos - static_cast<int32_t>(tableIdx * blockSize) : -1;
+        rows.block[k] = __ldg(cache.block_table + tableIdx);
     }
 }
 
-// cp.async of this thread's pieces of the tile at t0 into `stage`; zeros past `end`.
+// cp.async of this thread's pieces of a tile (rows from fetchRows) into `stage`; zeros past its end.
 template <class C>
-__device__ __forceinline__ void issueTile(const PagedCacheRef& cache, Smem<C>& sm, int stage, int32_t t0, int32_t end,
-                                          int rank, int tid, const int32_t (&rows)[C::kPiecesPerThread]) {
+__device__ __forceinline__ void issueTile(const PagedCacheRef& cache, Smem<C>& sm, int stage, int rank, int tid,
+                                          const TileRows<C>& rows) {
     const uint32_t ownBase = smemAddr(&sm.own[stage][0][0]);
     const uint32_t vBase = smemAddr(&sm.v[stage][0][0]);
 #pragma unroll
@@ -301,10 +323,10 @@ __device__ __forceinline__ void issueTile(const PagedCacheRef& cache, Smem<C>& s
         const int c = tid + k * C::kThreads;
         if (c < C::kTilePieces) {
             const Piece pc = pieceOf<C>(c, rank);
-            const bool valid = t0 + pc.posInTile < end;
+            const bool valid = rows.offset[k] >= 0;
+            const int64_t row = static_cast<int64_t>(rows.block[k]) * cache.block_size + rows.offset[k];
             // Any readable address when nothing is read.
-            const bf16* src =
-                valid ? cache.layer_base + static_cast<int64_t>(rows[k]) * kEntry + pc.srcDim : cache.layer_base;
+            const bf16* src = valid ? cache.layer_base + row * kEntry + pc.srcDim : cache.layer_base;
             cpAsync16((pc.own ? ownBase : vBase) + pc.dstOffset * 2, src, valid ? 16 : 0);
         }
     }
@@ -357,58 +379,81 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     __syncwarp();  // the .aligned barrier below wants converged warps
     clusterArriveRelaxed();
 
-    // The first S − 2 tiles in flight, the cache rows of the next one fetched.
-    int32_t rows[C::kPiecesPerThread] = {};
-#pragma unroll
-    for (int i = 0; i < C::S - 2; ++i) {
-        if (i < nTiles) {
-            fetchRows<C>(p.cache, begin + i * C::T, end, rank, tid, rows);
-            issueTile<C>(p.cache, sm, i, begin + i * C::T, end, rank, tid, rows);
-        }
-        cpAsyncCommit();
-    }
-    if (C::S - 2 < nTiles) fetchRows<C>(p.cache, begin + (C::S - 2) * C::T, end, rank, tid, rows);
-    if (early) {
-        pdlWaitForPrevious();  // q_lat (the kernel just before) from here on
-        pdlLaunchNext();
-    }
-
     // q as A fragments of this warp's k-steps. Register r of a k-step holds head row g + 8·(r % 2),
-    // dims k0 + 2t + 8·(r / 2), +1 (layout A); rows past n_heads are zeros.
+    // dims k0 + 2t + 8·(r / 2), +1 (layout A); rows past n_heads are zeros. Loaded as fp32 first
+    // (before the tiles are issued, unless the tiles come before the PDL wait), split into bf16
+    // hi + lo once the tiles are on their way.
     const int nt = warp % C::kScoreNTiles;  // score n-tile: positions 8·nt .. 8·nt + 7 of the rank's slice
     const int kc = warp / C::kScoreNTiles;  // k-chunk
-    uint32_t qHi[C::kLatKs][4], qLo[C::kLatKs][4], qPe[C::kRopeSlots][4];
+    float2 qRaw[C::kLatKs][4];
+    uint32_t qPe[C::kRopeSlots][4];
+    auto loadQ = [&] {
 #pragma unroll
-    for (int i = 0; i < C::kLatKs; ++i) {
-        const int ks = kc * C::kLatKs + i;
+        for (int i = 0; i < C::kLatKs; ++i) {
+            const int ks = kc * C::kLatKs + i;
 #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            const int head = h0 + g + 8 * (r % 2);
-            qHi[i][r] = 0u;
-            qLo[i][r] = 0u;
-            if (head < p.n_heads) {
+            for (int r = 0; r < 4; ++r) {
+                const int head = h0 + g + 8 * (r % 2);
                 const int d = ks * 16 + 2 * t + 8 * (r / 2);
-                const float2 q = *reinterpret_cast<const float2*>(p.q_lat + qi * p.q_lat_token_stride +
-                                                                  head * p.q_lat_head_stride + d);
-                const __nv_bfloat162 hi = __floats2bfloat162_rn(q.x, q.y);
-                const float2 hiF = __bfloat1622float2(hi);
-                qHi[i][r] = bitsOf(hi);
-                qLo[i][r] = bitsOf(__floats2bfloat162_rn(q.x - hiF.x, q.y - hiF.y));  // exact differences
+                qRaw[i][r] = head < p.n_heads ? *reinterpret_cast<const float2*>(p.q_lat + qi * p.q_lat_token_stride +
+                                                                                 head * p.q_lat_head_stride + d)
+                                              : make_float2(0.0f, 0.0f);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < C::kRopeSlots; ++j) {
+            const int rk = kc + j * C::kKChunks;  // rope k-step (round robin over the k-chunks)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int head = h0 + g + 8 * (r % 2);
+                qPe[j][r] = 0u;
+                if (rk < kRopeKSteps && head < p.n_heads)
+                    qPe[j][r] = *reinterpret_cast<const uint32_t*>(
+                        p.q_pe + qi * p.q_pe_token_stride + head * p.q_pe_head_stride + rk * 16 + 2 * t + 8 * (r / 2));
+            }
+        }
+    };
+    if (!early) loadQ();
+
+    // The block-table lookups of the first S − 1 tiles at once (one L2 round trip before the first
+    // cp.async, not one per piece), then the first S − 2 tiles in flight; the rows of the next one
+    // stay in registers.
+    const FastDiv byBlock(static_cast<uint32_t>(p.cache.block_size));
+    TileRows<C> first[C::S - 1];
+#pragma unroll
+    for (int i = 0; i < C::S - 1; ++i) {
+        if (i < nTiles) {
+            fetchRows<C>(p.cache, byBlock, begin + i * C::T, end, rank, tid, first[i]);
+        } else {
+#pragma unroll
+            for (int k = 0; k < C::kPiecesPerThread; ++k) {
+                first[i].block[k] = 0;
+                first[i].offset[k] = -1;
             }
         }
     }
 #pragma unroll
-    for (int j = 0; j < C::kRopeSlots; ++j) {
-        const int rk = kc + j * C::kKChunks;  // rope k-step (round robin over the k-chunks)
+    for (int i = 0; i < C::S - 2; ++i) {
+        if (i < nTiles) issueTile<C>(p.cache, sm, i, rank, tid, first[i]);
+        cpAsyncCommit();
+    }
+    TileRows<C> rows = first[C::S - 2];
+    if (early) {
+        pdlWaitForPrevious();  // q_lat (the kernel just before) from here on
+        pdlLaunchNext();
+        loadQ();
+    }
+    uint32_t qHi[C::kLatKs][4], qLo[C::kLatKs][4];
+#pragma unroll
+    for (int i = 0; i < C::kLatKs; ++i)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-            const int head = h0 + g + 8 * (r % 2);
-            qPe[j][r] = 0u;
-            if (rk < kRopeKSteps && head < p.n_heads)
-                qPe[j][r] = *reinterpret_cast<const uint32_t*>(
-                    p.q_pe + qi * p.q_pe_token_stride + head * p.q_pe_head_stride + rk * 16 + 2 * t + 8 * (r / 2));
+            const float2 q = qRaw[i][r];
+            const __nv_bfloat162 hi = __floats2bfloat162_rn(q.x, q.y);
+            const float2 hiF = __bfloat1622float2(hi);
+            qHi[i][r] = bitsOf(hi);
+            qLo[i][r] = bitsOf(__floats2bfloat162_rn(q.x - hiF.x, q.y - hiF.y));  // exact differences
         }
-    }
 
     const float scaleLog2 = p.softmax_scale * kLog2e;
     // Softmax ownership: head row sr, positions sc .. sc + kRowElems − 1 of each tile.
@@ -538,9 +583,9 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
         //    Stage (tile + S − 2) % S last held tile − 2, whose P·V every warp finished before (A).
         {
             const int next = tile + C::S - 2;
-            if (next < nTiles) issueTile<C>(p.cache, sm, next % C::S, begin + next * C::T, end, rank, tid, rows);
+            if (next < nTiles) issueTile<C>(p.cache, sm, next % C::S, rank, tid, rows);
             cpAsyncCommit();  // possibly empty: the wait above counts groups
-            if (next + 1 < nTiles) fetchRows<C>(p.cache, begin + (next + 1) * C::T, end, rank, tid, rows);
+            if (next + 1 < nTiles) fetchRows<C>(p.cache, byBlock, begin + (next + 1) * C::T, end, rank, tid, rows);
         }
         if (tile > 0) pv((tile - 1) % C::S, (tile - 1) % 2);
 
