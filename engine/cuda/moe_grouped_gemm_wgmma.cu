@@ -623,18 +623,17 @@ bool buildTmaMaps(WgmmaTmaParams& kp, const WgmmaGroupedArgs& a) {
     return true;
 }
 
-// Which GEMMs load through TMA. Measured on the H200 (tools/bench/grouped_gemm_bench.cu, 8-row
-// gate|up boxes): down with TMA beats cp.async at every shape (Lite 2K 198 -> 153 us, 1K 150 ->
-// 125, V2 2K 921 -> 748); gate|up with 16 boxes of 1 KB a stage lost where the weights stream from
-// HBM (Lite 1K 294 -> 349 us, V2 2K 1690 -> 2201), so by default gate|up keeps cp.async.
-// DSV2_WGMMA_LOADER=cpasync: cp.async for both; =tma: TMA for both (gate|up through the 4-D view
-// where the driver accepts it). Read at every launch (one getenv per GEMM) so that the bench and
-// the tests can switch it.
+// Which GEMMs load through TMA: both by default. Measured on the H200 (grouped_gemm_bench,
+// cp.async -> TMA, us): Lite 2K gate|up 434 -> 289, down 196 -> 152; Lite 1K 293 -> 223 and
+// 149 -> 124; V2 2K 1679 -> 1354 and 886 -> 745 (gate|up with 16 boxes of 8 rows a stage instead
+// of the 4-D view had lost: Lite 1K 294 -> 349). DSV2_WGMMA_LOADER=cpasync: cp.async for both (A/B);
+// =down: TMA for down only. Read at every launch (one getenv per GEMM) so that the bench and the
+// tests can switch it.
 bool useTmaLoader(bool gateUp) {
     const char* env = std::getenv("DSV2_WGMMA_LOADER");
     if (env && std::strcmp(env, "cpasync") == 0) return false;
-    if (env && std::strcmp(env, "tma") == 0) return true;
-    return !gateUp;
+    if (env && std::strcmp(env, "down") == 0) return !gateUp;
+    return true;
 }
 
 template <typename P>

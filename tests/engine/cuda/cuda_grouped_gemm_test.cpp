@@ -131,8 +131,8 @@ const char* kernelName(cuda::MoeGroupedKernel k) {
 
 // The kernels a GPU must pass: mma.sync at both row tiles everywhere, wgmma too on compute
 // capability 9.0, where this build must be able to run it (else the sm_90a code went missing),
-// with both of its loaders: TMA (the default; over 192 experts it falls back to cp.async) and
-// cp.async (DSV2_WGMMA_LOADER=cpasync).
+// with each of its loaders: TMA (the default; over 192 experts it falls back to cp.async), TMA for
+// down only (DSV2_WGMMA_LOADER=down) and cp.async (=cpasync).
 struct KernelChoice {
     cuda::MoeGroupedKernel kernel;
     int tileM;
@@ -160,8 +160,8 @@ std::vector<KernelChoice> kernelsToTest() {
     REQUIRE(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess);
     CHECK(cuda::moeGroupedWgmmaAvailable() == (major == 9 && minor == 0));
     if (cuda::moeGroupedWgmmaAvailable()) {
-        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, nullptr});  // default: gate|up cp.async, down TMA
-        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "tma"});
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, nullptr});  // the default: TMA for both GEMMs
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "down"});   // TMA for down only
         ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"});
     }
     return ks;
@@ -409,9 +409,9 @@ TEST_CASE("grouped GEMM: the wgmma kernel gives the same bits on every launch an
     p.in_stride = hidden;
     p.out_stride = inter;
     std::vector<std::vector<float>> outs;
-    // TMA twice, cp.async, mma.sync.
-    const std::vector<KernelChoice> runs{{cuda::MoeGroupedKernel::Wgmma, 0, "tma"},
-                                         {cuda::MoeGroupedKernel::Wgmma, 0, "tma"},
+    // TMA (the default) twice, cp.async, mma.sync.
+    const std::vector<KernelChoice> runs{{cuda::MoeGroupedKernel::Wgmma, 0, nullptr},
+                                         {cuda::MoeGroupedKernel::Wgmma, 0, nullptr},
                                          {cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"},
                                          {cuda::MoeGroupedKernel::MmaSync, 0, nullptr}};
     for (const auto& run : runs) {
