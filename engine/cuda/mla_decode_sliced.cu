@@ -77,6 +77,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "cuda/cuda_check.h"
 #include "cuda/mla_decode_common.cuh"
@@ -126,8 +128,10 @@ struct Cfg {
     static constexpr int kRowElems = T / kThreadsPerRow;      // softmax: scores per thread
     static constexpr int kOwnPieces = kOwnPos * kEntryPieces;
     static constexpr int kVPieces = kVDims / 8;  // sixteen-byte pieces per V row
-    static constexpr int kTilePieces = kOwnPieces + T * kVPieces;
-    static constexpr int kPiecesPerThread = (kTilePieces + kThreads - 1) / kThreads;
+    static constexpr int kTileVPieces = T * kVPieces;
+    static constexpr int kOwnPerThread = (kOwnPieces + kThreads - 1) / kThreads;  // own-row pieces a thread issues
+    static constexpr int kVPerThread = (kTileVPieces + kThreads - 1) / kThreads;  // V pieces a thread issues
+    static constexpr int kPiecesPerThread = kOwnPerThread + kVPerThread;
     static constexpr int kPushF4 = kHeads * kOwnPos / 4;  // float4s of one rank's score slice
 
     static_assert(R >= 2 && R <= kMlaDecodeClusterBlocks && kLatent % (8 * R) == 0, "ranks: cluster of 2..8");
@@ -137,6 +141,7 @@ struct Cfg {
     static_assert(kThreads % kHeads == 0 && kThreadsPerRow <= kWarpSize && T % kThreadsPerRow == 0, "softmax");
     static_assert(kRowElems == 4 || kRowElems == 8, "softmax: one or two float4 of scores per thread");
     static_assert(S >= 3, "stages: V of the previous tile, K of this one, one load in flight");
+    static_assert(kPiecesPerThread <= 32, "one valid bit per piece");
     static_assert(oddSixteens(kOwnStride * 2) && oddSixteens(kVStride * 2) && oddSixteens(kPStride * 2),
                   "ldmatrix rows must rotate banks");
     static_assert((kPartStride * 4) % 16 == 0 && (kGathStride * 4) % 16 == 0, "float4 rows");
@@ -239,35 +244,50 @@ __device__ __forceinline__ uint32_t bitsOf(__nv_bfloat162 v) {
     return u;
 }
 
-// Where piece c of a tile goes and comes from. Pieces [0, kOwnPieces): the rank's kOwnPos rows,
-// 72 pieces each (all 576 dims); then T rows of kVPieces (the rank's latent dims). Consecutive
-// threads take consecutive pieces of a row (1152 or 64-256 contiguous bytes).
+// Where piece k (0 .. kPiecesPerThread − 1, a compile-time index in the unrolled loops) of this
+// thread's share of a tile goes and comes from. Pieces k < kOwnPerThread are own-row pieces
+// c = tid + k·threads of [0, kOwnPieces): the rank's kOwnPos rows, 72 pieces each (all 576 dims);
+// the others V pieces of [0, T·kVPieces): T rows of the rank's latent dims. Consecutive threads
+// take consecutive pieces of a row (1152 or 64-256 contiguous bytes). Whether a piece is own or V
+// is known at compile time, and so is `exists` except for the last piece of each kind.
 struct Piece {
     int posInTile;  // position offset from the tile start
     int srcDim;     // first entry dim of the piece
     int dstOffset;  // bf16 offset inside one stage's own[] (own) or v[] (V) array
-    bool own;
+    bool exists;    // c inside its range (the last piece of a kind may fall past it)
 };
-template <class C>
-__device__ __forceinline__ Piece pieceOf(int c, int rank) {
+template <class C, int k>
+__device__ __forceinline__ Piece pieceOf(int tid, int rank) {
     Piece pc;
-    if (c < C::kOwnPieces) {
+    if constexpr (k < C::kOwnPerThread) {
+        const int c = tid + k * C::kThreads;
         const int row = c / kEntryPieces;
-        const int k = c % kEntryPieces;
+        const int kk = c % kEntryPieces;
         pc.posInTile = rank * C::kOwnPos + row;
-        pc.srcDim = k * 8;
-        pc.dstOffset = row * kOwnStride + k * 8;
-        pc.own = true;
+        pc.srcDim = kk * 8;
+        pc.dstOffset = row * kOwnStride + kk * 8;
+        pc.exists = (k + 1) * C::kThreads <= C::kOwnPieces || c < C::kOwnPieces;
     } else {
-        const int cv = c - C::kOwnPieces;
+        const int cv = tid + (k - C::kOwnPerThread) * C::kThreads;
         const int row = cv / C::kVPieces;
-        const int k = cv % C::kVPieces;
+        const int kk = cv % C::kVPieces;
         pc.posInTile = row;
-        pc.srcDim = rank * C::kVDims + k * 8;
-        pc.dstOffset = row * C::kVStride + k * 8;
-        pc.own = false;
+        pc.srcDim = rank * C::kVDims + kk * 8;
+        pc.dstOffset = row * C::kVStride + kk * 8;
+        pc.exists = (k - C::kOwnPerThread + 1) * C::kThreads <= C::kTileVPieces || cv < C::kTileVPieces;
     }
     return pc;
+}
+
+// Calls f(std::integral_constant<int, k>) for k = 0 .. N − 1 (the piece loops, unrolled with a
+// compile-time piece index).
+template <int N, class F, int... Ks>
+__device__ __forceinline__ void forPieces(F&& f, std::integer_sequence<int, Ks...>) {
+    (f(std::integral_constant<int, Ks>{}), ...);
+}
+template <int N, class F>
+__device__ __forceinline__ void forPieces(F&& f) {
+    forPieces<N>(f, std::make_integer_sequence<int, N>{});
 }
 
 // n / d for 0 <= n < 2^31 by a d fixed for the launch (the cache's block size), as a multiply-high,
@@ -285,11 +305,13 @@ struct FastDiv {
 };
 
 // This thread's pieces of one tile in the paged cache: the block-table entry (as loaded) and the
-// offset inside the block; offset −1 past `end` (zeros, nothing read).
+// offset inside the block; bit k of `valid` clear past `end` (zeros, nothing read; block and
+// offset then name entry 0 of the first block, a readable address).
 template <class C>
 struct TileRows {
     int32_t block[C::kPiecesPerThread];
     int32_t offset[C::kPiecesPerThread];
+    uint32_t valid;
 };
 
 // The block-table loads of the tile at t0, all issued back to back and none waited for here: the
@@ -301,15 +323,17 @@ template <class C>
 __device__ __forceinline__ void fetchRows(const PagedCacheRef& cache, const FastDiv& byBlock, int32_t t0, int32_t end,
                                           int rank, int tid, TileRows<C>& rows) {
     const auto blockSize = static_cast<uint32_t>(cache.block_size);
-#pragma unroll
-    for (int k = 0; k < C::kPiecesPerThread; ++k) {
-        const int c = tid + k * C::kThreads;
-        const int32_t pos = t0 + pieceOf<C>(c, rank).posInTile;
-        const bool valid = c < C::kTilePieces && pos < end;
+    rows.valid = 0u;
+    forPieces<C::kPiecesPerThread>([&](auto kc) {
+        constexpr int k = decltype(kc)::value;
+        const Piece pc = pieceOf<C, k>(tid, rank);
+        const int32_t pos = t0 + pc.posInTile;
+        const bool valid = pc.exists && pos < end;
         const uint32_t tableIdx = valid ? byBlock(static_cast<uint32_t>(pos)) : 0u;
-        rows.offset[k] = valid ? pos - static_cast<int32_t>(tableIdx * blockSize) : -1;
+        rows.offset[k] = valid ? pos - static_cast<int32_t>(tableIdx * blockSize) : 0;
         rows.block[k] = __ldg(cache.block_table + tableIdx);
-    }
+        rows.valid |= valid ? (1u << k) : 0u;
+    });
 }
 
 // cp.async of this thread's pieces of a tile (rows from fetchRows) into `stage`; zeros past its end.
@@ -318,18 +342,16 @@ __device__ __forceinline__ void issueTile(const PagedCacheRef& cache, Smem<C>& s
                                           const TileRows<C>& rows) {
     const uint32_t ownBase = smemAddr(&sm.own[stage][0][0]);
     const uint32_t vBase = smemAddr(&sm.v[stage][0][0]);
-#pragma unroll
-    for (int k = 0; k < C::kPiecesPerThread; ++k) {
-        const int c = tid + k * C::kThreads;
-        if (c < C::kTilePieces) {
-            const Piece pc = pieceOf<C>(c, rank);
-            const bool valid = rows.offset[k] >= 0;
-            const int64_t row = static_cast<int64_t>(rows.block[k]) * cache.block_size + rows.offset[k];
-            // Any readable address when nothing is read.
-            const bf16* src = valid ? cache.layer_base + row * kEntry + pc.srcDim : cache.layer_base;
-            cpAsync16((pc.own ? ownBase : vBase) + pc.dstOffset * 2, src, valid ? 16 : 0);
+    forPieces<C::kPiecesPerThread>([&](auto kc) {
+        constexpr int k = decltype(kc)::value;
+        const Piece pc = pieceOf<C, k>(tid, rank);
+        if (pc.exists) {
+            const int32_t row = rows.block[k] * cache.block_size + rows.offset[k];
+            const bf16* src = cache.layer_base + static_cast<int64_t>(row) * kEntry + pc.srcDim;
+            const uint32_t dst = (k < C::kOwnPerThread ? ownBase : vBase) + pc.dstOffset * 2;
+            cpAsync16(dst, src, (rows.valid >> k) & 1u ? 16 : 0);
         }
-    }
+    });
 }
 
 // grid: (R × splits, n_q, ceil(H / 16)) in clusters of (R, 1, 1); block: W warps; dynamic shared
@@ -428,8 +450,9 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
 #pragma unroll
             for (int k = 0; k < C::kPiecesPerThread; ++k) {
                 first[i].block[k] = 0;
-                first[i].offset[k] = -1;
+                first[i].offset[k] = 0;
             }
+            first[i].valid = 0u;
         }
     }
 #pragma unroll
