@@ -30,19 +30,17 @@
 // counter back to 0. A query whose context fits one split writes o_lat directly and touches no
 // workspace.
 //
-// Per tile, one __syncthreads pair and one mbarrier wait, no cluster barrier and no fence (session
-// 6 measured ~4 µs a tile with a cluster barrier per tile: its release arrive is a GPU-scope
-// MEMBAR in SASS, which waits for this thread's memory traffic; the tile loads in flight too, it
-// seems). Iteration i computes the partial scores of tile i, pushes them, issues the cp.async of
-// tile i + S − 2, then runs P·V of tile i − 1 (its P was made at the end of iteration i − 1), and
-// only then waits for the other ranks' slices and runs the softmax of tile i. Hence 2 slots (and 2
-// mbarriers) for the gathered S and for P: a rank pushes tile i + 2 into slot b only after it has
-// received every rank's tile i + 1, which each rank pushed after its softmax of tile i had read
-// slot b. S >= 3 tile stages (V of tile i − 1, K of tile i, loads in flight).
-// Cache rows of the next tile to load (block-table lookups) are fetched one iteration ahead,
-// into registers, so that no cp.async waits on a table load. q goes into A fragments straight from global memory
-// once (each load instruction covers 8 heads × 32 contiguous bytes: whole sectors) while the first
-// tiles load.
+// Per tile, one __syncthreads pair and one mbarrier wait, no cluster barrier and no fence (a
+// release arrive on the cluster barrier is a GPU-scope MEMBAR in SASS; replacing it moved the times
+// by about ±1 µs at 4K-16K, session 7: the block-table lookups, below, were the cost). Iteration i computes the partial
+// scores of tile i, pushes them, issues the cp.async of tile i + S − 2, then runs P·V of tile i − 1 (its P was made at
+// the end of iteration i − 1), and only then waits for the other ranks' slices and runs the softmax of tile i. Hence 2
+// slots (and 2 mbarriers) for the gathered S and for P: a rank pushes tile i + 2 into slot b only after it has received
+// every rank's tile i + 1, which each rank pushed after its softmax of tile i had read slot b. S >= 3 tile stages (V of
+// tile i − 1, K of tile i, loads in flight). Cache rows of the next tile to load (block-table lookups) are fetched one
+// iteration ahead, into registers, so that no cp.async waits on a table load. q goes into A fragments straight from
+// global memory once (each load instruction covers 8 heads × 32 contiguous bytes: whole sectors) while the first tiles
+// load.
 //
 // Work split inside a block (W warps): score warp w takes n-tile w % (T/R/8) of the rank's
 // positions and k-chunk w / (T/R/8) of the 36 k-steps (latent k-steps evenly, the 4 rope k-steps
@@ -59,13 +57,21 @@
 // stages); kVariants below instantiates a few, MlaDecodeParams::sliced_variant or
 // DSV2_MLA_SLICED_VARIANT picks one, and tools/bench/mla_decode_bench.cu times them all.
 //
-// Expected cost at 1K on Lite, variant 0 (R 8, T 64, W 4, S 4), not measured (no GPU in this
-// session): per block one 18 KB tile (vs 73 KB), 68 score MMAs in chains of <= 9 (vs 576 split
-// over 8 warps), 32 P·V MMAs (vs 256), one 4 KB push; ~1,500 cycles of work after the tile lands,
-// against ~5,700 cycles a tile measured for the old kernel. Then the cross-split merge (partial
-// write, fence, atomic, 16 × 4 KB read by 8 blocks in parallel), ~2 µs. Estimate ~5-6 µs a layer
-// against 17.35 µs. At 16K the one-wave cap gives ~32 splits of 512 positions, 8 tiles a block of
-// ~0.6 µs each, ~8-10 µs against 28.9.
+// Measured (H200, tools/bench/mla_decode_bench.cu, µs a layer on Lite at the engine's split count;
+// the tensor-core kernel mla_decode_mma.cu for comparison):
+//   context               1K     4K     16K
+//   mma kernel           17.2   22.0   28.6
+//   r8 t64 w8 s4 (s6)    11.1   18.4   41.9   session 6: cluster barrier a tile, serial lookups
+//   r8 t64 w8 s4 (s7)     9.95  15.7   31.8   session 7 (this file), session 6's default shape
+//   r4 t64 w8 s4 (s7)     9.57  15.2   27.2   the default now
+//   r8 t128 w8 s4 (s7)   10.1   15.3   26.4
+// Where the time went at 16K (ncu, sources in L2): not memory (a few % of DRAM bandwidth) but the
+// loop's instruction stream per warp and tile: ~400 instructions at ~8 cycles each with 2-4 warps
+// per scheduler, of which the cp.async issue was half before it became two compile-time runs; the
+// block-table lookups, each waiting for its L2 round trip, ~2 µs a tile before they were batched.
+// What is left per tile: the k-chunk sum of the push (8 dependent shared loads), the softmax (4 +
+// 4 shuffle rounds), the P·V chain; at 1K, the first table → tile round trips and the merge's
+// fence (membar) and L2 reads.
 //
 // PDL (pdl.cuh): the position, block table and cache may be read before the wait only with
 // tiles_before_wait (written two or more kernels back); q_lat, q_pe, the workspace and the
@@ -891,9 +897,10 @@ DeviceFit deviceFit(int variant) {
     return ok ? DeviceFit{true, std::max(active, 0)} : DeviceFit{};
 }
 
-// The default shape: "r8 t64 w8 s4" was the fastest at 1K and 4K context on the H200 (session 6,
-// tools/bench/mla_decode_bench.cu: 10.73 µs at 1K against 11.92 for "r8 t64 w4 s4").
-constexpr int kDefaultVariant = 2;
+// The default shape: "r4 t64 w8 s4" beat the tensor-core kernel at 1K, 4K and 16K context on the
+// H200 (session 7, tools/bench/mla_decode_bench.cu: 9.57 / 15.21 / 27.19 µs against 17.21 / 21.95 /
+// 28.60); "r8 t64 w8 s4" (session 6's default) took 9.95 / 15.71 / 31.79.
+constexpr int kDefaultVariant = 3;
 
 // DSV2_MLA_SLICED_VARIANT=<index> (read once) picks the variant where the params do not.
 int envVariant() {

@@ -48,7 +48,7 @@ constexpr int kDqk = kNope + kRopeDim;
 constexpr int kBlock = 64;
 constexpr int kMaxSplits = 132;
 constexpr float kScale = 0.11472f;
-constexpr int kDefaultSlicedVariant = 2;  // mla_decode_sliced.cu's default shape (r8 t64 w8 s4)
+constexpr int kDefaultSlicedVariant = 3;  // mla_decode_sliced.cu's default shape (r4 t64 w8 s4)
 
 // The launch floor: a kernel with the decode kernel's launch shape that only waits and leaves.
 __global__ void emptyKernel(int* sink) {
@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
     }
     constexpr int kLayers = 27;
     std::string slicedSummary;
-    // Every shape at 1K, 4K and 16K; the default shape (and the 5-stage one) at the others, for
+    // Every shape at 1K, 4K and 16K; the default shape (and r8 t64/t128 w8 s4) at the others, for
     // the context threshold between the kernels. MLA_BENCH_MMA_SPLITS=1 adds the tensor-core
     // kernel's forced split lengths.
     const bool mmaSplits =
@@ -363,7 +363,7 @@ int main(int argc, char** argv) {
         int bestVariant = 0, bestSplits = 0;
         g_chainKernel = MlaDecodeKernel::TensorCoreSliced;
         for (int v = 0; v < kMlaDecodeSlicedVariants; ++v) {
-            if (!sweep && v != kDefaultSlicedVariant && v != 1) continue;  // 1: r8 t64 w8 s5
+            if (!sweep && v != kDefaultSlicedVariant && v != 2 && v != 5) continue;  // 2, 5: r8 t64/t128 w8 s4
             g_slicedVariant = v;
             for (int splits : {0, 8, 16, 32, 64}) {
                 if (!sweep && splits != 0) continue;
