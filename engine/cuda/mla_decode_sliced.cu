@@ -32,15 +32,16 @@
 //
 // Per tile, one __syncthreads pair and one mbarrier wait, no cluster barrier and no fence (a
 // release arrive on the cluster barrier is a GPU-scope MEMBAR in SASS; replacing it moved the times
-// by about ±1 µs at 4K-16K, session 7: the block-table lookups, below, were the cost). Iteration i computes the partial
-// scores of tile i, pushes them, issues the cp.async of tile i + S − 2, then runs P·V of tile i − 1 (its P was made at
-// the end of iteration i − 1), and only then waits for the other ranks' slices and runs the softmax of tile i. Hence 2
-// slots (and 2 mbarriers) for the gathered S and for P: a rank pushes tile i + 2 into slot b only after it has received
-// every rank's tile i + 1, which each rank pushed after its softmax of tile i had read slot b. S >= 3 tile stages (V of
-// tile i − 1, K of tile i, loads in flight). Cache rows of the next tile to load (block-table lookups) are fetched one
-// iteration ahead, into registers, so that no cp.async waits on a table load. q goes into A fragments straight from
-// global memory once (each load instruction covers 8 heads × 32 contiguous bytes: whole sectors) while the first tiles
-// load.
+// by about ±1 µs at 4K-16K, session 7: the block-table lookups, below, were the cost). Iteration i
+// computes the partial scores of tile i, pushes them, issues the cp.async of tile i + S − 2, then
+// runs P·V of tile i − 1 (its P was made at the end of iteration i − 1), and only then waits for
+// the other ranks' slices and runs the softmax of tile i. Hence 2 slots (and 2 mbarriers) for the
+// gathered S and for P: a rank pushes tile i + 2 into slot b only after it has received every
+// rank's tile i + 1, which each rank pushed after its softmax of tile i had read slot b. S >= 3
+// tile stages (V of tile i − 1, K of tile i, loads in flight). Cache rows of the next tile to load
+// (block-table lookups) are fetched one iteration ahead, into registers, so that no cp.async waits
+// on a table load. q goes into A fragments straight from global memory once (each load instruction
+// covers 8 heads × 32 contiguous bytes: whole sectors) while the first tiles load.
 //
 // Work split inside a block (W warps): score warp w takes n-tile w % (T/R/8) of the rank's
 // positions and k-chunk w / (T/R/8) of the 36 k-steps (latent k-steps evenly, the 4 rope k-steps
