@@ -42,14 +42,15 @@ enum class MlaDecodeKernel {
 
 // Compiled shapes of the sliced kernel (cluster size, tile positions, warps, stages; listed in
 // mla_decode_sliced.cu). MlaDecodeParams::sliced_variant picks one, else DSV2_MLA_SLICED_VARIANT
-// (read once), else the default (variant 2, the fastest measured; mla_decode_sliced.cu).
+// (read once), else the default (the fastest measured; mla_decode_sliced.cu).
 constexpr int kMlaDecodeSlicedVariants = 6;
 
 // Auto takes the sliced kernel for a launch whose context is known to stay within this many
 // positions, the tensor-core kernel beyond. Measured on the H200 (session 6,
-// tools/bench/mla_decode_bench.cu, Lite, µs a layer): sliced 10.7 / 18.4 / 41.7 at 1K / 4K / 16K
-// against 17.3 / 22.1 / 28.7; the two cross near 6K.
-constexpr int64_t kMlaDecodeSlicedMaxContext = 6144;
+// tools/bench/mla_decode_bench.cu, Lite, µs a layer at the engine's split count): sliced (default
+// shape) 9.6 / 15.2 / 27.2 at 1K / 4K / 16K against 17.2 / 22.0 / 28.6 for the tensor-core kernel,
+// which wins at 32K (35.3 against 46.9 for the shape measured there).
+constexpr int64_t kMlaDecodeSlicedMaxContext = 16384;
 
 // The tensor-core kernel runs in clusters of this many consecutive splits and merges them itself.
 constexpr int kMlaDecodeClusterBlocks = 8;

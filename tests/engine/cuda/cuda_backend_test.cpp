@@ -85,7 +85,8 @@ struct Loaded {
     const ModelConfig& config() const { return folder->config(); }
 };
 
-Loaded load(const fs::path& dir, MlaForm form, int64_t chunkTokens = 4096, BackendKind kind = BackendKind::Cuda) {
+Loaded load(const fs::path& dir, MlaForm form, int64_t chunkTokens = 4096, BackendKind kind = BackendKind::Cuda,
+            int64_t maxContext = 8192) {
     Loaded l;
     auto folder = ModelFolder::open(dir);
     REQUIRE_MESSAGE(folder.isOk(), folder.status().toString());
@@ -94,7 +95,7 @@ Loaded load(const fs::path& dir, MlaForm form, int64_t chunkTokens = 4096, Backe
     l.taps->hidden = l.folder->config().hiddenSize;
     BackendOptions options;
     options.mlaForm = form;
-    options.maxContext = 8192;
+    options.maxContext = maxContext;
     Result<std::unique_ptr<Backend>> backend = Status(StatusCode::Internal, "unset");
     if (kind == BackendKind::Cuda) {
         cuda::CudaBackendExtras extras;
@@ -522,23 +523,38 @@ TEST_CASE("decode steps replayed as a CUDA graph equal the step-by-step launches
         const ForwardResult ra = run(*a[0], {5}, false);
         const ForwardResult rb = run(*b[0], {5}, false);
         CHECK(normalizedMaxError(rb.logits.data(), ra.logits.data(), ra.logits.size()) <= 1e-6);
+    }
+}
 
-        // Across the MLA decode's short-context limit (the sliced kernel below it, the tensor-core
-        // kernel above, on the V2 dims): the graph is captured again when a step crosses it, and
-        // again after a rewind below it; every replay still equals the stepwise launch.
-        const int64_t limit = cuda::kMlaDecodeSlicedMaxContext;
+TEST_CASE("a decode graph is captured again where the context crosses the MLA decode kernel's limit, both ways") {
+    // The sliced kernel below kMlaDecodeSlicedMaxContext, the tensor-core kernel above (V2 dims;
+    // the tiny model's dims take the CUDA cores on both sides): every replay still equals the
+    // stepwise launch across the crossing, a rewind below it and a second crossing.
+    const int64_t limit = cuda::kMlaDecodeSlicedMaxContext;
+    for (const fs::path& dir : {tinyLiteDir(), dataDir() / "fixtures" / "v2-like"}) {
+        CAPTURE(dir.string());
+        Loaded stepwise = load(dir, MlaForm::Auto, 4096, BackendKind::Cuda, limit + 64);
+        auto plain = ModelFolder::open(dir);
+        REQUIRE(plain.isOk());
+        BackendOptions options;
+        options.maxContext = limit + 64;
+        auto graphed = createBackend(BackendKind::Cuda, (*plain)->config(), (*plain)->weights(), options);
+        REQUIRE_MESSAGE(graphed.isOk(), graphed.status().toString());
+        const int32_t vocab = static_cast<int32_t>((*plain)->config().vocabSize);
+        auto a = session(*stepwise.backend);
+        auto b = session(**graphed);
         std::vector<int32_t> longPrompt;
         for (int64_t t = 0; t < limit - 2; ++t) longPrompt.push_back(static_cast<int32_t>((t * 31 + 11) % vocab));
-        for (auto* s : {a[1].get(), b[1].get()}) REQUIRE(s->truncate(0).isOk());
-        CHECK(run(*a[1], longPrompt, false).logits == run(*b[1], longPrompt, false).logits);
+        CHECK(run(*a, longPrompt, false).logits == run(*b, longPrompt, false).logits);
         int32_t token = 7;
         for (int step = 0; step < 7; ++step) {  // contexts limit - 1, limit, limit + 1, then again
             if (step == 3) {                    // back below the limit, then over it again
-                for (auto* s : {a[1].get(), b[1].get()}) REQUIRE(s->truncate(limit - 3).isOk());
+                REQUIRE(a->truncate(limit - 3).isOk());
+                REQUIRE(b->truncate(limit - 3).isOk());
             }
             CAPTURE(step);
-            const ForwardResult sa = run(*a[1], {token}, false);
-            const ForwardResult sb = run(*b[1], {token}, false);
+            const ForwardResult sa = run(*a, {token}, false);
+            const ForwardResult sb = run(*b, {token}, false);
             CHECK(normalizedMaxError(sb.logits.data(), sa.logits.data(), sa.logits.size()) <= 1e-6);
             token = static_cast<int32_t>(std::max_element(sa.logits.begin(), sa.logits.end()) - sa.logits.begin());
         }
