@@ -6,7 +6,7 @@
 # prefill and TTFT at 1K and 2K) -> $OUT/bench.json; a per-kernel breakdown of the decode step and
 # of a 2K prefill with nsys (NVTX ranges "prefill N" / "decode N" from dsv2 bench), printed here;
 # HF transformers on the same shapes in the same call -> $OUT/hf_bench.json.
-# Knobs: DSV2_BENCH_PROFILE=0 (skip nsys), DSV2_BENCH_HF=0 (skip HF), DSV2_BENCH_DECODE (tokens, 64),
+# Knobs: DSV2_BENCH_RUN=0 (skip dsv2 bench), DSV2_BENCH_PROFILE=0 (skip nsys/ncu), DSV2_BENCH_HF=0 (skip HF), DSV2_BENCH_DECODE (tokens, 64),
 # DSV2_BENCH_NCU_REAL=1 (ncu at the GPU's own clocks with warm caches: kernel times as in the graph,
 # without launch gaps; the default locks base clocks and flushes caches between kernels).
 set -uo pipefail
@@ -16,6 +16,7 @@ CFG=tests/engine/cuda/configs/deepseek-v2-lite.json
 DECODE=${DSV2_BENCH_DECODE:-64}
 status=0
 
+if [ "${DSV2_BENCH_RUN:-1}" = 1 ]; then
 echo "== dsv2 bench (Lite shape, random bf16 weights)"
 "$BUILD/app/dsv2" bench --random-weights "$CFG" --backend cuda --prompt-len 1024,16384,2048 \
     --decode-tokens "$DECODE" --context $((16384 + DECODE)) --json >"$OUT/bench.json" || status=1
@@ -28,6 +29,7 @@ for r in j["runs"]:
     print(f"  prompt {r['prompt_tokens']:6d}: prefill {r['prefill_tok_s']:10.1f} tok/s, TTFT {r['ttft_s']*1e3:8.2f} ms, "
           f"decode {r['decode_tok_s']:8.2f} tok/s")
 PY
+fi
 
 if [ "${DSV2_BENCH_PROFILE:-1}" = 1 ] && command -v nsys >/dev/null 2>&1; then
     echo "== nsys: kernels per NVTX range (prefill 2048, decode 16 steps at 2K context)"
