@@ -151,12 +151,6 @@ static_assert(offsetof(Smem, s) % 16 == 0 && offsetof(Smem, p) % 16 == 0, "align
 // The block's O for the merge lives in the cache stages (free once the tiles are done).
 static_assert(sizeof(float) * kHeads * kOStride <= sizeof(bf16) * kStages * kTilePos * kRowStride, "O fits the stages");
 
-__device__ __forceinline__ uint32_t bitsOf(__nv_bfloat162 v) {
-    uint32_t u;
-    memcpy(&u, &v, sizeof(u));
-    return u;
-}
-
 // Issues the cp.async of one tile: positions [t0, t0 + 64) into `stage`, zeros past `end`.
 // Thread t copies 18 of the 72 sixteen-byte pieces of row t / 4 (pieces t % 4, t % 4 + 4, ...): one
 // block-table lookup per thread; a warp's request covers 8 rows × 64 contiguous bytes.

@@ -32,7 +32,7 @@
 //
 // Per tile, one __syncthreads pair and one mbarrier wait, no cluster barrier and no fence (a
 // release arrive on the cluster barrier is a GPU-scope MEMBAR in SASS; replacing it moved the times
-// by about ±1 µs at 4K-16K, session 7: the block-table lookups, below, were the cost). Iteration i
+// by about ±1 µs at 4K-16K: the block-table lookups, below, were the cost). Iteration i
 // computes the partial scores of tile i, pushes them, issues the cp.async of tile i + S − 2, then
 // runs P·V of tile i − 1 (its P was made at the end of iteration i − 1), and only then waits for
 // the other ranks' slices and runs the softmax of tile i. Hence 2 slots (and 2 mbarriers) for the
@@ -62,10 +62,10 @@
 // the tensor-core kernel mla_decode_mma.cu for comparison):
 //   context               1K     4K     16K
 //   mma kernel           17.2   22.0   28.6
-//   r8 t64 w8 s4 (s6)    11.1   18.4   41.9   session 6: cluster barrier a tile, serial lookups
-//   r8 t64 w8 s4 (s7)     9.95  15.7   31.8   session 7 (this file), session 6's default shape
-//   r4 t64 w8 s4 (s7)     9.57  15.2   27.2   the default now
-//   r8 t128 w8 s4 (s7)   10.1   15.3   26.4
+//   r8 t64 w8 s4 (a)     11.1   18.4   41.9   session 6's first run: cluster barrier a tile, serial lookups
+//   r8 t64 w8 s4 (b)      9.95  15.7   31.8   this file, the first run's default shape
+//   r4 t64 w8 s4 (b)      9.57  15.2   27.2   the default now
+//   r8 t128 w8 s4 (b)    10.1   15.3   26.4
 // Where the time went at 16K (ncu, sources in L2): not memory (a few % of DRAM bandwidth) but the
 // loop's instruction stream per warp and tile: ~400 instructions at ~8 cycles each with 2-4 warps
 // per scheduler, of which the cp.async issue was half before it became two compile-time runs; the
@@ -87,6 +87,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "cuda/cluster_ptx.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/mla_decode_common.cuh"
 #include "cuda/mma_ptx.cuh"
@@ -174,83 +175,6 @@ constexpr bool mergeFitsStages() {
     return sizeof(Smem<C>::own) >= sizeof(float) * kHeads * (kMergeChunk + 2);
 }
 
-// --- PTX this kernel alone needs (sm_90) ---
-__device__ __forceinline__ void clusterArriveRelaxed() {
-    asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void clusterWaitAcquire() {
-    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-// GPU-scope acquire-release fence: with the relaxed arrival counter after it, a release pattern;
-// before the merge's reads, an acquire pattern. (__threadfence() is fence.sc: a heavier round trip.)
-__device__ __forceinline__ void fenceAcqRelGpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
-__device__ __forceinline__ uint32_t clusterRank() {
-    uint32_t r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-// The shared::cluster address of `localAddr` (a shared::cta address) in block `rank` of the cluster.
-__device__ __forceinline__ uint32_t mapToRank(uint32_t localAddr, uint32_t rank) {
-    uint32_t r;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(localAddr), "r"(rank));
-    return r;
-}
-// 16 bytes into (possibly another rank's) shared memory at `addr`; the store's bytes count towards
-// the transaction count of the mbarrier at `bar` in that same rank (complete_tx: release at cluster
-// scope). No fence and no cluster barrier: the receiver waits on its own mbarrier.
-__device__ __forceinline__ void storeAsyncCluster(uint32_t addr, const float4& v, uint32_t bar) {
-    asm volatile(
-        "st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [%0], {%1, %2, %3, %4}, [%5];\n" ::"r"(addr),
-        "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w), "r"(bar)
-        : "memory");
-}
-__device__ __forceinline__ void mbarrierInit(uint32_t bar, uint32_t arrivals) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(arrivals) : "memory");
-}
-// Makes this thread's mbarrier.init visible to the cluster (before the relaxed cluster arrive).
-__device__ __forceinline__ void fenceMbarrierInit() {
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-}
-// The phase's one local arrival, with the bytes the phase waits for.
-__device__ __forceinline__ void mbarrierArriveExpectTx(uint32_t bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-// Until the phase with parity `parity` has completed; acquire at cluster scope (the bytes came
-// from other ranks).
-__device__ __forceinline__ void mbarrierWaitParity(uint32_t bar, uint32_t parity) {
-    uint32_t done = 0;
-    do {
-        asm volatile(
-            "{\n"
-            ".reg .pred p;\n"
-            "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-            "selp.u32 %0, 1, 0, p;\n"
-            "}\n"
-            : "=r"(done)
-            : "r"(bar), "r"(parity)
-            : "memory");
-    } while (!done);
-}
-// ldmatrix .x2: lanes 0-15 give the row addresses of matrices 0 and 1.
-__device__ __forceinline__ void ldsm2(uint32_t (&r)[2], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(addr)
-                 : "memory");
-}
-__device__ __forceinline__ void ldsm2Trans(uint32_t (&r)[2], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(addr)
-                 : "memory");
-}
-
-__device__ __forceinline__ uint32_t bitsOf(__nv_bfloat162 v) {
-    uint32_t u;
-    memcpy(&u, &v, sizeof(u));
-    return u;
-}
-
 // Where piece k (0 .. kPiecesPerThread − 1, a compile-time index in the unrolled loops) of this
 // thread's share of a tile goes and comes from. Pieces k < kOwnPerThread are own-row pieces
 // c = tid + k·threads of [0, kOwnPieces): the rank's kOwnPos rows, 72 pieces each (all 576 dims);
@@ -322,7 +246,7 @@ struct TileRows {
 };
 
 // The block-table loads of the tile at t0, all issued back to back and none waited for here: the
-// values are first used by issueTile, an iteration later (ncu, session 7: with a use right after
+// values are first used by issueTile, an iteration later (ncu, session 6: with a use right after
 // each load, the lookups of a tile ran one L2 round trip after the other, ~2 µs a tile, and the
 // cluster-scope acquire of every tile empties L1, so each one went to L2). Entry 0 stands in for
 // pieces past `end` (a non-empty context has one).
@@ -899,7 +823,7 @@ DeviceFit deviceFit(int variant) {
 }
 
 // The default shape: "r4 t64 w8 s4" beat the tensor-core kernel at 1K, 4K and 16K context on the
-// H200 (session 7, tools/bench/mla_decode_bench.cu: 9.57 / 15.21 / 27.19 µs against 17.21 / 21.95 /
+// H200 (session 6, tools/bench/mla_decode_bench.cu: 9.57 / 15.21 / 27.19 µs against 17.21 / 21.95 /
 // 28.60); "r8 t64 w8 s4" (session 6's default) took 9.95 / 15.71 / 31.79.
 constexpr int kDefaultVariant = 3;
 

@@ -3,7 +3,10 @@
 // copies into shared memory, ldmatrix, and mma.m16n8k16 with bf16 inputs and fp32 accumulation.
 // Fragment layouts: see the header comment of mla_decode_mma.cu. Device-only (.cu files).
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
+#include <cstring>
 
 namespace dsv2::cuda::ptx {
 
@@ -33,6 +36,27 @@ __device__ __forceinline__ void ldsm4Trans(uint32_t (&r)[4], uint32_t addr) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(addr)
                  : "memory");
+}
+
+// ldmatrix .x2: lanes 0-15 give the row addresses of matrices 0 and 1.
+__device__ __forceinline__ void ldsm2(uint32_t (&r)[2], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(addr)
+                 : "memory");
+}
+__device__ __forceinline__ void ldsm2Trans(uint32_t (&r)[2], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(addr)
+                 : "memory");
+}
+
+// The 32 bits of a bf16 pair (an mma operand register).
+__device__ __forceinline__ uint32_t bitsOf(__nv_bfloat162 v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof(u));
+    return u;
 }
 
 // c += a · b for one m16n8k16 tile (bf16 in, fp32 accumulate).
