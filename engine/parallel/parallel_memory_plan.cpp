@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "model/model_stats.h"
 #include "parallel/token_traffic.h"
@@ -18,6 +20,15 @@ constexpr int64_t kMinAutoCacheTokens = 4096;
 constexpr int64_t kMaxSuggestedDevices = 64;
 // The single-device engine's fp32 score block limit (engine/cuda/mla_attention.cpp): 48 Mi elements.
 constexpr int64_t kMaxScoreElements = int64_t{48} << 20;
+
+// Whether the engine plans that score block: only where prefill attention may take the GEMM form
+// (cuda::mlaPrefillMayUseGemmForm): head dims other than DeepSeek-V2's 128 + 64 / 128, which the
+// tensor-core flash kernel takes, or DSV2_MLA_PREFILL=gemm.
+bool gemmPrefillScores(const ModelConfig& c) {
+    const char* env = std::getenv("DSV2_MLA_PREFILL");
+    if (env && std::strcmp(env, "gemm") == 0) return true;
+    return !(c.qkNopeHeadDim == 128 && c.qkRopeHeadDim == 64 && c.vHeadDim == 128);
+}
 
 int64_t roundUpBlock(int64_t tokens) { return (tokens + kBlock - 1) / kBlock * kBlock; }
 
@@ -70,13 +81,13 @@ int64_t stepWorkspaceBytes(const ModelConfig& c, const StepShape& shape, int64_t
                                 T * c.latentCacheDim() * 2 + T * H * c.vHeadDim * 2;
     // MLA scratch: q_lat (fp32) + o_lat (bf16), flash-decoding partials, the tensor-core decode's
     // int32 merge counters (8 per query and group of 16 heads: mla_decode.h), the expanded k/v of
-    // the prefill form, its score and probability block.
+    // the prefill form, its score and probability block where the GEMM form may run.
     const int64_t ctx = std::min(shape.expandedCtx, cacheTokens);
     const int64_t partialRows = std::max(T, std::min<int64_t>(T, 64) * shape.maxSplits);
     const int64_t mergeCounters = T * ((H + 15) / 16) * 8 * 4;
     const int64_t mla = T * H * c.kvLoraRank * (4 + 2) + partialRows * H * (c.kvLoraRank + 2) * 4 + mergeCounters +
                         ctx * (c.latentCacheDim() + H * (c.qkNopeHeadDim + c.vHeadDim)) * 2 +
-                        std::min(kMaxScoreElements, T * H * ctx) * (4 + 2);
+                        (gemmPrefillScores(c) ? std::min(kMaxScoreElements, T * H * ctx) : 0) * (4 + 2);
     // FFN scratch over the rows that reach this device's experts: gate|up, act, router logits,
     // top-k ids/weights, counts/offsets, the permutation, gathered inputs (bf16) and outputs (fp32).
     const int64_t R = tokensIn;

@@ -188,15 +188,16 @@ TEST_CASE("memory plan: the tightest device sizes every device's cache; a count 
 // The single-device numbers this plan must reproduce for N = 1. cuda::workspaceBytes lives in a
 // file that needs CUDA headers, so stepWorkspaceBytes mirrors it: in CUDA builds the two are
 // compared directly; everywhere, against the figures cuda::workspaceBytes gave for the shipped
-// configs (2026-11-28, with the MLA decode's merge counters: V2-Lite 1,752,244,756 B and V2
-// 6,904,292,628 B at a 163,840-token cache).
+// configs (2026-11-29, with the MLA decode's merge counters and without the GEMM form's 288 MiB
+// score block, which DeepSeek-V2's head dims do not use: V2-Lite 1,450,254,868 B and V2
+// 6,602,302,740 B at a 163,840-token cache).
 TEST_CASE("with one device the plan's weights and workspace are the single-device engine's") {
     for (const ModelConfig& c : {test::liteConfig(), test::v2Config()}) {
         auto plan = planParallelMemory(c, place(c, 1), AttentionSplit::Tensor, {}, 163840, h200s(1, 1000 * kGB));
         REQUIRE_MESSAGE(plan.isOk(), plan.status().toString());
         const DevicePlan& d = plan->devices[0];
         CHECK(d.weights.total() == countParameters(c).total * 2);
-        CHECK(d.workspaceBytes == (c.hiddenSize == 2048 ? 1'752'244'756LL : 6'904'292'628LL));
+        CHECK(d.workspaceBytes == (c.hiddenSize == 2048 ? 1'450'254'868LL : 6'602'302'740LL));
 #ifdef DSV2_HAS_CUDA_BACKEND
         cuda::RuntimeShape shape;
         shape.cacheTokens = 163840;
