@@ -193,12 +193,22 @@ TEST_CASE("sampling weights: e^x within 2.5e-7 relative, 1 at the top, 0 below e
     double lanes[4] = {};
     for (size_t i = 0; i < w2.size(); ++i) lanes[i % 4] += w2[i];
     CHECK(total2 == (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
-    // Every element gets the same bits whether it falls in a block of four or in the tail.
-    for (size_t n = 1; n <= 9; ++n) {
-        std::vector<float> head(x.end() - static_cast<std::ptrdiff_t>(n), x.end()), wh(n);
-        samplingWeights(head, 0.0f, 1.0f, wh);
-        for (size_t i = 0; i < n; ++i) CHECK(wh[i] == w[x.size() - n + i]);
-    }
+    // The same over 21 elements: blocks of eight (AVX2 where the CPU has it), then the rest.
+    std::vector<float> mixed(21), w3(21);
+    for (size_t i = 0; i < mixed.size(); ++i) mixed[i] = -0.37f * static_cast<float>(i);
+    const double total3 = samplingWeights(mixed, 0.0f, 1.3f, w3);
+    double lanes3[4] = {};
+    for (size_t i = 0; i < w3.size(); ++i) lanes3[i % 4] += w3[i];
+    CHECK(total3 == (lanes3[0] + lanes3[1]) + (lanes3[2] + lanes3[3]));
+    // Every element gets the same bits whether it falls in a block of eight (AVX2), of four or in
+    // the tail.
+    for (size_t offset : {size_t{0}, size_t{1001}, size_t{3333}, x.size() - 9})
+        for (size_t n = 1; n <= 9; ++n) {
+            const auto from = x.begin() + static_cast<std::ptrdiff_t>(offset);
+            std::vector<float> part(from, from + static_cast<std::ptrdiff_t>(n)), wp(n);
+            samplingWeights(part, 0.0f, 1.0f, wp);
+            for (size_t i = 0; i < n; ++i) CHECK(wp[i] == w[offset + i]);
+        }
 }
 
 TEST_CASE("argmax: the first of equal maxima, anywhere in the row; NaN is never picked") {
