@@ -241,6 +241,20 @@ TEST_CASE("logSoftmax") {
     double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
     CHECK(out[2] == doctest::Approx(3.0 - std::log(z)));
     CHECK(std::exp(out[0]) + std::exp(out[1]) + std::exp(out[2]) == doctest::Approx(1.0));
+
+    // A vocabulary-sized row against a double-precision log-sum-exp.
+    std::mt19937_64 gen(11);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> row(102400), lp(row.size());
+    for (float& v : row) v = normal(gen);
+    row[4321] = 25.0f;
+    logSoftmax(row.data(), static_cast<int64_t>(row.size()), lp.data());
+    double zRow = 0.0;
+    for (float v : row) zRow += std::exp(static_cast<double>(v) - 25.0);
+    const double logZ = std::log(zRow) + 25.0;
+    double worst = 0.0;
+    for (size_t i = 0; i < row.size(); ++i) worst = std::max(worst, std::fabs(lp[i] - (row[i] - logZ)));
+    CHECK(worst <= 4e-6);
 }
 
 TEST_CASE("stop strings: held back while they may be forming, cut when they appear") {
