@@ -40,15 +40,6 @@ void softmaxInPlace(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void logSoftmax(const float* logits, int64_t n, float* out) {
-    if (n <= 0) return;
-    const float maxValue = *std::max_element(logits, logits + n);
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i] - maxValue));
-    const float logSum = static_cast<float>(std::log(sum)) + maxValue;
-    for (int64_t i = 0; i < n; ++i) out[i] = logits[i] - logSum;
-}
-
 void linearRows(const TensorView& w, int64_t rowBegin, int64_t rows, const float* x, int64_t nTokens, float* y,
                 ThreadPool* pool) {
     const int64_t in = w.dim(1);

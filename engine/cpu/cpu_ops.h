@@ -22,9 +22,6 @@ void rmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
 // In place, numerically safe (max subtracted).
 void softmaxInPlace(float* x, int64_t n);
 
-// log-softmax of logits (n) into out (n).
-void logSoftmax(const float* logits, int64_t n, float* out);
-
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 // y (T, rows) = x (T, in) · W[rowBegin : rowBegin+rows]ᵀ with W a [out, in] tensor (hub layout).
