@@ -230,18 +230,22 @@ Sampler::Sampler(const GenerateParams& params, int64_t candidates)
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> context) {
     const auto n = static_cast<size_t>(std::min<int64_t>(m_candidates, static_cast<int64_t>(logits.size())));
     if (n == 0) return 0;
-    if (m_params.temperature <= 0.0 && m_params.repetitionPenalty == 1.0) return argmax(logits.first(n));
-    m_logits.assign(logits.begin(), logits.begin() + static_cast<std::ptrdiff_t>(n));
-    applyRepetitionPenalty(m_logits, context, m_params.repetitionPenalty);
-    const int32_t top = argmax(m_logits);
-    if (m_params.temperature <= 0.0) return top;
+    // The candidates' logits, through a copy only where the repetition penalty changes some.
+    std::span<const float> row = logits.first(n);
+    if (m_params.repetitionPenalty != 1.0) {
+        m_logits.assign(row.begin(), row.end());
+        applyRepetitionPenalty(m_logits, context, m_params.repetitionPenalty);
+        row = m_logits;
+    }
+    const int32_t top = argmax(row);
+    if (m_params.temperature <= 0.0) return top;  // greedy
 
     // Weights at this temperature, relative to the most likely id's (whose weight is exactly 1);
     // the filters and the draw work on weights against their total, never on normalised
     // probabilities (one division a candidate less: same ratios, same order).
     m_work.resize(n);
-    const double totalWeight = samplingWeights(m_logits, m_logits[static_cast<size_t>(top)],
-                                               static_cast<float>(1.0 / m_params.temperature), m_work);
+    const double totalWeight =
+        samplingWeights(row, row[static_cast<size_t>(top)], static_cast<float>(1.0 / m_params.temperature), m_work);
 
     // The candidates in sampling order (largest weight first, ties in id order), sorted lazily:
     // only as deep as the filters and the draw look. Sorting all of a 102,400-entry vocabulary cost

@@ -32,7 +32,7 @@ private:
     int64_t m_candidates;
     uint64_t m_seed;
     std::mt19937_64 m_rng;
-    std::vector<float> m_logits;  // after the repetition penalty
+    std::vector<float> m_logits;  // after the repetition penalty (when there is one)
     std::vector<float> m_work;    // weights
     std::vector<int32_t> m_order;
 };
