@@ -10,7 +10,8 @@
 # or in $DSV2_PKG_BUILD_DIR as for scripts/package-deb.sh)
 # Environment: DSV2_CI_CACHE (default /var/cache/dsv2-ci) keeps a tarball of the fresh minbase
 # system and apt's downloaded .debs between runs; without it everything is fetched again.
-# DSV2_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# DSV2_DEBIAN_MIRROR (default http://deb.debian.org/debian). DSV2_CHROOT_PARENT (default /var/tmp)
+# is where the throwaway system goes; it needs the package's installed size plus ~1 GiB free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,17 @@ rootfs_tar=$cache/bookworm-minbase.tar
 mkdir -p "$cache/apt-archives/partial"
 command -v debootstrap >/dev/null || fail "debootstrap is missing (scripts/install-deps.sh installs it)"
 
-work=$(mktemp -d /var/tmp/dsv2-chroot.XXXXXX)
+# Room for the throwaway system: the package as installed, its Depends (Qt, ~250 MiB installed), the
+# minbase system (~200 MiB) and apt's lists, with a margin. Checked first, so a full disk is named as
+# such instead of surfacing as a dpkg write error halfway through the install.
+chroot_parent=${DSV2_CHROOT_PARENT:-/var/tmp}
+need_mib=$(($(dpkg-deb -f "$deb" Installed-Size) / 1024 + 1024))
+free_mib=$(df -Pm "$chroot_parent" | awk 'NR == 2 { print $4 }')
+[ "$free_mib" -ge "$need_mib" ] ||
+  fail "$chroot_parent has $free_mib MiB free; the clean install needs about $need_mib MiB (free some space, or set DSV2_CHROOT_PARENT to a folder on a larger disk)"
+echo "test-package: $free_mib MiB free in $chroot_parent, about $need_mib MiB needed"
+
+work=$(mktemp -d "$chroot_parent/dsv2-chroot.XXXXXX")
 root=$work/root
 mounts=()
 cleanup() {
