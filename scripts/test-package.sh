@@ -81,7 +81,8 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount_in -t proc proc "$root/proc"
 # apt's downloads survive the throwaway root: the next run fetches only what changed.
 mount_in --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
-cp "$deb" "$root/tmp/"
+# The package's folder is bound in read-only rather than copied: a copy would cost its 400+ MiB again.
+mount_in --bind -o ro "$(dirname "$deb")" "$root/mnt/dsv2-package"
 t1=$(date +%s)
 
 in_root() {  # a clean environment: nothing of the host's (no DISPLAY, no XDG dirs, no CUDA paths)
@@ -91,7 +92,7 @@ in_root() {  # a clean environment: nothing of the host's (no DISPLAY, no XDG di
 
 # ---- install with apt: Depends come from the Debian mirror ---------------------------------------
 in_root apt-get update -q > "$work/apt.log" 2>&1 || { cat "$work/apt.log" >&2; fail "apt-get update failed"; }
-in_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")" >> "$work/apt.log" 2>&1 ||
+in_root apt-get install -y -q --no-install-recommends "/mnt/dsv2-package/$(basename "$deb")" >> "$work/apt.log" 2>&1 ||
   { tail -n 40 "$work/apt.log" >&2; fail "apt-get install of $(basename "$deb") failed"; }
 echo "test-package: installed $(basename "$deb") and $(grep -c '^Setting up' "$work/apt.log") packages"
 # docs/packaging.md says the Qt SQLite plugin is not needed (storage uses SQLite's C API); the window
