@@ -88,14 +88,15 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstring>
 
+#include "cuda/cluster_launch.h"
 #include "cuda/cuda_check.h"
 #include "cuda/mla_decode_common.cuh"
 #include "cuda/mma_ptx.cuh"
 #include "cuda/pdl.cuh"
+#include "cuda/per_device_cache.h"
 
 namespace dsv2::cuda::mla_decode_detail {
 namespace {
@@ -495,16 +496,6 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
 
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
-// The launch configuration of the kernel (PDL is added by launchPdl).
-cudaLaunchAttribute clusterAttribute() {
-    cudaLaunchAttribute a{};
-    a.id = cudaLaunchAttributeClusterDimension;
-    a.val.clusterDim.x = kMlaDecodeClusterBlocks;
-    a.val.clusterDim.y = 1;
-    a.val.clusterDim.z = 1;
-    return a;
-}
-
 // Per device, once: whether the kernel runs here (sm_90 code, cluster launch, the shared memory)
 // and how many of its clusters are resident at once (0: unknown).
 struct DeviceFit {
@@ -512,38 +503,12 @@ struct DeviceFit {
     int activeClusters = 0;
 };
 DeviceFit deviceFit() {
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int> known[kMaxDevices] = {};  // 0 unknown, -1 no, else 1 + active clusters
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
-        (void)cudaGetLastError();
-        return {};
-    }
-    const int k = known[dev].load(std::memory_order_relaxed);
-    if (k != 0) return k < 0 ? DeviceFit{} : DeviceFit{true, k - 1};
-    int clusters = 0, optin = 0;
-    cudaFuncAttributes attr{};
-    bool ok = cudaDeviceGetAttribute(&clusters, cudaDevAttrClusterLaunch, dev) == cudaSuccess && clusters &&
-              cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-              static_cast<size_t>(optin) >= sizeof(Smem) &&
-              cudaFuncGetAttributes(&attr, mlaDecodeMmaKernel) == cudaSuccess && attr.binaryVersion >= 90 &&
-              cudaFuncSetAttribute(mlaDecodeMmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   static_cast<int>(sizeof(Smem))) == cudaSuccess;
-    int active = 0;
-    if (ok) {
-        cudaLaunchConfig_t cfg{};
-        cfg.gridDim = dim3(kMlaDecodeClusterBlocks * 64);
-        cfg.blockDim = dim3(kThreads);
-        cfg.dynamicSmemBytes = sizeof(Smem);
-        cudaLaunchAttribute a = clusterAttribute();
-        cfg.attrs = &a;
-        cfg.numAttrs = 1;
-        // An unknown count (0) only loses the cap on the splits, not the kernel.
-        if (cudaOccupancyMaxActiveClusters(&active, mlaDecodeMmaKernel, &cfg) != cudaSuccess) active = 0;
-    }
-    (void)cudaGetLastError();  // not left behind for the next launch check
-    known[dev].store(ok ? 1 + std::max(active, 0) : -1, std::memory_order_relaxed);
-    return ok ? DeviceFit{true, std::max(active, 0)} : DeviceFit{};
+    static PerDeviceCache<> fits;
+    const int fit = fits.getForCurrentDevice([](int dev) {
+        return clusterKernelFit(reinterpret_cast<const void*>(mlaDecodeMmaKernel), dev, kMlaDecodeClusterBlocks,
+                                kThreads, sizeof(Smem));
+    });
+    return fit == 0 ? DeviceFit{} : DeviceFit{true, fit - 1};
 }
 
 }  // namespace
@@ -575,7 +540,7 @@ Status launchMlaDecodeMma(const MlaDecodeParams& p, cudaStream_t stream) {
     }
     const dim3 grid(static_cast<unsigned>(ceilDiv(q.n_splits, kMlaDecodeClusterBlocks) * kMlaDecodeClusterBlocks),
                     static_cast<unsigned>(q.n_q), static_cast<unsigned>(headGroups));
-    const cudaLaunchAttribute cluster = clusterAttribute();
+    const cudaLaunchAttribute cluster = clusterLaunchAttribute(kMlaDecodeClusterBlocks);
     DSV2_CUDA_CHECK(launchPdlWith(&cluster, 1u, mlaDecodeMmaKernel, grid, dim3(kThreads), smem, stream, q));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();

@@ -79,7 +79,6 @@
 // counters only after it.
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -87,11 +86,13 @@
 #include <type_traits>
 #include <utility>
 
+#include "cuda/cluster_launch.h"
 #include "cuda/cluster_ptx.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/mla_decode_common.cuh"
 #include "cuda/mma_ptx.cuh"
 #include "cuda/pdl.cuh"
+#include "cuda/per_device_cache.h"
 
 namespace dsv2::cuda::mla_decode_detail {
 namespace {
@@ -771,15 +772,6 @@ constexpr int kMaxDeviceSplits = kMergeChunk;
 
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
-cudaLaunchAttribute clusterAttribute(int ranks) {
-    cudaLaunchAttribute a{};
-    a.id = cudaLaunchAttributeClusterDimension;
-    a.val.clusterDim.x = static_cast<unsigned>(ranks);
-    a.val.clusterDim.y = 1;
-    a.val.clusterDim.z = 1;
-    return a;
-}
-
 // Per device and variant, once: whether it runs here (sm_90 code, cluster launch, the shared
 // memory) and how many of its clusters are resident at once (0: unknown).
 struct DeviceFit {
@@ -787,39 +779,14 @@ struct DeviceFit {
     int activeClusters = 0;
 };
 DeviceFit deviceFit(int variant) {
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int> known[kMaxDevices][kVariantCount] = {};  // 0 unknown, -1 no, else 1 + clusters
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
-        (void)cudaGetLastError();
-        return {};
-    }
-    const int k = known[dev][variant].load(std::memory_order_relaxed);
-    if (k != 0) return k < 0 ? DeviceFit{} : DeviceFit{true, k - 1};
-    const Variant& v = kVariants[variant];
-    int clusters = 0, optin = 0;
-    cudaFuncAttributes attr{};
-    const bool ok = cudaDeviceGetAttribute(&clusters, cudaDevAttrClusterLaunch, dev) == cudaSuccess && clusters &&
-                    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-                    static_cast<size_t>(optin) >= v.smem && cudaFuncGetAttributes(&attr, v.kernel) == cudaSuccess &&
-                    attr.binaryVersion >= 90 &&
-                    cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(v.smem)) == cudaSuccess;
-    int active = 0;
-    if (ok) {
-        cudaLaunchConfig_t cfg{};
-        cfg.gridDim = dim3(static_cast<unsigned>(v.ranks * 64));
-        cfg.blockDim = dim3(static_cast<unsigned>(v.threads));
-        cfg.dynamicSmemBytes = v.smem;
-        cudaLaunchAttribute a = clusterAttribute(v.ranks);
-        cfg.attrs = &a;
-        cfg.numAttrs = 1;
-        // An unknown count (0) only loses the cap on the splits, not the kernel.
-        if (cudaOccupancyMaxActiveClusters(&active, v.kernel, &cfg) != cudaSuccess) active = 0;
-    }
-    (void)cudaGetLastError();  // not left behind for the next launch check
-    known[dev][variant].store(ok ? 1 + std::max(active, 0) : -1, std::memory_order_relaxed);
-    return ok ? DeviceFit{true, std::max(active, 0)} : DeviceFit{};
+    static PerDeviceCache<kVariantCount> fits;
+    const int fit = fits.getForCurrentDevice(
+        [variant](int dev) {
+            const Variant& v = kVariants[variant];
+            return clusterKernelFit(reinterpret_cast<const void*>(v.kernel), dev, v.ranks, v.threads, v.smem);
+        },
+        variant);
+    return fit == 0 ? DeviceFit{} : DeviceFit{true, fit - 1};
 }
 
 // The default shape: "r4 t64 w8 s4" beat the tensor-core kernel at 1K, 4K and 16K context on the
@@ -882,7 +849,7 @@ Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream) {
     }
     const dim3 grid(static_cast<unsigned>(q.n_splits * v.ranks), static_cast<unsigned>(q.n_q),
                     static_cast<unsigned>(headGroups));
-    const cudaLaunchAttribute cluster = clusterAttribute(v.ranks);
+    const cudaLaunchAttribute cluster = clusterLaunchAttribute(v.ranks);
     DSV2_CUDA_CHECK(
         launchPdlWith(&cluster, 1u, v.kernel, grid, dim3(static_cast<unsigned>(v.threads)), v.smem, stream, q));
     DSV2_CUDA_CHECK_LAUNCH();

@@ -46,7 +46,6 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +58,7 @@
 #include "cuda/mma_ptx.cuh"
 #include "cuda/moe_grouped_gemm.h"
 #include "cuda/moe_grouped_gemm_wgmma.h"
+#include "cuda/per_device_cache.h"
 #include "cuda/wgmma_ptx.cuh"
 
 namespace dsv2::cuda {
@@ -666,28 +666,18 @@ Status launchTyped(const KernelParamsOf<kGateUp, kTma>& kp, int grid, cudaStream
 }  // namespace
 
 bool wgmmaGroupedSupportedOnCurrentDevice() {
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int8_t> known[kMaxDevices] = {};  // 0 unknown, 1 yes, -1 no
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    const int8_t k = known[dev].load(std::memory_order_relaxed);
-    if (k != 0) return k > 0;
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    // sm_90a code runs on compute capability 9.0 only; the attribute query fails where no image fits.
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                    major == 9 && minor == 0 &&
-                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, false>) == cudaSuccess &&
-                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, false>) == cudaSuccess &&
-                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, true>) == cudaSuccess &&
-                    cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, true>) == cudaSuccess;
-    (void)cudaGetLastError();
-    known[dev].store(ok ? 1 : -1, std::memory_order_relaxed);
-    return ok;
+    static PerDeviceCache<> runs;
+    return runs.getForCurrentDevice([](int dev) {
+        int major = 0, minor = 0;
+        cudaFuncAttributes attr{};
+        // sm_90a code runs on compute capability 9.0 only; the attribute query fails where no image fits.
+        return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+               cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+               minor == 0 && cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, false>) == cudaSuccess &&
+               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, false>) == cudaSuccess &&
+               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, true>) == cudaSuccess &&
+               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, true>) == cudaSuccess;
+    }) != 0;
 }
 
 Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream) {

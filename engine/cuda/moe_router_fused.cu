@@ -4,13 +4,14 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
-#include <atomic>
 #include <utility>
 
+#include "cuda/cluster_launch.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/moe_router_select.cuh"
 #include "cuda/pdl.cuh"
+#include "cuda/per_device_cache.h"
 #include "cuda/residual_norm.cuh"
 
 namespace dsv2::cuda {
@@ -88,21 +89,14 @@ bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 
 // Whether the current device runs cluster launches of this kernel (sm_90 code built in), once per device.
 bool deviceRunsClusters() {
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int8_t> known[kMaxDevices] = {};  // 0 unknown, 1 yes, -1 no
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-    const int8_t k = known[dev].load(std::memory_order_relaxed);
-    if (k != 0) return k > 0;
-    int cluster = 0, major = 0;
-    cudaFuncAttributes attr{};
-    const bool ok = cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev) == cudaSuccess && cluster &&
-                    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    major >= 9 && cudaFuncGetAttributes(&attr, moeRouterGemvKernel) == cudaSuccess &&
-                    attr.binaryVersion >= 90;
-    (void)cudaGetLastError();
-    known[dev].store(ok ? 1 : -1, std::memory_order_relaxed);
-    return ok;
+    static PerDeviceCache<> runs;
+    return runs.getForCurrentDevice([](int dev) {
+        int cluster = 0, major = 0;
+        cudaFuncAttributes attr{};
+        return cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev) == cudaSuccess && cluster &&
+               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 &&
+               cudaFuncGetAttributes(&attr, moeRouterGemvKernel) == cudaSuccess && attr.binaryVersion >= 90;
+    }) != 0;
 }
 
 }  // namespace
@@ -121,11 +115,8 @@ Status launchMoeRouterGemv(const MoeRouterGemvParams& p, cudaStream_t stream) {
                       "gate, and an sm_90 GPU");
     const int perBlock = (p.route.n_experts + kClusterBlocks - 1) / kClusterBlocks;
     const int warps = std::max(1, std::min(kMaxWarps, perBlock));
-    cudaLaunchAttribute cluster[1];  // one cluster of kClusterBlocks blocks (top-k meets in block 0)
-    cluster[0].id = cudaLaunchAttributeClusterDimension;
-    cluster[0].val.clusterDim.x = kClusterBlocks;
-    cluster[0].val.clusterDim.y = 1;
-    cluster[0].val.clusterDim.z = 1;
+    // one cluster of kClusterBlocks blocks (top-k meets in block 0)
+    const cudaLaunchAttribute cluster[1] = {clusterLaunchAttribute(kClusterBlocks)};
     const size_t smem = p.norm.active() ? sizeof(bf16) * static_cast<size_t>(p.hidden) : 0;
     DSV2_CUDA_CHECK(launchPdlWith(cluster, 1u, moeRouterGemvKernel, dim3(kClusterBlocks),
                                   dim3(static_cast<unsigned>(warps * kWarpSize)), smem, stream, p));

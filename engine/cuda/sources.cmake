@@ -6,6 +6,7 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/cublas_gemm.cpp
   ${CMAKE_CURRENT_LIST_DIR}/mla_attention.cpp
   ${CMAKE_CURRENT_LIST_DIR}/moe_layer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cluster_launch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/pdl.cu
   ${CMAKE_CURRENT_LIST_DIR}/convert.cu
   ${CMAKE_CURRENT_LIST_DIR}/embedding.cu
