@@ -424,21 +424,6 @@ TEST_CASE("MLA absorbed (paged decode) and expanded (flash prefill) forms match 
         if (!smallSizesOnly() || c.ctx <= 1024) runAttentionCase(c, rng, *blas);
 }
 
-TEST_CASE("decode split plan covers the context and respects the limits") {
-    for (int64_t ctx : {1, 31, 32, 33, 255, 256, 257, 4096, 8200, 32768, 163840}) {
-        for (int maxSplits : {1, 8, 64}) {
-            const auto plan = cuda::planMlaDecode(ctx, 1, 16, 132, maxSplits);
-            CAPTURE(ctx);
-            CAPTURE(maxSplits);
-            CHECK(plan.split_len % 32 == 0);
-            CHECK(plan.n_splits >= 1);
-            CHECK(plan.n_splits <= maxSplits);
-            CHECK(plan.n_splits * plan.split_len >= ctx);
-            CHECK((plan.n_splits - 1) * plan.split_len < ctx);  // no empty trailing split
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The decode kernels on their own: o_lat [n_q, H, 512] from fp32 q_lat, bf16 q_pe and a paged
 // cache, against a float64 loop.
@@ -833,27 +818,4 @@ TEST_CASE("tensor-core MLA decode keeps q_lat at fp32 precision (bf16 hi + lo)")
     // the scaled scores in either kernel: up to ~2e-4 on the outputs, hence atol 1e-3 for the CUDA
     // cores here; the tensor-core tolerance already covers it.
     checkDecodeKernels(c, qLat, qPe, paged, want, Tolerance{1e-3, 4e-3, 0.99999}, kMmaTol);
-}
-
-TEST_CASE("device-side decode splits: few at short contexts, up to the maximum at long ones") {
-    for (int64_t ctx : {1, 2, 63, 64, 65, 255, 1000, 1024, 1025, 4096, 16384, 16448, 163840}) {
-        for (int maxSplits : {1, 7, 64, 132}) {
-            CAPTURE(ctx);
-            CAPTURE(maxSplits);
-            const auto s = cuda::mlaDecodeDeviceSplits(ctx, maxSplits);
-            CHECK(s.split_len % 64 == 0);
-            CHECK(s.split_len >= cuda::kMlaDecodeMinSplitLen);
-            CHECK(s.active >= 1);
-            CHECK(s.active <= maxSplits);
-            CHECK(s.active * s.split_len >= ctx);
-            CHECK((s.active - 1) * s.split_len < ctx);  // every used split has work
-            if (ctx >= 64 * static_cast<int64_t>(maxSplits)) CHECK(2 * s.active >= maxSplits);
-        }
-    }
-    CHECK(cuda::mlaDecodeDeviceSplits(1024, 132).active == 16);  // Lite at 1K: 16 one-tile splits
-    CHECK(cuda::mlaDecodeDeviceSplits(16384, 132).split_len == 128);
-    CHECK(cuda::mlaDecodeDeviceSplits(16384, 64).split_len == 256);
-    CHECK(cuda::mlaDecodeSplitsForDevice(16, 132) == 132);
-    CHECK(cuda::mlaDecodeSplitsForDevice(20, 132) == 66);
-    CHECK(cuda::mlaDecodeSplitsForDevice(128, 132) == 16);
 }
