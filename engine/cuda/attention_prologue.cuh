@@ -30,18 +30,23 @@ __device__ __forceinline__ void prologueNormRow(const bf16* x, const bf16* weigh
     }
 }
 
-// One interleaved pair rotated as ropeKernel does; written to x and (when set) x2.
-__device__ __forceinline__ void prologueRopePair(bf16* x, bf16* x2, int32_t pos, const AttentionPrologueParams& p,
-                                                 int i) {
+// One interleaved pair (x0, x1) rotated as ropeKernel does.
+__device__ __forceinline__ void prologueRotate(float x0, float x1, int32_t pos, const AttentionPrologueParams& p, int i,
+                                               bf16& o0, bf16& o1) {
     const float angle = static_cast<float>(pos) * p.inv_freq[i];
     float s, c;
     sincosf(angle, &s, &c);
     c *= p.amplitude;
     s *= p.amplitude;
-    const float x0 = toFloat(__ldcg(x));
-    const float x1 = toFloat(__ldcg(x + 1));
-    const bf16 o0 = toBf16(x0 * c - x1 * s);
-    const bf16 o1 = toBf16(x1 * c + x0 * s);
+    o0 = toBf16(x0 * c - x1 * s);
+    o1 = toBf16(x1 * c + x0 * s);
+}
+
+// One interleaved pair rotated as ropeKernel does; written to x and (when set) x2.
+__device__ __forceinline__ void prologueRopePair(bf16* x, bf16* x2, int32_t pos, const AttentionPrologueParams& p,
+                                                 int i) {
+    bf16 o0, o1;
+    prologueRotate(toFloat(__ldcg(x)), toFloat(__ldcg(x + 1)), pos, p, i, o0, o1);
     x[0] = o0;
     x[1] = o1;
     if (x2) {

@@ -207,7 +207,10 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
-    if (const char* env = std::getenv("DSV2_GRID_TAILS")) m_gridTails = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_GRID_TAILS")) {  // 0: none; norms: not the attention prologue
+        m_gridTails = std::string(env) != "0";
+        m_prologueTail = m_gridTails && std::string(env) != "norms";
+    }
     DSV2_ASSIGN_OR_RETURN(m_tailCounter, DeviceBuffer<unsigned>::allocate(1));
     DSV2_RETURN_IF_ERROR(m_tailCounter.zero());
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
@@ -350,7 +353,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     // With grid tails (one token, no q_lora), its last block does the whole prologue below.
     GridTail prologueTail;
     const bool tails = nextNorm != nullptr;  // given exactly when one-token steps use grid tails
-    if (tails && !c.qLoraRank && !inputNorm.active() && !skipped(kSkipQkv, T) &&
+    if (tails && m_prologueTail && !c.qLoraRank && !inputNorm.active() && !skipped(kSkipQkv, T) &&
         gemvPairSupported(static_cast<int>(hidden), T, qIn, m_x.data(), hidden, a.kvAProj)) {
         prologueTail.counter = m_tailCounter.data();
         prologueTail.prologue = pro;

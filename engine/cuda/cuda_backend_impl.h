@@ -146,8 +146,10 @@ private:
     bool m_moeEarlyShared = true;  // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
     bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
     // DSV2_GRID_TAILS=0: one-token steps launch the norms and the attention prologue on their own
-    // instead of as the last block's work of the kernel before (grid_tail.h).
+    // instead of as the last block's work of the kernel before (grid_tail.h); =norms: only the
+    // attention prologue gets its own launch again.
     bool m_gridTails = true;
+    bool m_prologueTail = true;
     DeviceBuffer<unsigned> m_tailCounter;  // [1], zero between launches (grid_tail.h)
     // DSV2_DECODE_SKIP=stage,... (a diagnostic): stages of a one-token step left out (cuda_backend.cpp).
     enum DecodeStage : unsigned {

@@ -20,9 +20,10 @@ constexpr int kPrefix = 8;  // vectors per lane loaded before the PDL wait (a 20
 // loaded into registers and the rest prefetched into L2 before waiting for the kernel that writes
 // x, so the weight fetch overlaps that kernel's tail instead of starting after it.
 // kNorm: x is built in shared memory from the residual stream (residual_norm.h; NT == 1).
-// kTail: the last block then does p.tail's work (grid_tail.h; NT == 1).
+// kTail: the last block then does p.tail's work (grid_tail.h; NT == 1). Its registers count for the
+// whole kernel: the bound keeps them at 64 (4 blocks per SM, as without a tail).
 template <int NT, bool kOutBf16, bool kNorm, bool kTail = false>
-__global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParams p) {
+__global__ void __launch_bounds__(kRowsPerBlock* kWarpSize, kTail ? 4 : 0) gemvKernel(GemvParams p) {
     extern __shared__ uint4 normedX[];  // kNorm: [k / 8]
     const int lane = threadIdx.x % kWarpSize;
     int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarpSize;

@@ -169,9 +169,11 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
 // One block per kRows output rows j0 .. j0+kRows-1: out[j] = Σ over the long row (this GPU's
 // chosen experts' rows j, router order, then the shared expert's row j) of scale · w · act. Warp w
 // sums slice w of the long row for all kRows rows (one act load serves kRows weight loads), then the
-// slices are added in warp order. kTail: the last block then does p.tail's work (grid_tail.h).
+// slices are added in warp order. kTail: the last block then does p.tail's work (grid_tail.h). Its
+// registers count for the whole kernel: the bound keeps them at 64, so the grid stays one wave of
+// 4 blocks per SM.
 template <int kRows, int kUnroll, bool kTail>
-__global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams p) {
+__global__ void __launch_bounds__(kThreads, kTail ? 4 : 0) moeDecodeDownKernel(MoeDecodeParams p) {
     static_assert(8 % kRows == 0, "hidden (a multiple of 8) must split into whole blocks");
     __shared__ const bf16* segBase[kMaxSegments];  // down weights of each segment (row 0)
     __shared__ float segScale[kMaxSegments];
