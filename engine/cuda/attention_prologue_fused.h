@@ -54,7 +54,4 @@ struct AttentionPrologueParams {
 
 Status launchAttentionPrologue(const AttentionPrologueParams& p, cudaStream_t stream);
 
-// InvalidArgument for parameters launchAttentionPrologue (or a grid tail, grid_tail.h) cannot run.
-Status checkAttentionPrologue(const AttentionPrologueParams& p);
-
 }  // namespace dsv2::cuda

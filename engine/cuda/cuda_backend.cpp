@@ -207,12 +207,6 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
-    if (const char* env = std::getenv("DSV2_GRID_TAILS")) {  // 0: none; norms: not the attention prologue
-        m_gridTails = std::string(env) != "0";
-        m_prologueTail = m_gridTails && std::string(env) != "norms";
-    }
-    DSV2_ASSIGN_OR_RETURN(m_tailCounter, DeviceBuffer<unsigned>::allocate(1));
-    DSV2_RETURN_IF_ERROR(m_tailCounter.zero());
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -302,27 +296,28 @@ Status CudaBackend::normNow(const ResidualNorm& r, int T) {
     return launchRmsNorm(norm, m_stream);
 }
 
-GridTail CudaBackend::normTail(const bf16* weight, float eps) {
-    GridTail t;
-    t.counter = m_tailCounter.data();
-    t.residual = m_residualNow;
-    t.delta = m_delta.data();
-    t.norm_weight = weight;
-    t.x_out = m_x.data();
-    t.n = static_cast<int>(m_config.hiddenSize);
-    t.eps = eps;
-    return t;
-}
-
-Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& seq, const ResidualNorm& inputNorm,
-                              const GridTail* nextNorm, bool& nextNormDone) {
-    nextNormDone = false;
+Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& seq, const ResidualNorm& inputNorm) {
     const ModelConfig& c = m_config;
     const DeviceAttentionWeights& a = m_weights.layers[static_cast<size_t>(layer)].attn;
     cublasHandle_t blas = m_blas.get();
     const int64_t hidden = c.hiddenSize, H = c.numAttentionHeads, dqk = c.qHeadDim(), entry = c.latentCacheDim();
     const float eps = kLatentNormEps;
 
+    // q [T, H, dqk] (or q_a [T, q_lora]) and [c_kv | k_pe] [T, entry] read the same x: one launch.
+    const __nv_bfloat16* qIn = c.qLoraRank ? a.qAProj : a.qProj;
+    bf16* qOut = c.qLoraRank ? m_qA.data() : m_q.data();
+    const int64_t qRows = c.qLoraRank ? *c.qLoraRank : H * dqk;
+    // With a folded input norm (one token), that launch also computes x from the residual stream.
+    if (inputNorm.active() && gemvPairNormSupported(static_cast<int>(hidden), qIn, a.kvAProj)) {
+        DSV2_RETURN_IF_ERROR(linearFewPair(blas, nullptr, hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(),
+                                           entry, m_stream, &inputNorm));
+        m_residualNow = inputNorm.residual_out;
+    } else {
+        if (inputNorm.active()) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
+        if (!skipped(kSkipQkv, T))
+            DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj,
+                                               m_kvA.data(), entry, m_stream));
+    }
     // The small steps around q_b_proj in one launch each (attention_prologue_fused.h): q_a_layernorm
     // (q_lora models), kv_a_layernorm + RoPE on k_pe + the cache write, RoPE on q_pe. Positions are
     // read on the device (CUDA graphs). Without q_lora: one launch; with it: one before q_b_proj
@@ -344,31 +339,6 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     pro.rope_dim = static_cast<int>(c.qkRopeHeadDim);
     pro.inv_freq = m_invFreq.data();
     pro.amplitude = static_cast<float>(c.ropeAmplitude());
-
-    // q [T, H, dqk] (or q_a [T, q_lora]) and [c_kv | k_pe] [T, entry] read the same x: one launch.
-    const __nv_bfloat16* qIn = c.qLoraRank ? a.qAProj : a.qProj;
-    bf16* qOut = c.qLoraRank ? m_qA.data() : m_q.data();
-    const int64_t qRows = c.qLoraRank ? *c.qLoraRank : H * dqk;
-    // With a folded input norm (one token), that launch also computes x from the residual stream.
-    // With grid tails (one token, no q_lora), its last block does the whole prologue below.
-    GridTail prologueTail;
-    const bool tails = nextNorm != nullptr;  // given exactly when one-token steps use grid tails
-    if (tails && m_prologueTail && !c.qLoraRank && !inputNorm.active() && !skipped(kSkipQkv, T) &&
-        gemvPairSupported(static_cast<int>(hidden), T, qIn, m_x.data(), hidden, a.kvAProj)) {
-        prologueTail.counter = m_tailCounter.data();
-        prologueTail.prologue = pro;
-        prologueTail.prologue.q_pe = m_q.data() + c.qkNopeHeadDim;
-    }
-    if (inputNorm.active() && gemvPairNormSupported(static_cast<int>(hidden), qIn, a.kvAProj)) {
-        DSV2_RETURN_IF_ERROR(linearFewPair(blas, nullptr, hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(),
-                                           entry, m_stream, &inputNorm));
-        m_residualNow = inputNorm.residual_out;
-    } else {
-        if (inputNorm.active()) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
-        if (!skipped(kSkipQkv, T))
-            DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj,
-                                               m_kvA.data(), entry, m_stream, nullptr, &prologueTail));
-    }
     if (c.qLoraRank) {
         const int64_t r = *c.qLoraRank;
         AttentionPrologueParams norms = pro;
@@ -382,7 +352,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         pro.kv_a = nullptr;  // done above
     }
     pro.q_pe = m_q.data() + c.qkNopeHeadDim;
-    if (!prologueTail.active()) DSV2_RETURN_IF_ERROR(launchAttentionPrologue(pro, m_stream));
+    DSV2_RETURN_IF_ERROR(launchAttentionPrologue(pro, m_stream));
 
     MlaCall call;
     call.q = m_q.data();
@@ -391,8 +361,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.cache = ref;
     call.kv_b = a.kvBProj;
     call.out = m_attn.data();
-    // The prologue (or the projection's tail) wrote the cache entries two launches back.
-    call.decode_tiles_early = m_mlaEarlyTiles;
+    call.decode_tiles_early = m_mlaEarlyTiles;  // the prologue above wrote the cache entries
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;
@@ -412,13 +381,8 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         DSV2_RETURN_IF_ERROR(mlaAttentionAbsorbed(blas, m_mla, call, m_mlaScratch, m_sms, m_stream));
     // o_proj: delta [T, hidden] fp32
     if (skipped(kSkipOProj, T)) return Status::ok();
-    // ... and with grid tails its last block adds it to the residual and norms it for the FFN.
-    const bool tail =
-        nextNorm && gemvSupported(static_cast<int>(H * c.vHeadDim), T, a.oProj, m_attn.data(), H * c.vHeadDim);
-    DSV2_RETURN_IF_ERROR(linearFew(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden,
-                                   T, hidden, H * c.vHeadDim, m_stream, 0.0f, tail ? nextNorm : nullptr));
-    nextNormDone = tail;
-    return Status::ok();
+    return linearFew(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden, T, hidden,
+                     H * c.vHeadDim, m_stream);
 }
 
 Status CudaBackend::tap(int stage, int T, int64_t pos0) {
@@ -510,41 +474,25 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     // (residual_norm.h). Off by default: on an H200 (Lite, PDL on) the step was 3 % slower folded
     // (386 vs 398 tok/s): every one of the GEMV's ~450 blocks redoes the norm after the PDL wait,
     // which costs more than the separate launch, whose start PDL already hides.
-    //
-    // Grid tails (one token, one GPU, no tap; DSV2_GRID_TAILS=0 turns them off): each norm is done
-    // by the last block of the kernel that wrote its delta, and the attention prologue by the last
-    // block of the q/kv_a projection (grid_tail.h): ~3 launches fewer per layer.
-    const bool tails = T == 1 && !m_residualTap && !m_nccl && m_gridTails;
-    const bool foldNorms = T == 1 && !m_residualTap && m_foldNorms && !tails;
-    bool normDone = false;  // the kernel before already did the next norm (a grid tail)
-    auto tailFor = [&](const bf16* weight, GridTail& storage) -> const GridTail* {
-        if (!tails || skipped(kSkipNorm, T)) return nullptr;
-        storage = normTail(weight, eps);
-        return &storage;
-    };
+    const bool foldNorms = T == 1 && !m_residualTap && m_foldNorms;
     size_t moeIndex = 0;
-    GridTail tailStorage;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
         // The input norm adds the previous layer's FFN output.
         ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
-        if (!normDone && !foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l, T, pos0));  // the residual add of the previous FFN is done
-        DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldNorms ? inputNorm : ResidualNorm{},
-                                       tailFor(L.postNorm, tailStorage), normDone));
+        DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldNorms ? inputNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         ResidualNorm postNorm = residualNorm(L.postNorm, m_delta.data(), eps);
-        if (!normDone && !foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
-        const bool last = l + 1 == static_cast<int>(c.numHiddenLayers);
-        const bf16* nextWeight = last ? m_weights.finalNorm : m_weights.layers[static_cast<size_t>(l) + 1].inputNorm;
-        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldNorms ? postNorm : ResidualNorm{},
-                                         tailFor(nextWeight, tailStorage), normDone));
+        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldNorms ? postNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         if (L.moe.gate) ++moeIndex;
     }
     if (T == 1) DSV2_RETURN_IF_ERROR(copyDecodeRouting());
-    if (!normDone) DSV2_RETURN_IF_ERROR(normNow(residualNorm(m_weights.finalNorm, m_delta.data(), eps), T));
+    DSV2_RETURN_IF_ERROR(normNow(residualNorm(m_weights.finalNorm, m_delta.data(), eps), T));
     DSV2_RETURN_IF_ERROR(tap(2 * static_cast<int>(c.numHiddenLayers), T, pos0));
 
     // This GPU's vocabulary rows of lm_head (all of them on one GPU) into its columns of the logits.
@@ -572,23 +520,16 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
 
 // The FFN half of layer `layer` on m_x, into m_delta; MoE layers leave their routing in pinned
 // memory (slot moeIndex) for forwardChunk.
-Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const ResidualNorm& postNorm,
-                                const GridTail* nextNorm, bool& nextNormDone) {
-    nextNormDone = false;
+Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const ResidualNorm& postNorm) {
     const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(layer)];
     cublasHandle_t blas = m_blas.get();
     const int64_t hidden = m_config.hiddenSize;
     // A folded post-attention norm goes into the one-token router launch; elsewhere it runs now.
     const bool foldIntoRouter = postNorm.active() && L.moe.gate && T == 1;
     if (postNorm.active() && !foldIntoRouter) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
-    if (!L.moe.gate) {
-        // With grid tails, the down projection's last block does the next norm where the GEMV applies.
-        const bool tail = nextNorm && mlpDownTailSupported(L.dense, T, m_ffnScratch);
-        DSV2_RETURN_IF_ERROR(mlpForward(blas, L.dense, static_cast<int>(hidden), m_x.data(), hidden, T, m_delta.data(),
-                                        hidden, 0.0f, m_ffnScratch, m_stream, tail ? nextNorm : nullptr));
-        nextNormDone = tail;
-        return Status::ok();
-    }
+    if (!L.moe.gate)
+        return mlpForward(blas, L.dense, static_cast<int>(hidden), m_x.data(), hidden, T, m_delta.data(), hidden, 0.0f,
+                          m_ffnScratch, m_stream);
     if (T == 1) {
         // One token: router, then the chosen experts straight from the device's top-k (no host wait).
         // Router logits GEMV + top-k in one launch where the GPU allows (moe_router_fused.h).
@@ -639,10 +580,7 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
         // may start while the router runs (moe_decode.h). DSV2_MOE_EARLY_SHARED=0 for A/B.
         d.x_ready_before_wait = !(foldIntoRouter && rg.norm.active()) && m_moeEarlyShared;
         if (skipped(kSkipMoe, T)) return Status::ok();
-        if (nextNorm) d.tail = *nextNorm;                    // the down kernel's last block does the next norm
-        DSV2_RETURN_IF_ERROR(launchMoeDecode(d, m_stream));  // routing: copyDecodeRouting() at the end of the step
-        nextNormDone = nextNorm != nullptr;
-        return Status::ok();
+        return launchMoeDecode(d, m_stream);  // routing: copyDecodeRouting() at the end of the step
     }
     DSV2_RETURN_IF_ERROR(moeForward(blas, m_moe, L.moe, m_x.data(), T, m_delta.data(), m_ffnScratch, m_stream));
     // Routing records: [T, K] ids and weights to pinned host memory, asynchronously.

@@ -17,7 +17,6 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_weights.h"
-#include "cuda/grid_tail.h"
 #include "cuda/memory_plan.h"
 #include "cuda/mla_attention.h"
 #include "cuda/moe_layer.h"
@@ -91,14 +90,8 @@ private:
     // are copied to `logits` with waits in between.
     Status enqueueForward(LatentSequence& seq, int T, int64_t firstLogitRow, float* logits);
     // Sublayers; a given (active) norm is folded into their first launch where it fits, else run first.
-    // `nextNorm` (one token, grid tails on; else null): the norm after the sublayer, for its last
-    // kernel's last block to do (grid_tail.h); `nextNormDone` says whether it did.
-    Status attention(int layer, int T, int64_t pos0, LatentSequence& seq, const ResidualNorm& inputNorm,
-                     const GridTail* nextNorm, bool& nextNormDone);
-    Status feedForward(int layer, int T, size_t moeIndex, const ResidualNorm& postNorm, const GridTail* nextNorm,
-                       bool& nextNormDone);
-    // The residual add + norm with `weight` as a grid tail of the kernel that writes m_delta.
-    GridTail normTail(const bf16* weight, float eps);
+    Status attention(int layer, int T, int64_t pos0, LatentSequence& seq, const ResidualNorm& inputNorm);
+    Status feedForward(int layer, int T, size_t moeIndex, const ResidualNorm& postNorm);
     ResidualNorm residualNorm(const bf16* weight, const float* delta, float eps);
     Status normNow(const ResidualNorm& r, int T);
     Status copyDecodeRouting();
@@ -145,12 +138,6 @@ private:
     bool m_foldNorms = false;      // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
     bool m_moeEarlyShared = true;  // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
     bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
-    // DSV2_GRID_TAILS=0: one-token steps launch the norms and the attention prologue on their own
-    // instead of as the last block's work of the kernel before (grid_tail.h); =norms: only the
-    // attention prologue gets its own launch again.
-    bool m_gridTails = true;
-    bool m_prologueTail = true;
-    DeviceBuffer<unsigned> m_tailCounter;  // [1], zero between launches (grid_tail.h)
     // DSV2_DECODE_SKIP=stage,... (a diagnostic): stages of a one-token step left out (cuda_backend.cpp).
     enum DecodeStage : unsigned {
         kSkipNorm = 1,

@@ -4,7 +4,6 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
-#include "cuda/grid_tail.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/residual_norm.cuh"
 
@@ -20,10 +19,8 @@ constexpr int kPrefix = 8;  // vectors per lane loaded before the PDL wait (a 20
 // loaded into registers and the rest prefetched into L2 before waiting for the kernel that writes
 // x, so the weight fetch overlaps that kernel's tail instead of starting after it.
 // kNorm: x is built in shared memory from the residual stream (residual_norm.h; NT == 1).
-// kTail: the last block then does p.tail's work (grid_tail.h; NT == 1). Its registers count for the
-// whole kernel: the bound keeps them at 64 (4 blocks per SM, as without a tail).
-template <int NT, bool kOutBf16, bool kNorm, bool kTail = false>
-__global__ void __launch_bounds__(kRowsPerBlock* kWarpSize, kTail ? 4 : 0) gemvKernel(GemvParams p) {
+template <int NT, bool kOutBf16, bool kNorm>
+__global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParams p) {
     extern __shared__ uint4 normedX[];  // kNorm: [k / 8]
     const int lane = threadIdx.x % kWarpSize;
     int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarpSize;
@@ -52,24 +49,23 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize, kTail ? 4 : 0) gemvK
 #pragma unroll
         for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const uint4*>(p.x + t * p.ldx);
     }
-    if (active) {
-        float acc[NT];
+    if (!active) return;
+
+    float acc[NT];
 #pragma unroll
-        for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-        warpRowDotPrefixed<NT, kPrefix, kUnroll, kNorm>(w, x, nVec, lane, pre, acc);
+    for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+    warpRowDotPrefixed<NT, kPrefix, kUnroll, kNorm>(w, x, nVec, lane, pre, acc);
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            const float s = warpSum(acc[t]);
-            if (lane != 0) continue;
-            if constexpr (kOutBf16) {
-                static_cast<bf16*>(outBase)[t * ldo + row] = toBf16(s);
-            } else {
-                float* o = static_cast<float*>(outBase) + t * ldo + row;
-                *o = p.beta == 0.0f ? s : fmaf(p.beta, *o, s);
-            }
+    for (int t = 0; t < NT; ++t) {
+        const float s = warpSum(acc[t]);
+        if (lane != 0) continue;
+        if constexpr (kOutBf16) {
+            static_cast<bf16*>(outBase)[t * ldo + row] = toBf16(s);
+        } else {
+            float* o = static_cast<float*>(outBase) + t * ldo + row;
+            *o = p.beta == 0.0f ? s : fmaf(p.beta, *o, s);
         }
     }
-    if constexpr (kTail) runGridTail(p.tail);
 }
 
 template <int NT>
@@ -77,11 +73,6 @@ cudaError_t launchFor(const GemvParams& p, cudaStream_t stream) {
     const unsigned blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_rows) + p.n_rows2, kRowsPerBlock));
     const dim3 block(kRowsPerBlock * kWarpSize);
     if constexpr (NT == 1) {
-        if (p.tail.active()) {  // one token, no folded norm (launchGemv checks)
-            if (p.out_type == GemmType::BF16)
-                return launchPdl(gemvKernel<1, true, false, true>, dim3(blocks), block, 0, stream, p);
-            return launchPdl(gemvKernel<1, false, false, true>, dim3(blocks), block, 0, stream, p);
-        }
         if (p.norm.active()) {
             const size_t smem = sizeof(bf16) * static_cast<size_t>(p.k);
             if (p.out_type == GemmType::BF16)
@@ -118,16 +109,6 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream) {
                       "launchGemv: the fused residual norm needs one token, residual_out (not aliasing the "
                       "residual), a weight and k <= " +
                           std::to_string(kGemvMaxNormK));
-    if (p.tail.active()) {
-        if (p.n_tokens != 1 || p.norm.active())
-            return Status(StatusCode::InvalidArgument, "launchGemv: a grid tail needs one token and no folded norm");
-        // The norm reads the fp32 output of the first projection, all of it.
-        const bool f32 = p.out_type == GemmType::F32 && p.n_rows2 == 0 && p.tail.delta == p.out;
-        if (p.tail.normActive() && !f32)
-            return Status(StatusCode::InvalidArgument,
-                          "launchGemv: a tail norm needs fp32 output, one projection, and delta = out");
-    }
-    DSV2_RETURN_IF_ERROR(checkGridTail(p.tail, p.tail.normActive() ? p.n_rows : 0));
     switch (p.n_tokens) {
     case 1: launched = launchFor<1>(p, stream); break;
     case 2: launched = launchFor<2>(p, stream); break;
@@ -141,13 +122,10 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream) {
 
 Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, void* out,
                  GemmType out_type, int64_t ldo, int64_t n_tokens, int64_t n_out, int64_t n_in, cudaStream_t stream,
-                 float beta, const GridTail* tail) {
+                 float beta) {
     const bool fits = n_out <= INT32_MAX && n_in <= INT32_MAX && (out_type == GemmType::F32 || beta == 0.0f);
-    if (!fits || !gemvSupported(static_cast<int>(n_in), static_cast<int>(n_tokens), w, x, ldx)) {
-        if (tail && tail->active())
-            return Status(StatusCode::InvalidArgument, "linearFew: a grid tail needs the GEMV kernel's shapes");
+    if (!fits || !gemvSupported(static_cast<int>(n_in), static_cast<int>(n_tokens), w, x, ldx))
         return linear(blas, x, ldx, w, out, out_type, ldo, n_tokens, n_out, n_in, stream, beta);
-    }
     GemvParams p;
     p.n_rows = static_cast<int>(n_out);
     p.k = static_cast<int>(n_in);
@@ -159,20 +137,16 @@ Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const
     p.ldo = ldo;
     p.out_type = out_type;
     p.beta = beta;
-    if (tail) p.tail = *tail;
     return launchGemv(p, stream);
 }
 
 Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, int64_t n_tokens, int64_t n_in,
                      const __nv_bfloat16* w1, __nv_bfloat16* out1, int64_t n_out1, const __nv_bfloat16* w2,
-                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm,
-                     const GridTail* tail) {
+                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm) {
     const bool fits = n_out1 + n_out2 <= INT32_MAX && n_in <= INT32_MAX &&
                       gemvSupported(static_cast<int>(n_in), static_cast<int>(n_tokens), w1, x, ldx) && aligned16(w2);
     if (norm && norm->active() && (!fits || n_tokens != 1 || n_in > kGemvMaxNormK))
         return Status(StatusCode::InvalidArgument, "linearFewPair: a folded norm needs the one-token GEMV path");
-    if (tail && tail->active() && (!fits || n_tokens != 1))
-        return Status(StatusCode::InvalidArgument, "linearFewPair: a grid tail needs the one-token GEMV path");
     if (!fits) {
         DSV2_RETURN_IF_ERROR(linear(blas, x, ldx, w1, out1, GemmType::BF16, n_out1, n_tokens, n_out1, n_in, stream));
         return linear(blas, x, ldx, w2, out2, GemmType::BF16, n_out2, n_tokens, n_out2, n_in, stream);
@@ -192,12 +166,7 @@ Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, i
     p.out2 = out2;
     p.ldo2 = n_out2;
     if (norm) p.norm = *norm;
-    if (tail) p.tail = *tail;
     return launchGemv(p, stream);
-}
-
-bool gemvPairSupported(int k, int n_tokens, const void* w1, const void* x, int64_t ldx, const void* w2) {
-    return gemvSupported(k, n_tokens, w1, x, ldx) && aligned16(w2);
 }
 
 bool gemvPairNormSupported(int k, const void* w1, const void* w2) {

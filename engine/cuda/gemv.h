@@ -12,7 +12,6 @@
 #include <cstdint>
 
 #include "cuda/cublas_gemm.h"
-#include "cuda/grid_tail.h"
 #include "cuda/residual_norm.h"
 #include "dsv2/status.h"
 
@@ -41,9 +40,6 @@ struct GemvParams {
     // Optional (one token): x is not read but computed in every block from the residual stream
     // (residual_norm.h); x_out of it, if set, receives the normalised vector.
     ResidualNorm norm;
-    // Optional (one token, no folded norm): work for the last block (grid_tail.h). A tail norm
-    // needs fp32 output, no second projection, and tail.delta == out.
-    GridTail tail;
 };
 
 // True when the shapes and pointers suit launchGemv (else use linear()).
@@ -59,18 +55,13 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream);
 // stream in the launch (residual_norm.h).
 Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, int64_t n_tokens, int64_t n_in,
                      const __nv_bfloat16* w1, __nv_bfloat16* out1, int64_t n_out1, const __nv_bfloat16* w2,
-                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm = nullptr,
-                     const GridTail* tail = nullptr);
+                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm = nullptr);
 
-// With `tail` (active; one token): the GEMV kernel runs it in its last block (grid_tail.h); the
-// call fails with InvalidArgument where the GEMV kernel does not apply (check gemvSupported).
-// Whether linearFewPair takes the GEMV kernel for these arguments (else two linear() calls).
-bool gemvPairSupported(int k, int n_tokens, const void* w1, const void* x, int64_t ldx, const void* w2);
 // Whether linearFewPair can fold a residual norm for these weights (k = n_in).
 bool gemvPairNormSupported(int k, const void* w1, const void* w2);
 
 Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, void* out,
                  GemmType out_type, int64_t ldo, int64_t n_tokens, int64_t n_out, int64_t n_in, cudaStream_t stream,
-                 float beta = 0.0f, const GridTail* tail = nullptr);
+                 float beta = 0.0f);
 
 }  // namespace dsv2::cuda

@@ -36,7 +36,6 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
-#include "cuda/grid_tail.cuh"
 #include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
@@ -169,11 +168,9 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
 // One block per kRows output rows j0 .. j0+kRows-1: out[j] = Σ over the long row (this GPU's
 // chosen experts' rows j, router order, then the shared expert's row j) of scale · w · act. Warp w
 // sums slice w of the long row for all kRows rows (one act load serves kRows weight loads), then the
-// slices are added in warp order. kTail: the last block then does p.tail's work (grid_tail.h). Its
-// registers count for the whole kernel: the bound keeps them at 64, so the grid stays one wave of
-// 4 blocks per SM.
-template <int kRows, int kUnroll, bool kTail>
-__global__ void __launch_bounds__(kThreads, kTail ? 4 : 0) moeDecodeDownKernel(MoeDecodeParams p) {
+// slices are added in warp order.
+template <int kRows, int kUnroll>
+__global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams p) {
     static_assert(8 % kRows == 0, "hidden (a multiple of 8) must split into whole blocks");
     __shared__ const bf16* segBase[kMaxSegments];  // down weights of each segment (row 0)
     __shared__ float segScale[kMaxSegments];
@@ -269,7 +266,6 @@ __global__ void __launch_bounds__(kThreads, kTail ? 4 : 0) moeDecodeDownKernel(M
         for (int w = 0; w < kWarps; ++w) sum += partial[w][threadIdx.x];
         p.out[j0 + threadIdx.x] = sum;
     }
-    if constexpr (kTail) runGridTail(p.tail);
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
@@ -290,22 +286,12 @@ Status launchMoeDecode(const MoeDecodeParams& p, cudaStream_t stream) {
     if (p.shared_inter > 0 && (!aligned16(p.shared_gate_up) || !aligned16(p.shared_down)))
         return Status(StatusCode::InvalidArgument,
                       "launchMoeDecode: the shared expert's weights must be 16-byte aligned (16-byte loads)");
-    if (p.tail.active()) {
-        if (p.tail.normActive() && p.tail.delta != p.out)
-            return Status(StatusCode::InvalidArgument, "launchMoeDecode: the tail norm must read out (delta == out)");
-    }
-    DSV2_RETURN_IF_ERROR(checkGridTail(p.tail, p.tail.normActive() ? p.hidden : 0));
     const int64_t nAct = moeDecodeActElements(p.top_k, p.inter, p.shared_inter);
     DSV2_CUDA_CHECK(launchPdl(moeDecodeGateUpKernel<kGateUpRows, kGateUpUnroll>,
                               dim3(static_cast<unsigned>(ceilDiv(nAct, int64_t{kWarps} * kGateUpRows))), dim3(kThreads),
                               0, stream, p));
-    const dim3 downGrid(static_cast<unsigned>(p.hidden / kDownRows));
-    if (p.tail.active())
-        DSV2_CUDA_CHECK(
-            launchPdl(moeDecodeDownKernel<kDownRows, kDownUnroll, true>, downGrid, dim3(kThreads), 0, stream, p));
-    else
-        DSV2_CUDA_CHECK(
-            launchPdl(moeDecodeDownKernel<kDownRows, kDownUnroll, false>, downGrid, dim3(kThreads), 0, stream, p));
+    DSV2_CUDA_CHECK(launchPdl(moeDecodeDownKernel<kDownRows, kDownUnroll>,
+                              dim3(static_cast<unsigned>(p.hidden / kDownRows)), dim3(kThreads), 0, stream, p));
     return Status::ok();
 }
 

@@ -17,7 +17,6 @@
 
 #include <cstdint>
 
-#include "cuda/grid_tail.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -43,9 +42,6 @@ struct MoeDecodeParams {
     // waits for the router: they overlap the router instead of following it. Never set it when
     // the router itself writes x (a folded norm).
     bool x_ready_before_wait = false;
-    // Optional: the down kernel's last block adds out into the residual stream and norms it for
-    // the next sublayer (grid_tail.h; tail.delta == out, tail.n == hidden).
-    GridTail tail;
 };
 
 // Elements of act scratch the call needs.

@@ -1,7 +1,6 @@
 #include "cuda/moe_layer.h"
 
 #include <algorithm>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -161,8 +160,7 @@ MoeRouterParams routerParams(const MoeGeometry& g, int n_tokens, FfnScratch& scr
 }
 
 Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, const __nv_bfloat16* x, int64_t ldx,
-                  int64_t n_tokens, float* out, int64_t ldo, float beta, FfnScratch& scratch, cudaStream_t stream,
-                  const GridTail* tail) {
+                  int64_t n_tokens, float* out, int64_t ldo, float beta, FfnScratch& scratch, cudaStream_t stream) {
     if (n_tokens == 0) return Status::ok();
     const int64_t inter = w.inter;
     if (n_tokens * 2 * inter > static_cast<int64_t>(scratch.gateUp.size()))
@@ -181,12 +179,7 @@ Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, co
     DSV2_RETURN_IF_ERROR(launchSwiglu(s, stream));
     // out [T, hidden] = act · downᵀ (+ out)
     return linearFew(blas, scratch.act.data(), inter, w.down, out, GemmType::F32, ldo, n_tokens, hidden, inter, stream,
-                     beta, tail);
-}
-
-bool mlpDownTailSupported(const MlpDeviceWeights& w, int64_t n_tokens, const FfnScratch& scratch) {
-    return n_tokens == 1 && w.inter <= INT32_MAX &&
-           gemvSupported(static_cast<int>(w.inter), 1, w.down, scratch.act.data(), w.inter);
+                     beta);
 }
 
 Status moeForward(cublasHandle_t blas, const MoeGeometry& g, const MoeDeviceWeights& w, const __nv_bfloat16* x,

@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "cuda/device_buffer.h"
-#include "cuda/grid_tail.h"
 #include "cuda/moe_router.h"
 #include "dsv2/status.h"
 
@@ -84,12 +83,8 @@ private:
 MoeRouterParams routerParams(const MoeGeometry& g, int n_tokens, FfnScratch& scratch);
 
 // out [T, hidden] fp32 (ldo) = MLP(x [T, hidden] bf16 (ldx)); beta = 1 adds onto out.
-// `tail` (one token, mlpDownTailSupported): the down projection's last block runs it (grid_tail.h).
 Status mlpForward(cublasHandle_t blas, const MlpDeviceWeights& w, int hidden, const __nv_bfloat16* x, int64_t ldx,
-                  int64_t n_tokens, float* out, int64_t ldo, float beta, FfnScratch& scratch, cudaStream_t stream,
-                  const GridTail* tail = nullptr);
-// Whether mlpForward's down projection of n_tokens rows is the GEMV kernel, which can run a grid tail.
-bool mlpDownTailSupported(const MlpDeviceWeights& w, int64_t n_tokens, const FfnScratch& scratch);
+                  int64_t n_tokens, float* out, int64_t ldo, float beta, FfnScratch& scratch, cudaStream_t stream);
 
 enum class MoeExpertGemm {
     Auto,     // grouped unless DSV2_MOE_GEMM=cublas or the geometry is unsupported

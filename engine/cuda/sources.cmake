@@ -7,7 +7,6 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/mla_attention.cpp
   ${CMAKE_CURRENT_LIST_DIR}/moe_layer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cluster_launch.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/grid_tail.cpp
   ${CMAKE_CURRENT_LIST_DIR}/pdl.cu
   ${CMAKE_CURRENT_LIST_DIR}/convert.cu
   ${CMAKE_CURRENT_LIST_DIR}/embedding.cu

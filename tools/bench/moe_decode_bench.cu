@@ -2,8 +2,7 @@
 // DeepSeek-V2-Lite shapes, against an fp32 host reference and, optionally, against another
 // version of the kernels. Not part of the CMake build; on a GPU machine, from the repo root:
 //   nvcc -std=c++20 -O3 -arch=sm_90 -I engine -I engine/include tools/bench/moe_decode_bench.cu \
-//        engine/cuda/pdl.cu engine/cuda/grid_tail.cpp engine/cuda/attention_prologue_fused.cu \
-//        engine/core/status.cpp -o /tmp/moe_bench && /tmp/moe_bench
+//        engine/cuda/pdl.cu engine/core/status.cpp -o /tmp/moe_bench && /tmp/moe_bench
 // (-DMOE_BENCH_OLD='"path/to/old_moe_decode.cu"' adds a copy of older kernels whose namespace was
 // renamed dsv2::cuda::old and launch function launchMoeDecodeOld.)
 // Times are per launch, from CUDA graphs replaying kLayers distinct weight sets (138 MB each at
@@ -208,7 +207,7 @@ void gateUpVariant(const MoeDecodeParams& p, cudaStream_t st) {
 }
 template <int R, int U>
 void downVariant(const MoeDecodeParams& p, cudaStream_t st) {
-    CK(launchPdl(moeDecodeDownKernel<R, U, false>, dim3(unsigned(p.hidden / R)), dim3(kThreads), 0, st, p));
+    CK(launchPdl(moeDecodeDownKernel<R, U>, dim3(unsigned(p.hidden / R)), dim3(kThreads), 0, st, p));
 }
 
 struct Variant {
