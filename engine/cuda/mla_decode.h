@@ -49,8 +49,11 @@ constexpr int kMlaDecodeSlicedVariants = 6;
 // positions, the tensor-core kernel beyond. Measured on the H200 (session 6,
 // tools/bench/mla_decode_bench.cu, Lite, µs a layer at the engine's split count): sliced (default
 // shape) 9.6 / 15.2 / 27.2 at 1K / 4K / 16K against 17.2 / 22.0 / 28.6 for the tensor-core kernel,
-// which wins at 32K (35.3 against 46.9 for the shape measured there).
-constexpr int64_t kMlaDecodeSlicedMaxContext = 16384;
+// which wins at 32K (35.3 against 46.9 for the shape measured there). Straight lines through
+// those points cross near 17.7K, so the limit sits one 1K step below: 17,408 (was 16,384, which
+// put the bench's "16K" decode, at positions 16,385+, on the slower kernel; session 8 measures
+// both kernels there, scripts/device_ab.sh with DSV2_MLA_DECODE=mma).
+constexpr int64_t kMlaDecodeSlicedMaxContext = 17408;
 
 // The tensor-core kernel runs in clusters of this many consecutive splits and merges them itself.
 constexpr int kMlaDecodeClusterBlocks = 8;
