@@ -52,6 +52,8 @@ struct AttentionPrologueParams {
     float amplitude = 1.0f;
 };
 
+// InvalidArgument naming the bad part, or ok (n_tokens may be 0).
+Status validateAttentionPrologue(const AttentionPrologueParams& p);
 Status launchAttentionPrologue(const AttentionPrologueParams& p, cudaStream_t stream);
 
 }  // namespace dsv2::cuda

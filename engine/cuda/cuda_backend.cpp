@@ -211,6 +211,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     }
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -356,7 +357,10 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
         pro.kv_a = nullptr;  // done above
     }
     pro.q_pe = m_q.data() + c.qkNopeHeadDim;
-    DSV2_RETURN_IF_ERROR(launchAttentionPrologue(pro, m_stream));
+    // The attention call runs the prologue, inside the q_lat GEMV's launch where it can
+    // (MlaCall::prologue); here only when attention is skipped (timing) or DSV2_FUSE_PROLOGUE=0.
+    const bool attentionSkipped = !useExpanded(T, pos0 + T) && skipped(kSkipMla, T);
+    if (!m_fusePrologue || attentionSkipped) DSV2_RETURN_IF_ERROR(launchAttentionPrologue(pro, m_stream));
 
     MlaCall call;
     call.q = m_q.data();
@@ -365,7 +369,8 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.cache = ref;
     call.kv_b = a.kvBProj;
     call.out = m_attn.data();
-    call.decode_tiles_early = m_mlaEarlyTiles;  // the prologue above wrote the cache entries
+    call.decode_tiles_early = m_mlaEarlyTiles;  // earlier positions' entries: written by earlier steps
+    if (m_fusePrologue && !attentionSkipped) call.prologue = &pro;
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;

@@ -8,6 +8,7 @@
 // of launch + first-load latency hidden per layer (not measured here).
 #include "cuda/mla_absorb_gemv.h"
 
+#include "cuda/attention_prologue.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/pdl.cuh"
@@ -24,11 +25,31 @@ constexpr int kQLatRowGroups = 16;  // 256 threads
 constexpr int kQLatThreads = kQLatColThreads * kQLatRowGroups;
 constexpr int kQLatUnroll = 8;  // 16-byte loads in flight per thread (128 rows: all of them)
 
-template <int NT>
-__global__ void __launch_bounds__(kQLatThreads) mlaQLatKernel(MlaAbsorbGemvParams p) {
+// The prologue blocks add their norms as launchAttentionPrologue's block for a few tokens does.
+constexpr int kPrologueSumThreads = 1024;
+static_assert(kPrologueSumThreads % kQLatThreads == 0, "the norm's order is emulated by whole blocks");
+
+// grid: n_heads × column chunks q_lat blocks (head-major), then, with kPrologue, the prologue's
+// n_q × rolesPerToken blocks (attention_prologue.cuh): those wait for the q/kv_a projection and do
+// their role, the q_lat blocks are as without them.
+template <int NT, bool kPrologue>
+__global__ void __launch_bounds__(kQLatThreads) mlaQLatKernel(MlaAbsorbGemvParams p, AttentionPrologueParams pro) {
     __shared__ float partial[kQLatRowGroups][NT][kQLatCols];
-    const int h = blockIdx.x;
-    const int col0 = blockIdx.y * kQLatCols;
+    const int chunks = (p.kv_lora + kQLatCols - 1) / kQLatCols;
+    const int qLatBlocks = p.n_heads * chunks;
+    if constexpr (kPrologue) {
+        const int b = static_cast<int>(blockIdx.x) - qLatBlocks;
+        if (b >= 0) {
+            __shared__ float scratch[32];
+            pdlWaitForPrevious();
+            pdlLaunchNext();
+            const int roles = prologue_detail::rolesPerToken(pro, kQLatThreads);
+            prologue_detail::runRole<kPrologueSumThreads>(pro, b / roles, b % roles, scratch);
+            return;
+        }
+    }
+    const int h = static_cast<int>(blockIdx.x) / chunks;
+    const int col0 = (static_cast<int>(blockIdx.x) % chunks) * kQLatCols;
     const int ct = threadIdx.x % kQLatColThreads;
     const int rg = threadIdx.x / kQLatColThreads;
     const int col = col0 + ct * 8;
@@ -154,24 +175,42 @@ Status checkCommon(const MlaAbsorbGemvParams& p) {
     return Status::ok();
 }
 
+template <bool kPrologue>
+cudaError_t launchQLat(const MlaAbsorbGemvParams& p, const AttentionPrologueParams& pro, unsigned blocks,
+                       cudaStream_t stream) {
+    const dim3 grid(blocks), block(kQLatThreads);
+    switch (p.n_q) {
+    case 1: return launchPdl(mlaQLatKernel<1, kPrologue>, grid, block, 0, stream, p, pro);
+    case 2: return launchPdl(mlaQLatKernel<2, kPrologue>, grid, block, 0, stream, p, pro);
+    case 3: return launchPdl(mlaQLatKernel<3, kPrologue>, grid, block, 0, stream, p, pro);
+    default: return launchPdl(mlaQLatKernel<4, kPrologue>, grid, block, 0, stream, p, pro);
+    }
+}
+
 }  // namespace
 
 bool mlaAbsorbGemvSupported(int n_q, int kv_lora, const void* kv_b) {
     return n_q >= 1 && n_q <= kMlaAbsorbGemvMaxTokens && kv_lora > 0 && kv_lora % 8 == 0 && kv_b && aligned16(kv_b);
 }
 
-Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
+Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream, const AttentionPrologueParams* prologue) {
     DSV2_RETURN_IF_ERROR(checkCommon(p));
     if (!p.q || !p.q_lat) return Status(StatusCode::InvalidArgument, "launchMlaQLatGemv: missing q or q_lat");
-    const dim3 grid(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(ceilDiv(p.kv_lora, kQLatCols)));
-    cudaError_t err = cudaSuccess;
-    switch (p.n_q) {
-    case 1: err = launchPdl(mlaQLatKernel<1>, grid, dim3(kQLatThreads), 0, stream, p); break;
-    case 2: err = launchPdl(mlaQLatKernel<2>, grid, dim3(kQLatThreads), 0, stream, p); break;
-    case 3: err = launchPdl(mlaQLatKernel<3>, grid, dim3(kQLatThreads), 0, stream, p); break;
-    default: err = launchPdl(mlaQLatKernel<4>, grid, dim3(kQLatThreads), 0, stream, p); break;
+    const int64_t qLatBlocks = static_cast<int64_t>(p.n_heads) * ceilDiv(p.kv_lora, kQLatCols);
+    int64_t prologueBlocks = 0;
+    if (prologue) {
+        if (prologue->n_tokens != p.n_q || prologue->q_a)
+            return Status(StatusCode::InvalidArgument,
+                          "launchMlaQLatGemv: the fused prologue must cover the same tokens and have no q_a norm "
+                          "(that one precedes q_b_proj)");
+        DSV2_RETURN_IF_ERROR(validateAttentionPrologue(*prologue));
+        prologueBlocks = static_cast<int64_t>(p.n_q) * prologue_detail::rolesPerToken(*prologue, kQLatThreads);
     }
-    DSV2_CUDA_CHECK(err);
+    if (qLatBlocks + prologueBlocks > INT32_MAX)
+        return Status(StatusCode::InvalidArgument, "launchMlaQLatGemv: too many heads");
+    const auto blocks = static_cast<unsigned>(qLatBlocks + prologueBlocks);
+    DSV2_CUDA_CHECK(prologueBlocks > 0 ? launchQLat<true>(p, *prologue, blocks, stream)
+                                       : launchQLat<false>(p, AttentionPrologueParams{}, blocks, stream));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "cuda/attention_prologue_fused.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -46,7 +47,14 @@ struct MlaAbsorbGemvParams {
 bool mlaAbsorbGemvSupported(int n_q, int kv_lora, const void* kv_b);
 
 // q_lat from q (reads q, kv_b; writes q_lat).
-Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream);
+// With `prologue` (its n_tokens == n_q, no q_a part) the same launch also runs the attention
+// prologue of these tokens (attention_prologue_fused.h: kv_a_layernorm, RoPE, the cache write,
+// RoPE on q_pe) in extra blocks, bit-identical to launchAttentionPrologue: both read only what the
+// q/kv_a projection wrote (q_nope here, kv_a and q_pe there), so they need not be two dependent
+// launches of the decode step (issue 9: ~3 µs each). The caller must then treat the cache entries
+// and q_pe as written by this launch (MlaDecodeParams::new_entries_one_back).
+Status launchMlaQLatGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream,
+                         const AttentionPrologueParams* prologue = nullptr);
 // v from o_lat (reads o_lat, kv_b; writes out). o_lat's rows must be 16-byte aligned.
 Status launchMlaVUpGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream);
 

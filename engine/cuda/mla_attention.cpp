@@ -91,6 +91,7 @@ Status mlaAttentionExpanded(cublasHandle_t blas, const MlaGeometry& g, const Mla
         return Status(StatusCode::Internal, "mla expanded: context " + std::to_string(ctx) +
                                                 " exceeds the scratch planned for " +
                                                 std::to_string(scratch.maxExpandedCtx()));
+    if (call.prologue) DSV2_RETURN_IF_ERROR(launchAttentionPrologue(*call.prologue, stream));
     const int entry = g.entry();
     const int kvRow = g.n_heads * g.kvbRowsPerHead();
 
@@ -231,8 +232,11 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     few.out_token_stride = static_cast<int64_t>(g.n_heads) * g.d_v;
     few.out_head_stride = g.d_v;
     const bool gemv = mlaAbsorbGemvSupported(call.n_q, g.kv_lora, call.kv_b);
+    // The prologue rides in the q_lat GEMV's launch where it can (MlaCall::prologue).
+    const bool prologueFused = gemv && call.prologue && !call.prologue->q_a;
+    if (call.prologue && !prologueFused) DSV2_RETURN_IF_ERROR(launchAttentionPrologue(*call.prologue, stream));
     if (gemv) {
-        DSV2_RETURN_IF_ERROR(launchMlaQLatGemv(few, stream));
+        DSV2_RETURN_IF_ERROR(launchMlaQLatGemv(few, stream, prologueFused ? call.prologue : nullptr));
     } else {
         GemmParams qLat;
         qLat.m = call.n_q;
@@ -292,10 +296,12 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.out_head_stride = g.kv_lora;
     p.softmax_scale = g.softmax_scale;
     p.kernel = call.decode_kernel;
-    // The cache entries were written before this call and the q_lat launch above sits between
-    // them and the decode kernel: its tiles may load before it waits (mla_decode.h). Not after
-    // cuBLAS, whose kernels are not ours to vouch for.
+    // The cache entries of earlier positions were written before this call and the q_lat launch
+    // above sits between them and the decode kernel: its tiles may load before it waits
+    // (mla_decode.h). The new positions' entries come from that launch when the prologue rides in
+    // it. Not after cuBLAS, whose kernels are not ours to vouch for.
     p.tiles_before_wait = call.decode_tiles_early && gemv;  // our GEMV follows pdl.cuh rule 3
+    p.new_entries_one_back = prologueFused;
     DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream));
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "cuda/attention_prologue_fused.h"
 #include "cuda/device_buffer.h"
 #include "cuda/latent_cache_ops.h"
 #include "cuda/mla_decode.h"
@@ -103,6 +104,11 @@ struct MlaCall {
     // Absorbed form: the decode kernel may load its first cache tiles before its PDL wait (the
     // cache entries were written by kernels enqueued before this call; MlaDecodeParams).
     bool decode_tiles_early = false;
+    // The attention prologue of these tokens (attention_prologue_fused.h; no q_a part), not yet
+    // run: q_pe is not rotated and the entries of [q_pos0, q_pos0 + n_q) are not written. The call
+    // runs it first; the absorbed form with the q_lat GEMV runs it inside that launch (one
+    // dependent launch fewer a layer; mla_absorb_gemv.h). Null: the caller ran it.
+    const AttentionPrologueParams* prologue = nullptr;
     MlaPrefillForm prefill_form = MlaPrefillForm::Auto;  // expanded form: flash or GEMMs
 };
 

@@ -117,6 +117,11 @@ struct MlaDecodeParams {
     // (mlaAttentionAbsorbed: the q_lat GEMV comes between the cache write and this launch), so
     // that they are complete once this kernel starts (pdl.cuh). q_lat is still read after the wait.
     bool tiles_before_wait = false;
+    // With tiles_before_wait: the entries of the new positions [q_pos0, q_pos0 + n_q) were written
+    // by the kernel just before this one (the q_lat GEMV with the attention prologue in it,
+    // mla_absorb_gemv.h), so they are complete only after the wait. A block whose early tiles
+    // reach them waits first instead (at short contexts: the cluster of the last split).
+    bool new_entries_one_back = false;
     // Sliced kernel: which compiled shape, 0 .. kMlaDecodeSlicedVariants − 1; -1 = the default.
     int sliced_variant = -1;
 };

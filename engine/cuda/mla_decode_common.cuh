@@ -38,6 +38,16 @@ __device__ __forceinline__ SplitRange splitRange(const MlaDecodeParams& p, int q
     return r;
 }
 
+// With tiles_before_wait: whether a block's early tiles, [begin, min(end, begin + early_len)),
+// stay below the entries the kernel just before wrote (new_entries_one_back). Reads the position
+// from the device, which the step wrote long before (mla_decode.h).
+__device__ __forceinline__ bool earlyTilesWrittenBefore(const MlaDecodeParams& p, int64_t begin, int64_t end,
+                                                        int64_t early_len) {
+    if (!p.new_entries_one_back) return true;
+    const int64_t qPos0 = p.q_pos0_device ? static_cast<int64_t>(*p.q_pos0_device) : p.q_pos0;
+    return min(end, begin + early_len) <= qPos0;
+}
+
 // Launches of the two decode kernels (grid (n_splits, n_q, head groups)); p is validated.
 Status launchMlaDecodeSimt(const MlaDecodeParams& p, cudaStream_t stream);
 Status launchMlaDecodeMma(const MlaDecodeParams& p, cudaStream_t stream);

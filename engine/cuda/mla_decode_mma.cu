@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     // Everything below reads what earlier kernels wrote (pdl.cuh rule 1); with tiles_before_wait
     // the cache tiles, the block table and the position were written two or more kernels back and
     // are complete already (mla_decode.h), so the first tiles load before the wait for q_lat.
-    const bool early = p.tiles_before_wait;
+    bool early = p.tiles_before_wait;
     if (!early) {
         pdlWaitForPrevious();
         pdlLaunchNext();
@@ -203,6 +203,13 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     const int64_t begin = range.begin;
     const int64_t end = range.end;  // > begin where hasWork
     const int nTiles = hasWork ? static_cast<int>(ceilDiv(end - begin, kTilePos)) : 0;
+    // The two tiles loaded before the wait must not hold a new entry of the kernel just before
+    // (per block: no cluster barrier comes before the wait).
+    if (early && hasWork && !earlyTilesWrittenBefore(p, begin, end, 2 * kTilePos)) {
+        pdlWaitForPrevious();
+        pdlLaunchNext();
+        early = false;
+    }
 
     const int tid = threadIdx.x;
     const int warp = tid / kWarpSize;

@@ -296,7 +296,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
 
     // Position, block table and cache may come before the wait only with tiles_before_wait (they
     // were written two or more kernels back, mla_decode.h); q_lat always after it.
-    const bool early = p.tiles_before_wait;
+    bool early = p.tiles_before_wait;
     if (!early) {
         pdlWaitForPrevious();
         pdlLaunchNext();
@@ -315,6 +315,13 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     const auto begin = static_cast<int32_t>(range.begin);
     const auto end = static_cast<int32_t>(range.end);  // > begin
     const int nTiles = static_cast<int>(ceilDiv(end - begin, C::T));
+    // The S − 2 tiles issued before the wait must not hold a new entry of the kernel just before
+    // (cluster-uniform: every rank has this split).
+    if (early && !earlyTilesWrittenBefore(p, begin, end, static_cast<int64_t>(C::S - 2) * C::T)) {
+        pdlWaitForPrevious();
+        pdlLaunchNext();
+        early = false;
+    }
 
     const int tid = threadIdx.x;
     const int warp = tid / kWarpSize;

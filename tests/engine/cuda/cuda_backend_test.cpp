@@ -612,6 +612,48 @@ TEST_CASE(
     }
 }
 
+TEST_CASE("decode with the attention prologue inside the q_lat launch = with its own launch, bit for bit") {
+    // The fused launch computes the same bits (cuda_kernels_test), but the decode kernel then finds
+    // the new position's cache entry written one launch back instead of two: its early tiles must
+    // wait for it (MlaDecodeParams::new_entries_one_back). A stale entry would change the logits,
+    // so they must be equal exactly, at positions from 0 (where the early tiles reach the new
+    // entry at every step) and on from a prompt, with graph replays.
+    for (const fs::path& dir : {tinyLiteDir(), dataDir() / "fixtures" / "v2-like"}) {
+        CAPTURE(dir.string());
+        auto folder = ModelFolder::open(dir);
+        REQUIRE(folder.isOk());
+        BackendOptions options;
+        options.maxContext = 4096;
+        auto fused = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
+        setenv("DSV2_FUSE_PROLOGUE", "0", 1);  // read when a backend is created
+        auto separate = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
+        unsetenv("DSV2_FUSE_PROLOGUE");
+        REQUIRE_MESSAGE(fused.isOk(), fused.status().toString());
+        REQUIRE_MESSAGE(separate.isOk(), separate.status().toString());
+        const int32_t vocab = static_cast<int32_t>((*folder)->config().vocabSize);
+        for (const int promptLength : {1, 150}) {
+            CAPTURE(promptLength);
+            auto a = session(**separate);
+            auto b = session(**fused);
+            std::vector<int32_t> prompt;
+            for (int t = 0; t < promptLength; ++t) prompt.push_back((t * 131 + 7) % vocab);
+            const ForwardResult pa = run(*a, prompt, false);
+            const ForwardResult pb = run(*b, prompt, false);
+            CHECK(pa.logits == pb.logits);
+            int32_t next =
+                static_cast<int32_t>(std::max_element(pa.logits.begin(), pa.logits.end()) - pa.logits.begin());
+            for (int step = 0; step < 140; ++step) {
+                CAPTURE(step);
+                const ForwardResult ra = run(*a, {next}, false);
+                const ForwardResult rb = run(*b, {next}, false);
+                REQUIRE(ra.logits == rb.logits);
+                CHECK(ra.routing.expertIds == rb.routing.expertIds);
+                next = static_cast<int32_t>(std::max_element(ra.logits.begin(), ra.logits.end()) - ra.logits.begin());
+            }
+        }
+    }
+}
+
 TEST_CASE("DSV2_DECODE_SKIP (a timing diagnostic) leaves stages out of one-token steps; unknown stages are refused") {
     const fs::path dir = dataDir() / "fixtures" / "v2-like";
     auto folder = ModelFolder::open(dir);

@@ -595,6 +595,64 @@ TEST_CASE("fused attention prologue = rmsnorm + rope (k_pe, q_pe) + cache write,
         const auto gotKv = downloadBf16(fKv);
         for (int i = 0; i < entry; ++i)
             REQUIRE(gotCache[static_cast<size_t>(slot0 * entry + i)] == gotKv[static_cast<size_t>(i)]);
+
+        // The prologue inside the q_lat GEMV's launch (mla_absorb_gemv.h), as the absorbed form of
+        // a few tokens runs it: its 256-thread blocks must still add the norm as the 1024-thread
+        // block does, so every value is again the separate kernels' bit for bit, and q_lat is the
+        // plain GEMV's.
+        if (T > cuda::kMlaAbsorbGemvMaxTokens || c.kvLora % 8 != 0) continue;
+        const int dv = c.nope;
+        const auto kvb = randomBf16(rng, static_cast<size_t>(H) * (c.nope + dv) * c.kvLora, 0.05f);
+        auto dKvb = uploadBf16(kvb);
+        auto gKv = uploadBf16(kvA);
+        auto gQ = uploadBf16(q);
+        auto gQa = uploadBf16(qA);
+        auto gCache = uploadBf16(cache0);
+        auto plainLat = deviceZeros<float>(static_cast<size_t>(T) * H * c.kvLora);
+        auto fusedLat = deviceZeros<float>(static_cast<size_t>(T) * H * c.kvLora);
+        cuda::MlaAbsorbGemvParams ab;
+        ab.n_q = T;
+        ab.n_heads = H;
+        ab.d_nope = c.nope;
+        ab.d_v = dv;
+        ab.kv_lora = c.kvLora;
+        ab.kv_b = dKvb.data();
+        ab.q = rQ.data();
+        ab.q_token_stride = static_cast<int64_t>(H) * dqk;
+        ab.q_head_stride = dqk;
+        ab.q_lat = plainLat.data();
+        ab.lat_token_stride = static_cast<int64_t>(H) * c.kvLora;
+        ab.lat_head_stride = c.kvLora;
+        REQUIRE_OK(cuda::launchMlaQLatGemv(ab, nullptr));
+        cuda::AttentionPrologueParams inGemv = pro;
+        inGemv.cache.layer_base = gCache.data();
+        if (c.qLora) {
+            cuda::AttentionPrologueParams norms = inGemv;
+            norms.kv_a = gKv.data();
+            norms.q_a = gQa.data();
+            norms.qa_cols = c.qLora;
+            norms.qa_stride = c.qLora;
+            norms.qa_weight = dQaW.data();
+            norms.q_pe = nullptr;
+            REQUIRE_OK(cuda::launchAttentionPrologue(norms, nullptr));
+            // q_a's norm precedes q_b_proj: it cannot ride in the q_lat launch.
+            CHECK(cuda::launchMlaQLatGemv(ab, nullptr, &norms).code() == StatusCode::InvalidArgument);
+        } else {
+            inGemv.kv_a = gKv.data();
+        }
+        inGemv.q_pe = gQ.data() + c.nope;
+        ab.q = gQ.data();
+        ab.q_lat = fusedLat.data();
+        REQUIRE_OK(cuda::launchMlaQLatGemv(ab, nullptr, &inGemv));
+        requireDeviceOk();
+        CHECK(countDifferent(downloadBf16(gKv), downloadBf16(rKv)) == 0);
+        CHECK(countDifferent(downloadBf16(gQ), downloadBf16(rQ)) == 0);
+        CHECK(countDifferent(downloadBf16(gQa), downloadBf16(rQa)) == 0);
+        CHECK(countDifferent(downloadBf16(gCache), downloadBf16(rCache)) == 0);
+        CHECK(countDifferent(download(fusedLat), download(plainLat)) == 0);
+        cuda::AttentionPrologueParams otherTokens = inGemv;
+        otherTokens.n_tokens = T + 1;
+        CHECK(cuda::launchMlaQLatGemv(ab, nullptr, &otherTokens).code() == StatusCode::InvalidArgument);
     }
 }
 
