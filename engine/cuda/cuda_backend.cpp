@@ -212,6 +212,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_MOE_EARLY_DOWN")) m_moeEarlyDown = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -592,6 +593,7 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
         // x came from the norm before the router (not from the router itself): the shared expert
         // may start while the router runs (moe_decode.h). DSV2_MOE_EARLY_SHARED=0 for A/B.
         d.x_ready_before_wait = !(foldIntoRouter && rg.norm.active()) && m_moeEarlyShared;
+        d.down_early = m_moeEarlyDown;
         if (skipped(kSkipMoe, T)) return Status::ok();
         return launchMoeDecode(d, m_stream);  // routing: copyDecodeRouting() at the end of the step
     }

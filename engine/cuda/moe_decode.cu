@@ -22,8 +22,10 @@
 // scratch. 13.2 µs = 3.5 TB/s. Under ncu (base clocks, flushed caches, as issue 9 measured):
 // gate|up 25.1 µs (was 26.9), down 15.8 µs (was 22.2).
 //
-// PDL (pdl.cuh): both kernels wait before touching anything (x, act and topk_ids come from the
-// kernels before; the routed weights depend on topk_ids) and then let the next kernel launch.
+// PDL (pdl.cuh): gate|up waits before touching anything but the shared expert (x and topk_ids
+// come from the kernels before; the routed weights depend on topk_ids) and then lets the next
+// kernel launch. down resolves the routing and loads each lane's first weight vectors before its
+// wait (the routing was written two launches back), act after it.
 // Prefetching the shared expert's rows into L2 before the wait was tried and measured slower
 // (gate|up +2.5 µs, down +0.4 µs): those lines are then requested twice. The gate|up → down pair:
 // 35.7 µs with PDL, 36.6 µs without (was 41.5 µs), 94 % of the two plain reads.
@@ -181,9 +183,15 @@ __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams 
     const int lane = threadIdx.x % kWarpSize;
     const int warp = threadIdx.x / kWarpSize;
     const int j0 = blockIdx.x * kRows;
-    pdlWaitForPrevious();  // act, topk_ids and topk_weights come from the kernels before
-    pdlLaunchNext();
-
+    const bool early = p.down_early;
+    if (!early) {
+        pdlWaitForPrevious();
+        pdlLaunchNext();
+    }
+    // Before the PDL wait (down_early): the routing and this lane's first weight vectors. topk_ids and
+    // topk_weights were written before the gate|up kernel just before this one, which follows
+    // pdl.cuh's rules: this kernel starts only after all of gate|up's blocks passed their wait, so
+    // the routing is complete (pdl.cuh, "two back"). act, from gate|up itself, after the wait.
     if (warp == 0) {
         // Lane k resolves slot k; the experts held here are packed in router order (with several
         // GPUs some live elsewhere: their slots are left out, so the long row only walks this
@@ -222,18 +230,46 @@ __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams 
     float acc[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+    // Vector v of the long row: segment k = v / interVec for routed experts, else the shared one.
+    auto segmentOf = [&](int v, int& within) {
+        const int k = v < routedVec ? v / interVec : nRouted;
+        within = v < routedVec ? v - k * interVec : v - routedVec;
+        return k;
+    };
+    auto weightsOf = [&](int k, int within) {
+        const int strideVec = segStride[k] / 8;
+        return reinterpret_cast<const uint4*>(segBase[k]) + static_cast<int64_t>(j0) * strideVec + within;
+    };
+    // The lane's first vector: weights before the wait, act after it; then the rest in batches.
+    // Each lane still adds its vectors in ascending order, so the sums are as before.
+    const int first = begin + lane;
+    uint4 firstW[kRows];
+    int firstWithin = 0;
+    const int firstK = first < end ? segmentOf(first, firstWithin) : 0;
+    if (first < end) {
+        const uint4* w = weightsOf(firstK, firstWithin);
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) firstW[r] = __ldcs(w + static_cast<int64_t>(r) * (segStride[firstK] / 8));
+    }
+    if (early) {
+        pdlWaitForPrevious();
+        pdlLaunchNext();
+    }
+    if (first < end) {
+        const uint4 av = __ldg(act16 + segAct[firstK] + firstWithin);
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[r] += segScale[firstK] * dot8(firstW[r], av);
+    }
     const unsigned zero = opaqueZero(p);
-    forEachBatch<kUnroll>(begin + lane, end, [&]<int U>(int v0) {
+    forEachBatch<kUnroll>(first + kWarpSize, end, [&]<int U>(int v0) {
         uint4 wv[U][kRows], av[U];
         float sc[U];
 #pragma unroll
         for (int s = 0; s < U; ++s) {
-            // Vector v of the long row: segment k = v / interVec for routed experts, else the shared one.
-            const int v = v0 + s * kWarpSize;
-            const int k = v < routedVec ? v / interVec : nRouted;
-            const int within = v < routedVec ? v - k * interVec : v - routedVec;
+            int within = 0;
+            const int k = segmentOf(v0 + s * kWarpSize, within);
             const int strideVec = segStride[k] / 8;
-            const uint4* w = reinterpret_cast<const uint4*>(segBase[k]) + static_cast<int64_t>(j0) * strideVec + within;
+            const uint4* w = weightsOf(k, within);
             sc[s] = segScale[k];
             av[s] = __ldg(act16 + segAct[k] + within);
 #pragma unroll

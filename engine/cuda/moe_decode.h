@@ -8,8 +8,10 @@
 //   2. the down projections with the weighted combine fused (a block per 4 output rows, split-K
 //      over its 8 warps, partial sums added in a fixed order: deterministic, no scratch):
 //      out[j] = Σ_k w_k · down_k[j]·act_k + down_shared[j]·act_shared, fp32.
-// Both are launched with programmatic dependent launch (pdl.cuh) and wait for the kernel before
-// them first. Launch geometry and measurements: moe_decode.cu.
+// Both are launched with programmatic dependent launch (pdl.cuh). gate|up waits for the kernel
+// before it first (but see x_ready_before_wait); down reads the routing (topk_ids/weights, which
+// must come from work enqueued before this call: then they are complete once down starts) and its
+// first weights before its wait (down_early), and act after it. Launch geometry and measurements: moe_decode.cu.
 // moeForward() (moe_layer.h) keeps the grouped per-expert path for prefill chunks.
 
 #include <cuda_bf16.h>
@@ -42,6 +44,9 @@ struct MoeDecodeParams {
     // waits for the router: they overlap the router instead of following it. Never set it when
     // the router itself writes x (a folded norm).
     bool x_ready_before_wait = false;
+    // down: the routing and the first weights before the PDL wait (see above); false waits first
+    // (DSV2_MOE_EARLY_DOWN=0, for A/B).
+    bool down_early = true;
 };
 
 // Elements of act scratch the call needs.

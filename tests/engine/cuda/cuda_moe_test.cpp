@@ -763,6 +763,15 @@ TEST_CASE(
         const auto gotAct3 = downloadBf16(dAct);
         CHECK(std::equal(gotAct3.begin(), gotAct3.end(), gotAct.begin(), gotAct.end(),
                          [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); }));
+
+        // down waiting before it resolves the routing (down_early off): the same sums in the same
+        // order, so the same bits; the first run above had it on (the default).
+        auto dOut4 = deviceZeros<float>(static_cast<size_t>(c.hidden));
+        d.out = dOut4.data();
+        d.down_early = false;
+        REQUIRE_OK(cuda::launchMoeDecode(d, stream));
+        requireDeviceOk();
+        CHECK(download(dOut4) == got);
     }
     REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }
