@@ -213,6 +213,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_DOWN")) m_moeEarlyDown = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_MLA_MERGE_IN_V")) m_mergeInVMaxSplits = std::atoi(env);
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -372,6 +373,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.out = m_attn.data();
     call.decode_tiles_early = m_mlaEarlyTiles;  // earlier positions' entries: written by earlier steps
     if (m_fusePrologue && !attentionSkipped) call.prologue = &pro;
+    call.merge_in_v_max_splits = m_mergeInVMaxSplits;
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;

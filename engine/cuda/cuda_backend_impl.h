@@ -143,6 +143,8 @@ private:
     bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
     bool m_fusePrologue = true;    // DSV2_FUSE_PROLOGUE=0: the attention prologue as its own launch
     bool m_moeEarlyDown = true;    // DSV2_MOE_EARLY_DOWN=0: MoE down resolves routing after its wait
+    // DSV2_MLA_MERGE_IN_V=n: the v GEMV merges the MLA decode splits up to n of them (0: off).
+    int m_mergeInVMaxSplits = 16;
     // DSV2_DECODE_SKIP=stage,... (a diagnostic): stages of a one-token step left out (cuda_backend.cpp).
     enum DecodeStage : unsigned {
         kSkipNorm = 1,

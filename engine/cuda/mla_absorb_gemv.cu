@@ -11,6 +11,8 @@
 #include "cuda/attention_prologue.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
+#include "cuda/mla_decode.h"
+#include "cuda/mla_split_merge.cuh"
 #include "cuda/pdl.cuh"
 
 namespace dsv2::cuda {
@@ -119,7 +121,10 @@ constexpr int kVRowsPerBlock = 8;
 
 constexpr int kVPrefetch = 4;  // 16-byte weight loads per lane before the wait: a whole row up to kv_lora 1024
 
-template <int NT>
+// kMerge (one token, mla_split_merge.cuh): the block's rows lie in one head (d_v % 8 == 0); when
+// the decode kernel left this step's merge here, the block first merges that head's splits into
+// shared memory and reads o_lat from there.
+template <int NT, bool kMerge>
 __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbsorbGemvParams p) {
     const int lane = threadIdx.x % kWarpSize;
     const int row = blockIdx.x * kVRowsPerBlock + threadIdx.x / kWarpSize;  // h·d_v + j
@@ -138,13 +143,28 @@ __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbs
     }
     pdlWaitForPrevious();
     pdlLaunchNext();
-    if (!valid) return;
     const uint4* x[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t)
         x[t] = reinterpret_cast<const uint4*>(p.o_lat + t * p.o_token_stride + h * p.o_head_stride);
+    if constexpr (kMerge) {
+        __shared__ __align__(16) bf16 merged[kMlaVUpMergeMaxLatent];
+        __shared__ float sW[split_merge::kMaxSplits];
+        __shared__ float sInv;
+        const int used = mlaDecodeDeviceSplits(static_cast<int64_t>(*p.q_pos0_device) + 1, p.n_splits).active;
+        if (used <= p.merge_max_splits) {  // block-uniform
+            const int hb = static_cast<int>(blockIdx.x) * kVRowsPerBlock / p.d_v;
+            const int64_t head = static_cast<int64_t>(hb) * p.n_splits;
+            split_merge::mergeHead(p.partial_o + head * p.kv_lora, reinterpret_cast<const float2*>(p.partial_ml) + head,
+                                   p.kv_lora, used, p.kv_lora, merged, sW, &sInv);
+            x[0] = reinterpret_cast<const uint4*>(merged);
+        }
+    }
+    if (!valid) return;
     // The same fp32 order as warpRowDot for kv_lora <= 1024 (each lane adds its vectors v = lane,
-    // lane + 32, ... in turn); the rest of a longer row follows.
+    // lane + 32, ... in turn); the rest of a longer row follows. o_lat may be in shared memory
+    // (kMerge): generic loads there.
+    auto xAt = [&](int t, int v) { return kMerge ? x[t][v] : __ldg(x[t] + v); };
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
@@ -153,12 +173,12 @@ __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbs
         const int v = lane + u * kWarpSize;
         if (v < nVec)
 #pragma unroll
-            for (int t = 0; t < NT; ++t) acc[t] += dot8(wPre[u], __ldg(x[t] + v));
+            for (int t = 0; t < NT; ++t) acc[t] += dot8(wPre[u], xAt(t, v));
     }
     for (int v = lane + kVPrefetch * kWarpSize; v < nVec; v += kWarpSize) {
         const uint4 wv = __ldcs(w + v);
 #pragma unroll
-        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, __ldg(x[t] + v));
+        for (int t = 0; t < NT; ++t) acc[t] += dot8(wv, xAt(t, v));
     }
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
@@ -219,13 +239,26 @@ Status launchMlaVUpGemv(const MlaAbsorbGemvParams& p, cudaStream_t stream) {
     DSV2_RETURN_IF_ERROR(checkCommon(p));
     if (!p.o_lat || !p.out || !aligned16(p.o_lat) || (p.o_head_stride % 8) || (p.n_q > 1 && (p.o_token_stride % 8)))
         return Status(StatusCode::InvalidArgument, "launchMlaVUpGemv: missing or misaligned o_lat, or no output");
+    const bool merge = p.merge_max_splits > 0;
+    if (merge && (p.n_q != 1 || p.merge_max_splits > split_merge::kMaxSplits || !p.partial_o || !p.partial_ml ||
+                  !p.q_pos0_device || p.n_splits < 1 || p.d_v % kVRowsPerBlock != 0 ||
+                  p.kv_lora > kMlaVUpMergeMaxLatent || !aligned16(p.partial_o)))
+        return Status(StatusCode::InvalidArgument,
+                      "launchMlaVUpGemv: merging the decode splits needs one token, the partials, the device position, "
+                      "d_v a multiple of 8, kv_lora <= " +
+                          std::to_string(kMlaVUpMergeMaxLatent) + " and at most " +
+                          std::to_string(split_merge::kMaxSplits) + " splits");
     const auto blocks = static_cast<unsigned>(ceilDiv(static_cast<int64_t>(p.n_heads) * p.d_v, kVRowsPerBlock));
+    const dim3 block(kVRowsPerBlock * kWarpSize);
     cudaError_t err = cudaSuccess;
     switch (p.n_q) {
-    case 1: err = launchPdl(mlaVUpKernel<1>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
-    case 2: err = launchPdl(mlaVUpKernel<2>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
-    case 3: err = launchPdl(mlaVUpKernel<3>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
-    default: err = launchPdl(mlaVUpKernel<4>, dim3(blocks), dim3(kVRowsPerBlock * kWarpSize), 0, stream, p); break;
+    case 1:
+        err = merge ? launchPdl(mlaVUpKernel<1, true>, dim3(blocks), block, 0, stream, p)
+                    : launchPdl(mlaVUpKernel<1, false>, dim3(blocks), block, 0, stream, p);
+        break;
+    case 2: err = launchPdl(mlaVUpKernel<2, false>, dim3(blocks), block, 0, stream, p); break;
+    case 3: err = launchPdl(mlaVUpKernel<3, false>, dim3(blocks), block, 0, stream, p); break;
+    default: err = launchPdl(mlaVUpKernel<4, false>, dim3(blocks), block, 0, stream, p); break;
     }
     DSV2_CUDA_CHECK(err);
     DSV2_CUDA_CHECK_LAUNCH();

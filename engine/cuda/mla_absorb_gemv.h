@@ -41,7 +41,20 @@ struct MlaAbsorbGemvParams {
     int64_t o_token_stride = 0, o_head_stride = 0;
     __nv_bfloat16* out = nullptr;
     int64_t out_token_stride = 0, out_head_stride = 0;
+
+    // v, one token: when the sliced decode kernel left this step's merge to this launch
+    // (MlaDecodeParams::defer_merge_max_splits; the same value here), o_lat is merged from its
+    // split partials, in the decode kernel's order (mla_split_merge.cuh), wherever the position
+    // used at most merge_max_splits splits; elsewhere o_lat is read. 0: o_lat is always read.
+    int merge_max_splits = 0;
+    const float* partial_o = nullptr;   // [H, n_splits, kv_lora] (MlaDecodeParams)
+    const float* partial_ml = nullptr;  // [H, n_splits, 2]
+    int n_splits = 0;                   // MlaDecodeParams::n_splits
+    const int32_t* q_pos0_device = nullptr;
 };
+
+// kv_lora the v GEMV's merge takes (its shared o_lat row).
+constexpr int kMlaVUpMergeMaxLatent = 512;
 
 // True when the shapes and pointers suit the kernels below (else use the cuBLAS batches).
 bool mlaAbsorbGemvSupported(int n_q, int kv_lora, const void* kv_b);

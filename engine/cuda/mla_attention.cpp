@@ -302,7 +302,18 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     // it. Not after cuBLAS, whose kernels are not ours to vouch for.
     p.tiles_before_wait = call.decode_tiles_early && gemv;  // our GEMV follows pdl.cuh rule 3
     p.new_entries_one_back = prologueFused;
-    DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream));
+    const bool mayDefer = gemv && call.n_q == 1 && call.q_pos0_device && call.merge_in_v_max_splits > 0 &&
+                          g.d_v % 8 == 0 && g.kv_lora <= kMlaVUpMergeMaxLatent;
+    p.defer_merge_max_splits = mayDefer ? std::min(call.merge_in_v_max_splits, kMlaDecodeMaxDeferredSplits) : 0;
+    MlaDecodeLaunched launched;
+    DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream, &launched));
+    if (launched.merge_deferred) {  // the v GEMV merges the splits (same rule for which positions, same bits)
+        few.merge_max_splits = p.defer_merge_max_splits;
+        few.partial_o = p.partial_o;
+        few.partial_ml = p.partial_ml;
+        few.n_splits = launched.n_splits;
+        few.q_pos0_device = p.q_pos0_device;
+    }
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]
     // (bf16 out either way).

@@ -109,6 +109,10 @@ struct MlaCall {
     // runs it first; the absorbed form with the q_lat GEMV runs it inside that launch (one
     // dependent launch fewer a layer; mla_absorb_gemv.h). Null: the caller ran it.
     const AttentionPrologueParams* prologue = nullptr;
+    // Absorbed form, one token with q_pos0_device and the GEMV path: the decode kernel may leave
+    // the merge of up to this many context splits to the v GEMV (MlaDecodeParams::
+    // defer_merge_max_splits). 0: it merges itself.
+    int merge_in_v_max_splits = 0;
     MlaPrefillForm prefill_form = MlaPrefillForm::Auto;  // expanded form: flash or GEMMs
 };
 

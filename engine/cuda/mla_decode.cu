@@ -309,7 +309,13 @@ int mlaDecodeSplitsForDevice(int n_heads, int n_sms) {
     return std::max(1, std::max(n_sms, 1) / headTiles);
 }
 
-Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
+Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream, MlaDecodeLaunched* launched) {
+    if (launched) *launched = MlaDecodeLaunched{false, p.n_splits};
+    if (p.defer_merge_max_splits < 0 || p.defer_merge_max_splits > kMlaDecodeMaxDeferredSplits ||
+        (p.defer_merge_max_splits > 0 && (p.n_q != 1 || !p.q_pos0_device)))
+        return Status(StatusCode::InvalidArgument,
+                      "launchMlaDecode: defer_merge_max_splits needs one query with q_pos0_device and at most " +
+                          std::to_string(kMlaDecodeMaxDeferredSplits) + " splits");
     if (p.n_q == 0) return Status::ok();
     const int entry = p.d_latent + p.d_rope;
     const bool dynamic = p.q_pos0_device != nullptr;  // split length derived on the device
@@ -363,8 +369,13 @@ Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream) {
         break;
     }
     }
-    if (sliced) return launchMlaDecodeSliced(p, stream);  // merges the splits itself
-    if (mma) return launchMlaDecodeMma(p, stream);        // merges the splits itself
+    if (sliced) {  // merges the splits itself unless it defers
+        int nSplits = p.n_splits;
+        DSV2_RETURN_IF_ERROR(launchMlaDecodeSliced(p, stream, &nSplits));
+        if (launched) *launched = MlaDecodeLaunched{p.defer_merge_max_splits > 0, nSplits};
+        return Status::ok();
+    }
+    if (mma) return launchMlaDecodeMma(p, stream);  // merges the splits itself
     DSV2_RETURN_IF_ERROR(launchMlaDecodeSimt(p, stream));
 
     const dim3 combineGrid(static_cast<unsigned>(p.n_q * p.n_heads),

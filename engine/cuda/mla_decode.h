@@ -66,6 +66,8 @@ constexpr int64_t mlaDecodeMergeCounterCount(int n_q, int n_heads) {
 // With q_pos0 on the device, the number of splits that get work is derived from the context there:
 // at least this many positions per split (one tensor-core tile), at most n_splits splits.
 constexpr int kMlaDecodeMinSplitLen = 64;
+// The most splits whose merge a decode launch may leave to the next kernel (one merge chunk).
+constexpr int kMlaDecodeMaxDeferredSplits = 64;
 
 struct MlaDecodeParams {
     int n_q = 0;  // query tokens (1 in plain decode)
@@ -122,6 +124,13 @@ struct MlaDecodeParams {
     // mla_absorb_gemv.h), so they are complete only after the wait. A block whose early tiles
     // reach them waits first instead (at short contexts: the cluster of the last split).
     bool new_entries_one_back = false;
+    // Sliced kernel, one query with q_pos0_device: when the query uses at most this many splits
+    // (<= kMlaDecodeMaxDeferredSplits), every used split writes its partials (one split too) and
+    // the kernel leaves the merge, and o_lat, to the next kernel (mla_absorb_gemv.h: the v GEMV
+    // merges them as this kernel would, same bits), so no split waits on a GPU-scope fence and an
+    // arrival counter, and no single block reads every split. 0: the kernel merges. The other
+    // kernels always merge: launchMlaDecode says whether it deferred.
+    int defer_merge_max_splits = 0;
     // Sliced kernel: which compiled shape, 0 .. kMlaDecodeSlicedVariants − 1; -1 = the default.
     int sliced_variant = -1;
 };
@@ -159,6 +168,11 @@ __host__ __device__ inline MlaDecodeSplits mlaDecodeDeviceSplits(int64_t ctx_tot
 // that a long context gives about one block per multiprocessor: n_sms / ceil(n_heads / 16).
 int mlaDecodeSplitsForDevice(int n_heads, int n_sms);
 
-Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream);
+// What a launch did, for a kernel that takes over its deferred merge.
+struct MlaDecodeLaunched {
+    bool merge_deferred = false;  // defer_merge_max_splits > 0 and the sliced kernel ran
+    int n_splits = 0;             // the split count it derived the split length and workspace rows from
+};
+Status launchMlaDecode(const MlaDecodeParams& p, cudaStream_t stream, MlaDecodeLaunched* launched = nullptr);
 
 }  // namespace dsv2::cuda

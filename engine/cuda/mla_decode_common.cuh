@@ -55,7 +55,8 @@ Status launchMlaDecodeMma(const MlaDecodeParams& p, cudaStream_t stream);
 bool mlaDecodeMmaSupports(const MlaDecodeParams& p);
 // The sliced tensor-core kernel (mla_decode_sliced.cu): grid (R × splits, n_q, head groups) in
 // clusters of R; p is validated. Supports: sizes, pointers, strides and the chosen variant.
-Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream);
+// n_splits_used: the split count the launch used (fewer than p.n_splits with q_pos0_device).
+Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream, int* n_splits_used = nullptr);
 bool mlaDecodeSlicedSupports(const MlaDecodeParams& p);
 // "r8 t64 w4 s4": cluster size, tile positions, warps, stages of a variant (bench output).
 const char* mlaDecodeSlicedVariantName(int variant);

@@ -110,6 +110,7 @@ constexpr int kOwnStride = kEntry + 8;         // bf16 per shared full row (1168
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kMergeChunk = 64;  // splits per round of the cross-split merge (>= the device-position cap)
+static_assert(kMlaDecodeMaxDeferredSplits <= kMergeChunk, "a deferred merge is one chunk (mla_split_merge.cuh)");
 
 __host__ __device__ constexpr bool oddSixteens(int bytes) { return bytes % 16 == 0 && (bytes / 16) % 2 == 1; }
 
@@ -608,7 +609,9 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     const int pvCol0 = rank * C::kVDims + warp * C::kPvPerWarp * 8 + 2 * t;  // + 8·j: this thread's columns
     const int headLo = h0 + g;
     const int headHi = h0 + g + 8;
-    if (range.used == 1) {  // the whole context in this split: the normalised output, no workspace
+    // Deferred merge (one query): every used split's partials, the next kernel merges them.
+    const bool deferMerge = range.used <= p.defer_merge_max_splits;
+    if (range.used == 1 && !deferMerge) {  // the whole context in this split: the normalised output, no workspace
         const float invLo = 1.0f / sm.lFinal[g];  // >= 1 before the inverse: the maximum's own term is exp2(0)
         const float invHi = 1.0f / sm.lFinal[g + 8];
 #pragma unroll
@@ -643,6 +646,8 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
         float* ml = p.partial_ml + ((qRow + h0 + sr) * p.n_splits + split) * 2;
         *reinterpret_cast<float2*>(ml) = make_float2(mRun * kLn2, lRun);  // natural-log max, as mla_decode.h says
     }
+    // Deferred: the next kernel reads the partials after this one completes (its PDL wait).
+    if (deferMerge) return;
     fenceAcqRelGpu();  // this block's partial is visible GPU-wide before its arrival is counted
     __syncthreads();
     if (tid == 0) {
@@ -831,7 +836,7 @@ bool mlaDecodeSlicedSupports(const MlaDecodeParams& p) {
     return variant >= 0 && variant < kVariantCount && deviceFit(variant).runs;
 }
 
-Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream) {
+Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream, int* n_splits_used) {
     const int variant = chosenVariant(p);
     if (variant < 0 || variant >= kVariantCount)
         return Status(StatusCode::InvalidArgument, "launchMlaDecodeSliced: sliced_variant must be -1 (default) or 0.." +
@@ -854,6 +859,7 @@ Status launchMlaDecodeSliced(const MlaDecodeParams& p, cudaStream_t stream) {
             cap = std::min<int64_t>(cap, std::max<int64_t>(1, fit.activeClusters / (int64_t{p.n_q} * headGroups)));
         q.n_splits = static_cast<int>(std::min<int64_t>(p.n_splits, cap));
     }
+    if (n_splits_used) *n_splits_used = q.n_splits;
     const dim3 grid(static_cast<unsigned>(q.n_splits * v.ranks), static_cast<unsigned>(q.n_q),
                     static_cast<unsigned>(headGroups));
     const cudaLaunchAttribute cluster = clusterLaunchAttribute(v.ranks);

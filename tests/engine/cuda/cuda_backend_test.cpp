@@ -30,7 +30,9 @@
 #include "cuda/mla_decode.h"
 #include "gpu_skip.h"
 #include "layer_check.h"
+#include "model/model_config.h"
 #include "model/model_folder.h"
+#include "model/random_weights.h"
 #include "reference_forward.h"
 #include "test_data.h"
 
@@ -612,43 +614,103 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("decode with the attention prologue inside the q_lat launch = with its own launch, bit for bit") {
-    // The fused launch computes the same bits (cuda_kernels_test), but the decode kernel then finds
-    // the new position's cache entry written one launch back instead of two: its early tiles must
-    // wait for it (MlaDecodeParams::new_entries_one_back). A stale entry would change the logits,
-    // so they must be equal exactly, at positions from 0 (where the early tiles reach the new
-    // entry at every step) and on from a prompt, with graph replays.
+namespace {
+
+// V2-Lite's attention shape (16 heads, kv_lora 512, rope 64: the sliced decode kernel, the v GEMV's
+// split merge) around a small FFN, random bf16 weights: two layers, 8 experts.
+struct LiteAttentionModel {
+    ModelConfig config;
+    std::unique_ptr<RandomWeights> weights;
+};
+const LiteAttentionModel& liteAttentionModel() {
+    static const LiteAttentionModel m = [] {
+        LiteAttentionModel x;
+        auto c = loadModelConfig(fs::path(__FILE__).parent_path() / "configs" / "deepseek-v2-lite.json");
+        REQUIRE_MESSAGE(c.isOk(), c.status().toString());
+        x.config = *c;
+        x.config.numHiddenLayers = 2;
+        x.config.vocabSize = 4096;
+        x.config.hiddenSize = 1024;
+        x.config.intermediateSize = 512;
+        x.config.moeIntermediateSize = 256;
+        x.config.nRoutedExperts = 8;
+        auto w = RandomWeights::create(x.config, DType::BF16, 5);
+        REQUIRE_MESSAGE(w.isOk(), w.status().toString());
+        x.weights = std::move(w).value();
+        return x;
+    }();
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "decode-step launch merges = the unmerged launches, bit for bit (DSV2_FUSE_PROLOGUE, "
+    "DSV2_MLA_MERGE_IN_V, DSV2_MOE_EARLY_DOWN)") {
+    // Each knob undoes one change of the one-token step that computes the same values in fewer or
+    // earlier launches, so the logits must be equal exactly:
+    //   - the attention prologue inside the q_lat launch (cuda_kernels_test: same bits); the decode
+    //     kernel then finds the new cache entry written one launch back instead of two, and its
+    //     early tiles must wait for it (MlaDecodeParams::new_entries_one_back): a stale entry
+    //     would change the logits;
+    //   - the MLA decode splits merged by the v GEMV (mla_split_merge.cuh; only where the sliced
+    //     kernel runs: the Lite-shaped model) up to 16 splits by default: off, and up to 64;
+    //   - MoE down reading the routing before its PDL wait.
+    // Positions from 0 (the early tiles reach the new entry at every step) and on from a prompt,
+    // with graph replays; 300 steps cross 1 to 8 splits of 64 positions.
+    const std::vector<std::pair<const char*, const char*>> knobs{{"DSV2_FUSE_PROLOGUE", "0"},
+                                                                 {"DSV2_MLA_MERGE_IN_V", "0"},
+                                                                 {"DSV2_MLA_MERGE_IN_V", "64"},
+                                                                 {"DSV2_MOE_EARLY_DOWN", "0"}};
+    struct Model {
+        std::string name;
+        const ModelConfig* config;
+        const ModelWeights* weights;
+    };
+    std::vector<std::unique_ptr<ModelFolder>> folders;
+    std::vector<Model> models;
     for (const fs::path& dir : {tinyLiteDir(), dataDir() / "fixtures" / "v2-like"}) {
-        CAPTURE(dir.string());
         auto folder = ModelFolder::open(dir);
         REQUIRE(folder.isOk());
+        folders.push_back(std::move(folder).value());
+        models.push_back({dir.string(), &folders.back()->config(), &folders.back()->weights()});
+    }
+    models.push_back(
+        {"Lite attention, random", &liteAttentionModel().config, &liteAttentionModel().weights->weights()});
+    for (const Model& model : models) {
+        CAPTURE(model.name);
         BackendOptions options;
-        options.maxContext = 4096;
-        auto fused = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
-        setenv("DSV2_FUSE_PROLOGUE", "0", 1);  // read when a backend is created
-        auto separate = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
-        unsetenv("DSV2_FUSE_PROLOGUE");
-        REQUIRE_MESSAGE(fused.isOk(), fused.status().toString());
-        REQUIRE_MESSAGE(separate.isOk(), separate.status().toString());
-        const int32_t vocab = static_cast<int32_t>((*folder)->config().vocabSize);
-        for (const int promptLength : {1, 150}) {
-            CAPTURE(promptLength);
-            auto a = session(**separate);
-            auto b = session(**fused);
-            std::vector<int32_t> prompt;
-            for (int t = 0; t < promptLength; ++t) prompt.push_back((t * 131 + 7) % vocab);
-            const ForwardResult pa = run(*a, prompt, false);
-            const ForwardResult pb = run(*b, prompt, false);
-            CHECK(pa.logits == pb.logits);
-            int32_t next =
-                static_cast<int32_t>(std::max_element(pa.logits.begin(), pa.logits.end()) - pa.logits.begin());
-            for (int step = 0; step < 140; ++step) {
-                CAPTURE(step);
-                const ForwardResult ra = run(*a, {next}, false);
-                const ForwardResult rb = run(*b, {next}, false);
-                REQUIRE(ra.logits == rb.logits);
-                CHECK(ra.routing.expertIds == rb.routing.expertIds);
-                next = static_cast<int32_t>(std::max_element(ra.logits.begin(), ra.logits.end()) - ra.logits.begin());
+        options.maxContext = 1024;
+        auto merged = createBackend(BackendKind::Cuda, *model.config, *model.weights, options);
+        REQUIRE_MESSAGE(merged.isOk(), merged.status().toString());
+        const auto vocab = static_cast<int32_t>(model.config->vocabSize);
+        for (const auto& [name, value] : knobs) {
+            CAPTURE(name);
+            CAPTURE(value);
+            setenv(name, value, 1);  // read when a backend is created
+            auto other = createBackend(BackendKind::Cuda, *model.config, *model.weights, options);
+            unsetenv(name);
+            REQUIRE_MESSAGE(other.isOk(), other.status().toString());
+            for (const int promptLength : {1, 150}) {
+                CAPTURE(promptLength);
+                auto a = session(**other);
+                auto b = session(**merged);
+                std::vector<int32_t> prompt;
+                for (int t = 0; t < promptLength; ++t) prompt.push_back((t * 131 + 7) % vocab);
+                const ForwardResult pa = run(*a, prompt, false);
+                const ForwardResult pb = run(*b, prompt, false);
+                CHECK(pa.logits == pb.logits);
+                int32_t next =
+                    static_cast<int32_t>(std::max_element(pa.logits.begin(), pa.logits.end()) - pa.logits.begin());
+                for (int step = 0; step < 300; ++step) {
+                    CAPTURE(step);
+                    const ForwardResult ra = run(*a, {next}, false);
+                    const ForwardResult rb = run(*b, {next}, false);
+                    REQUIRE(ra.logits == rb.logits);
+                    CHECK(ra.routing.expertIds == rb.routing.expertIds);
+                    next =
+                        static_cast<int32_t>(std::max_element(ra.logits.begin(), ra.logits.end()) - ra.logits.begin());
+                }
             }
         }
     }
