@@ -214,6 +214,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_DOWN")) m_moeEarlyDown = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_MERGE_IN_V")) m_mergeInVMaxSplits = std::atoi(env);
+    if (const char* env = std::getenv("DSV2_PDL_EARLY_TRIGGER")) m_pdlEarlyTrigger = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -300,6 +301,9 @@ Status CudaBackend::normNow(const ResidualNorm& r, int T) {
     norm.out = m_x.data();
     norm.out_stride = m_config.hiddenSize;
     norm.eps = r.eps;
+    // One token: what follows a norm (the q/kv_a GEMV, the router, lm_head) reads only weights
+    // before its PDL wait, so its weights may start loading during the kernel before the norm.
+    norm.launch_next_early = T == 1 && m_pdlEarlyTrigger;
     return launchRmsNorm(norm, m_stream);
 }
 
@@ -374,6 +378,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.decode_tiles_early = m_mlaEarlyTiles;  // earlier positions' entries: written by earlier steps
     if (m_fusePrologue && !attentionSkipped) call.prologue = &pro;
     call.merge_in_v_max_splits = m_mergeInVMaxSplits;
+    call.next_reads_weights_only = T == 1 && m_pdlEarlyTrigger;  // o_proj's GEMV follows
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;

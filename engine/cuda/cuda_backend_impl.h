@@ -143,8 +143,11 @@ private:
     bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
     bool m_fusePrologue = true;    // DSV2_FUSE_PROLOGUE=0: the attention prologue as its own launch
     bool m_moeEarlyDown = true;    // DSV2_MOE_EARLY_DOWN=0: MoE down resolves routing after its wait
-    // DSV2_MLA_MERGE_IN_V=n: the v GEMV merges the MLA decode splits up to n of them (0: off).
-    int m_mergeInVMaxSplits = 16;
+    // DSV2_MLA_MERGE_IN_V=n: the v GEMV merges the MLA decode splits up to n of them (0: off; the
+    // default, 64, is all the sliced kernel uses: 16K decode 387 → 406 tok/s on an H200, session 9).
+    int m_mergeInVMaxSplits = kMlaDecodeMaxDeferredSplits;
+    // DSV2_PDL_EARLY_TRIGGER=0: the one-token step's norms and v GEMV keep pdl.cuh's rule 3.
+    bool m_pdlEarlyTrigger = true;
     // DSV2_DECODE_SKIP=stage,... (a diagnostic): stages of a one-token step left out (cuda_backend.cpp).
     enum DecodeStage : unsigned {
         kSkipNorm = 1,

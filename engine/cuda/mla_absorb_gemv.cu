@@ -141,8 +141,7 @@ __global__ void __launch_bounds__(kVRowsPerBlock* kWarpSize) mlaVUpKernel(MlaAbs
         const int v = lane + u * kWarpSize;
         wPre[u] = valid && v < nVec ? __ldcs(w + v) : make_uint4(0, 0, 0, 0);
     }
-    pdlWaitForPrevious();
-    pdlLaunchNext();
+    pdlWaitLaunchingNext(p.launch_next_early);
     const uint4* x[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t)

@@ -47,6 +47,9 @@ struct MlaAbsorbGemvParams {
     // split partials, in the decode kernel's order (mla_split_merge.cuh), wherever the position
     // used at most merge_max_splits splits; elsewhere o_lat is read. 0: o_lat is always read.
     int merge_max_splits = 0;
+    // v: let the next kernel launch before this one waits (pdl.cuh, the exception to rule 3): only
+    // when it reads nothing but weights before its own wait (o_proj's GEMV).
+    bool launch_next_early = false;
     const float* partial_o = nullptr;   // [H, n_splits, kv_lora] (MlaDecodeParams)
     const float* partial_ml = nullptr;  // [H, n_splits, 2]
     int n_splits = 0;                   // MlaDecodeParams::n_splits

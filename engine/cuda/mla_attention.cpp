@@ -317,6 +317,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]
     // (bf16 out either way).
+    few.launch_next_early = call.next_reads_weights_only;
     if (gemv) return launchMlaVUpGemv(few, stream);
     GemmParams v;
     v.m = call.n_q;

@@ -113,6 +113,9 @@ struct MlaCall {
     // the merge of up to this many context splits to the v GEMV (MlaDecodeParams::
     // defer_merge_max_splits). 0: it merges itself.
     int merge_in_v_max_splits = 0;
+    // Absorbed form, v GEMV: the kernel after this call reads only weights before its PDL wait
+    // (o_proj's GEMV), so the v GEMV may let it launch early (MlaAbsorbGemvParams).
+    bool next_reads_weights_only = false;
     MlaPrefillForm prefill_form = MlaPrefillForm::Auto;  // expanded form: flash or GEMMs
 };
 

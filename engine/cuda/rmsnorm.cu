@@ -12,8 +12,7 @@ namespace {
 __global__ void rmsNormKernel(RmsNormParams p) {
     __shared__ float scratch[32];
     // Launched with PDL (pdl.cuh): everything here reads the previous kernel's output.
-    pdlWaitForPrevious();
-    pdlLaunchNext();
+    pdlWaitLaunchingNext(p.launch_next_early);
     const int64_t row = blockIdx.x;
     float sumSq = 0.0f;
     if (p.residual) {
@@ -56,8 +55,7 @@ constexpr int kMaxVec = 8;  // n_cols <= 256 · 8 · 4 = 8192 (Lite 2048, V2 512
 
 __global__ void __launch_bounds__(kVecThreads) rmsNormResidualVecKernel(RmsNormParams p) {
     __shared__ float scratch[32];
-    pdlWaitForPrevious();  // as rmsNormKernel
-    pdlLaunchNext();
+    pdlWaitLaunchingNext(p.launch_next_early);  // as rmsNormKernel
     const int64_t row = blockIdx.x;
     const int nVec = p.n_cols / 4;
     auto* res = reinterpret_cast<float4*>(p.residual + row * p.residual_stride);

@@ -17,9 +17,9 @@ struct RmsNormParams {
     int n_rows = 0;
     int n_cols = 0;
     // Residual mode (residual != nullptr): the fp32 residual stream, updated in place.
-    float* residual = nullptr;       // [n_rows, residual_stride]
+    float* residual = nullptr;  // [n_rows, residual_stride]
     int64_t residual_stride = 0;
-    const float* delta = nullptr;    // [n_rows, delta_stride] or nullptr: added into residual first
+    const float* delta = nullptr;  // [n_rows, delta_stride] or nullptr: added into residual first
     int64_t delta_stride = 0;
     // Plain mode (residual == nullptr): a bf16 input.
     const __nv_bfloat16* x = nullptr;  // [n_rows, x_stride]
@@ -29,6 +29,10 @@ struct RmsNormParams {
     __nv_bfloat16* out = nullptr;           // [n_rows, out_stride]; may be nullptr in residual mode
     int64_t out_stride = 0;                 //   (add only, e.g. after the last layer's FFN)
     float eps = 1e-6f;
+    // PDL: let the next kernel launch before this one waits (pdl.cuh, the exception to rule 3).
+    // Only when that kernel reads nothing but weights before its own wait and does not rely on
+    // this one's rule 3 (the one-token step: the q/kv_a GEMV, the router, lm_head).
+    bool launch_next_early = false;
 };
 
 Status launchRmsNorm(const RmsNormParams& p, cudaStream_t stream);

@@ -645,8 +645,8 @@ const LiteAttentionModel& liteAttentionModel() {
 }  // namespace
 
 TEST_CASE(
-    "decode-step launch merges = the unmerged launches, bit for bit (DSV2_FUSE_PROLOGUE, "
-    "DSV2_MLA_MERGE_IN_V, DSV2_MOE_EARLY_DOWN)") {
+    "decode-step launch merges and early starts = without them, bit for bit (DSV2_FUSE_PROLOGUE, "
+    "DSV2_MLA_MERGE_IN_V, DSV2_MOE_EARLY_DOWN, DSV2_PDL_EARLY_TRIGGER)") {
     // Each knob undoes one change of the one-token step that computes the same values in fewer or
     // earlier launches, so the logits must be equal exactly:
     //   - the attention prologue inside the q_lat launch (cuda_kernels_test: same bits); the decode
@@ -654,14 +654,17 @@ TEST_CASE(
     //     early tiles must wait for it (MlaDecodeParams::new_entries_one_back): a stale entry
     //     would change the logits;
     //   - the MLA decode splits merged by the v GEMV (mla_split_merge.cuh; only where the sliced
-    //     kernel runs: the Lite-shaped model) up to 16 splits by default: off, and up to 64;
-    //   - MoE down reading the routing before its PDL wait.
+    //     kernel runs: the Lite-shaped model) up to 64 splits by default: off, and up to 4 (so
+    //     that positions past 256 take the decode kernel's own merge within one session);
+    //   - MoE down reading the routing before its PDL wait;
+    //   - the norms and the v GEMV letting the next kernel launch before their wait.
     // Positions from 0 (the early tiles reach the new entry at every step) and on from a prompt,
     // with graph replays; 300 steps cross 1 to 8 splits of 64 positions.
     const std::vector<std::pair<const char*, const char*>> knobs{{"DSV2_FUSE_PROLOGUE", "0"},
                                                                  {"DSV2_MLA_MERGE_IN_V", "0"},
-                                                                 {"DSV2_MLA_MERGE_IN_V", "64"},
-                                                                 {"DSV2_MOE_EARLY_DOWN", "0"}};
+                                                                 {"DSV2_MLA_MERGE_IN_V", "4"},
+                                                                 {"DSV2_MOE_EARLY_DOWN", "0"},
+                                                                 {"DSV2_PDL_EARLY_TRIGGER", "0"}};
     struct Model {
         std::string name;
         const ModelConfig* config;
