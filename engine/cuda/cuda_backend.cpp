@@ -204,11 +204,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
         std::clamp(2 * m_sms / std::max(headGroups, 1), 1,
                    static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
     if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
-    if (const char* env = std::getenv("DSV2_FOLD_NORMS")) {  // 1: both norms; qkv / router: only that one
-        const std::string fold = env;
-        m_foldInputNorm = fold == "1" || fold == "qkv";
-        m_foldPostNorm = fold == "1" || fold == "router";
-    }
+    if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
@@ -490,25 +486,23 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     // DSV2_FOLD_NORMS=1: each sublayer's residual add + RMSNorm is folded into its first kernel
     // (residual_norm.h). Off by default: on an H200 (Lite, PDL on) the step was 3 % slower folded
     // (386 vs 398 tok/s): every one of the GEMV's ~450 blocks redoes the norm after the PDL wait,
-    // which costs more than the separate launch, whose start PDL already hides. =router folds only
-    // the post-attention norm (into the router's 8 blocks, where redoing it is cheap, but the
-    // shared expert can then no longer start beside the router), =qkv only the input norm: not
-    // measured apart yet (session 8 ended without device time).
-    const bool foldable = T == 1 && !m_residualTap;
-    const bool foldInput = foldable && m_foldInputNorm, foldPost = foldable && m_foldPostNorm;
+    // which costs more than the separate launch, whose start PDL already hides. Folding only one
+    // of the two was slower too (session 9: 458 / 471 vs 479 tok/s with only the post-attention
+    // norm in the router / only the input norm in the GEMV) and was taken out again.
+    const bool foldNorms = T == 1 && !m_residualTap && m_foldNorms;
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
         // The input norm adds the previous layer's FFN output.
         ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
-        if (!foldInput && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l, T, pos0));  // the residual add of the previous FFN is done
-        DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldInput ? inputNorm : ResidualNorm{}));
+        DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldNorms ? inputNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         ResidualNorm postNorm = residualNorm(L.postNorm, m_delta.data(), eps);
-        if (!foldPost && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
-        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldPost ? postNorm : ResidualNorm{}));
+        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldNorms ? postNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         if (L.moe.gate) ++moeIndex;
     }

@@ -135,10 +135,7 @@ private:
     // The residual stream; one-token steps alternate between m_residual and m_residualAlt (a folded
     // norm writes residual + delta to the other buffer while other blocks still read this one).
     float* m_residualNow = nullptr;
-    // DSV2_FOLD_NORMS=1 (both), =qkv (input norm), =router (post-attention norm): norms folded
-    // into the next launch (both together measured slower).
-    bool m_foldInputNorm = false;
-    bool m_foldPostNorm = false;
+    bool m_foldNorms = false;      // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
     bool m_moeEarlyShared = true;  // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
     bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
     bool m_fusePrologue = true;    // DSV2_FUSE_PROLOGUE=0: the attention prologue as its own launch
