@@ -97,7 +97,7 @@ struct MlaDecodeParams {
     float* partial_o = nullptr;   // workspace [n_q, H, n_splits, d_latent]
     float* partial_ml = nullptr;  // workspace [n_q, H, n_splits, 2] (max of scale·s, Σ exp(scale·s − max))
     // A query whose context fits one split (tensor cores: one cluster of 8 splits) has its output
-    // written by the decode kernel directly; the partials of the splits a query does not reach are
+    // written by the decode kernel directly (not with defer_merge_max_splits, below); the partials of the splits a query does not reach are
     // neither written nor read. The tensor-core kernel writes cluster partials into partial_o
     // only (O of cluster c at split slot c, the (m, l) pairs after slot ceil(n_splits / 8); see
     // mla_decode_mma.cu) and leaves partial_ml alone.
