@@ -210,7 +210,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
     if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_DOWN")) m_moeEarlyDown = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_MERGE_IN_V")) m_mergeInVMaxSplits = std::atoi(env);
-    if (const char* env = std::getenv("DSV2_PDL_EARLY_TRIGGER")) m_pdlEarlyTrigger = std::string(env) != "0";
+    if (const char* env = std::getenv("DSV2_PDL_EARLY_TRIGGER")) DSV2_RETURN_IF_ERROR(parseEarlyTrigger(env));
     if (const char* env = std::getenv("DSV2_DECODE_SKIP")) DSV2_RETURN_IF_ERROR(parseDecodeSkip(env));
     DSV2_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::ok();
@@ -233,6 +233,38 @@ Result<std::unique_ptr<BackendSession>> CudaBackend::createSession(int64_t maxCo
     return std::unique_ptr<BackendSession>(std::make_unique<CudaSession>(*this, std::move(seq), capacity));
 }
 
+namespace {
+
+struct NamedBit {
+    const char* name;
+    unsigned bit;
+};
+
+// A comma list of names as the OR of their bits; an unknown name is refused, naming the known ones.
+template <size_t N>
+Result<unsigned> parseNamedBits(const char* variable, const char* what, const std::string& list,
+                                const NamedBit (&names)[N]) {
+    unsigned bits = 0;
+    size_t begin = 0;
+    while (begin <= list.size()) {
+        const size_t end = std::min(list.find(',', begin), list.size());
+        const std::string name = list.substr(begin, end - begin);
+        const auto* hit =
+            std::find_if(std::begin(names), std::end(names), [&](const NamedBit& n) { return name == n.name; });
+        if (!name.empty() && hit == std::end(names)) {
+            std::string known;
+            for (const NamedBit& n : names) known += std::string(known.empty() ? "" : ", ") + n.name;
+            return Status(StatusCode::InvalidArgument,
+                          std::string(variable) + ": unknown " + what + " '" + name + "' (" + known + ")");
+        }
+        if (!name.empty()) bits |= hit->bit;
+        begin = end + 1;
+    }
+    return bits;
+}
+
+}  // namespace
+
 // DSV2_DECODE_SKIP=norm,qkv,mla,oproj,router,moe,lmhead (any of them): a diagnostic for what each
 // stage of a one-token step costs inside the CUDA graph, where PDL overlaps neighbouring kernels
 // and a serialised per-kernel profile (ncu) overstates each one. The listed stages are not
@@ -241,23 +273,24 @@ Result<std::unique_ptr<BackendSession>> CudaBackend::createSession(int64_t maxCo
 // 0 .. top_k − 1, so a skipped router leaves valid, distinct expert ids. Prefill and multi-token
 // steps are untouched.
 Status CudaBackend::parseDecodeSkip(const std::string& list) {
-    const std::pair<const char*, DecodeStage> names[] = {
-        {"norm", kSkipNorm},     {"qkv", kSkipQkv}, {"mla", kSkipMla},      {"oproj", kSkipOProj},
-        {"router", kSkipRouter}, {"moe", kSkipMoe}, {"lmhead", kSkipLmHead}};
-    size_t begin = 0;
-    while (begin <= list.size()) {
-        const size_t end = std::min(list.find(',', begin), list.size());
-        const std::string name = list.substr(begin, end - begin);
-        const auto* hit =
-            std::find_if(std::begin(names), std::end(names), [&](const auto& n) { return name == n.first; });
-        if (!name.empty() && hit == std::end(names))
-            return Status(StatusCode::InvalidArgument, "DSV2_DECODE_SKIP: unknown stage '" + name +
-                                                           "' (norm, qkv, mla, oproj, router, moe, lmhead)");
-        if (!name.empty()) m_decodeSkip |= hit->second;
-        begin = end + 1;
-    }
+    static constexpr NamedBit kStages[] = {{"norm", kSkipNorm},    {"qkv", kSkipQkv},       {"mla", kSkipMla},
+                                           {"oproj", kSkipOProj},  {"router", kSkipRouter}, {"moe", kSkipMoe},
+                                           {"lmhead", kSkipLmHead}};
+    DSV2_ASSIGN_OR_RETURN(m_decodeSkip, parseNamedBits("DSV2_DECODE_SKIP", "stage", list, kStages));
     if (m_decodeSkip)
         logWarn("DSV2_DECODE_SKIP=" + list + ": one-token steps leave stages out (timing only: wrong tokens)");
+    return Status::ok();
+}
+
+// DSV2_PDL_EARLY_TRIGGER (cuda_backend_impl.h): "0" none, "1" the default, or a list of sites.
+Status CudaBackend::parseEarlyTrigger(const std::string& list) {
+    if (list == "0" || list == "1") {
+        if (list == "0") m_earlyTrigger = 0;
+        return Status::ok();
+    }
+    static constexpr NamedBit kSites[] = {{"norm", kEarlyNorm}, {"v", kEarlyV},         {"qkv", kEarlyQkv},
+                                          {"mla", kEarlyMla},   {"oproj", kEarlyOProj}, {"down", kEarlyDown}};
+    DSV2_ASSIGN_OR_RETURN(m_earlyTrigger, parseNamedBits("DSV2_PDL_EARLY_TRIGGER", "site", list, kSites));
     return Status::ok();
 }
 
@@ -299,7 +332,7 @@ Status CudaBackend::normNow(const ResidualNorm& r, int T) {
     norm.eps = r.eps;
     // One token: what follows a norm (the q/kv_a GEMV, the router, lm_head) reads only weights
     // before its PDL wait, so its weights may start loading during the kernel before the norm.
-    norm.launch_next_early = T == 1 && m_pdlEarlyTrigger;
+    norm.launch_next_early = triggersEarly(kEarlyNorm, T);
     return launchRmsNorm(norm, m_stream);
 }
 
@@ -317,13 +350,13 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     // With a folded input norm (one token), that launch also computes x from the residual stream.
     if (inputNorm.active() && gemvPairNormSupported(static_cast<int>(hidden), qIn, a.kvAProj)) {
         DSV2_RETURN_IF_ERROR(linearFewPair(blas, nullptr, hidden, T, hidden, qIn, qOut, qRows, a.kvAProj, m_kvA.data(),
-                                           entry, m_stream, &inputNorm));
+                                           entry, m_stream, &inputNorm, triggersEarly(kEarlyQkv, T)));
         m_residualNow = inputNorm.residual_out;
     } else {
         if (inputNorm.active()) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
         if (!skipped(kSkipQkv, T))
             DSV2_RETURN_IF_ERROR(linearFewPair(blas, m_x.data(), hidden, T, hidden, qIn, qOut, qRows, a.kvAProj,
-                                               m_kvA.data(), entry, m_stream));
+                                               m_kvA.data(), entry, m_stream, nullptr, triggersEarly(kEarlyQkv, T)));
     }
     // The small steps around q_b_proj in one launch each (attention_prologue_fused.h): q_a_layernorm
     // (q_lora models), kv_a_layernorm + RoPE on k_pe + the cache write, RoPE on q_pe. Positions are
@@ -374,7 +407,8 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     call.decode_tiles_early = m_mlaEarlyTiles;  // earlier positions' entries: written by earlier steps
     if (m_fusePrologue && !attentionSkipped) call.prologue = &pro;
     call.merge_in_v_max_splits = m_mergeInVMaxSplits;
-    call.next_reads_weights_only = T == 1 && m_pdlEarlyTrigger;  // o_proj's GEMV follows
+    call.next_reads_weights_only = triggersEarly(kEarlyV, T);  // o_proj's GEMV follows
+    call.decode_launches_next_early = triggersEarly(kEarlyMla, T);
     if (T == 1) {  // one token: position and split length on the device, so a graph can replay it
         call.q_pos0_device = m_positions.data();
         call.device_splits = m_decodeSplits;
@@ -395,7 +429,7 @@ Status CudaBackend::attention(int layer, int T, int64_t pos0, LatentSequence& se
     // o_proj: delta [T, hidden] fp32
     if (skipped(kSkipOProj, T)) return Status::ok();
     return linearFew(blas, m_attn.data(), H * c.vHeadDim, a.oProj, m_delta.data(), GemmType::F32, hidden, T, hidden,
-                     H * c.vHeadDim, m_stream);
+                     H * c.vHeadDim, m_stream, 0.0f, triggersEarly(kEarlyOProj, T));
 }
 
 Status CudaBackend::tap(int stage, int T, int64_t pos0) {
@@ -595,6 +629,7 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
         // may start while the router runs (moe_decode.h). DSV2_MOE_EARLY_SHARED=0 for A/B.
         d.x_ready_before_wait = !(foldIntoRouter && rg.norm.active()) && m_moeEarlyShared;
         d.down_early = m_moeEarlyDown;
+        d.down_launches_next_early = triggersEarly(kEarlyDown, T);  // a norm follows
         if (skipped(kSkipMoe, T)) return Status::ok();
         return launchMoeDecode(d, m_stream);  // routing: copyDecodeRouting() at the end of the step
     }

@@ -143,8 +143,21 @@ private:
     // DSV2_MLA_MERGE_IN_V=n: the v GEMV merges the MLA decode splits up to n of them (0: off; the
     // default, 64, is all the sliced kernel uses: 16K decode 387 → 406 tok/s on an H200, session 9).
     int m_mergeInVMaxSplits = kMlaDecodeMaxDeferredSplits;
-    // DSV2_PDL_EARLY_TRIGGER=0: the one-token step's norms and v GEMV keep pdl.cuh's rule 3.
-    bool m_pdlEarlyTrigger = true;
+    // DSV2_PDL_EARLY_TRIGGER=site,... (0: none; 1: the default): the one-token step's kernels
+    // that let the next one launch before their own wait (pdl.cuh, the exception to rule 3; each
+    // site's successor reads only weights before its wait). norm and v measured faster (session
+    // 9); qkv, mla, oproj and down are there for A/B, not yet measured.
+    enum EarlyTriggerSite : unsigned {
+        kEarlyNorm = 1,    // every RMSNorm -> the q/kv_a GEMV, the router, lm_head
+        kEarlyV = 2,       // the v GEMV -> o_proj
+        kEarlyQkv = 4,     // the q/kv_a GEMV -> q_lat (+ prologue)
+        kEarlyMla = 8,     // the tensor-core MLA decode kernel -> the v GEMV
+        kEarlyOProj = 16,  // o_proj -> the post-attention norm
+        kEarlyDown = 32    // MoE down -> the next norm
+    };
+    unsigned m_earlyTrigger = kEarlyNorm | kEarlyV;
+    bool triggersEarly(EarlyTriggerSite site, int T) const { return T == 1 && (m_earlyTrigger & site) != 0; }
+    Status parseEarlyTrigger(const std::string& list);
     // DSV2_DECODE_SKIP=stage,... (a diagnostic): stages of a one-token step left out (cuda_backend.cpp).
     enum DecodeStage : unsigned {
         kSkipNorm = 1,

@@ -38,8 +38,7 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarpSize) gemvKernel(GemvParam
     const uint4* w = reinterpret_cast<const uint4*>(wBase + static_cast<int64_t>(active ? row : 0) * p.k);
     uint4 pre[kPrefix];
     if (active) warpRowLoadPrefix<kPrefix>(w, nVec, lane, pre);
-    pdlWaitForPrevious();
-    pdlLaunchNext();
+    pdlWaitLaunchingNext(p.launch_next_early);
     const uint4* x[NT];
     if constexpr (kNorm) {
         __shared__ float scratch[32];
@@ -122,7 +121,7 @@ Status launchGemv(const GemvParams& p, cudaStream_t stream) {
 
 Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, void* out,
                  GemmType out_type, int64_t ldo, int64_t n_tokens, int64_t n_out, int64_t n_in, cudaStream_t stream,
-                 float beta) {
+                 float beta, bool launch_next_early) {
     const bool fits = n_out <= INT32_MAX && n_in <= INT32_MAX && (out_type == GemmType::F32 || beta == 0.0f);
     if (!fits || !gemvSupported(static_cast<int>(n_in), static_cast<int>(n_tokens), w, x, ldx))
         return linear(blas, x, ldx, w, out, out_type, ldo, n_tokens, n_out, n_in, stream, beta);
@@ -137,12 +136,14 @@ Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const
     p.ldo = ldo;
     p.out_type = out_type;
     p.beta = beta;
+    p.launch_next_early = launch_next_early;
     return launchGemv(p, stream);
 }
 
 Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, int64_t n_tokens, int64_t n_in,
                      const __nv_bfloat16* w1, __nv_bfloat16* out1, int64_t n_out1, const __nv_bfloat16* w2,
-                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm) {
+                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm,
+                     bool launch_next_early) {
     const bool fits = n_out1 + n_out2 <= INT32_MAX && n_in <= INT32_MAX &&
                       gemvSupported(static_cast<int>(n_in), static_cast<int>(n_tokens), w1, x, ldx) && aligned16(w2);
     if (norm && norm->active() && (!fits || n_tokens != 1 || n_in > kGemvMaxNormK))
@@ -166,6 +167,7 @@ Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, i
     p.out2 = out2;
     p.ldo2 = n_out2;
     if (norm) p.norm = *norm;
+    p.launch_next_early = launch_next_early;
     return launchGemv(p, stream);
 }
 

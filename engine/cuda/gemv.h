@@ -40,6 +40,10 @@ struct GemvParams {
     // Optional (one token): x is not read but computed in every block from the residual stream
     // (residual_norm.h); x_out of it, if set, receives the normalised vector.
     ResidualNorm norm;
+    // PDL: let the next kernel launch before this one waits (pdl.cuh, the exception to rule 3).
+    // Only when that kernel reads nothing but weights before its own wait and does not rely on
+    // this one's rule 3.
+    bool launch_next_early = false;
 };
 
 // True when the shapes and pointers suit launchGemv (else use linear()).
@@ -48,20 +52,21 @@ bool gemvSupported(int k, int n_tokens, const void* w, const void* x, int64_t ld
 Status launchGemv(const GemvParams& p, cudaStream_t stream);
 
 // linear() for few tokens: the GEMV kernel where it applies, cuBLAS otherwise. Same arguments as
-// linear() (w: [n_out, n_in] row-major).
+// linear() (w: [n_out, n_in] row-major). launch_next_early: GemvParams (ignored on cuBLAS).
 // Two linear layers of the same input (w1 [n_out1, n_in] -> out1, w2 [n_out2, n_in] -> out2, both
 // bf16) in one GEMV launch where it applies, two linear() calls otherwise.
 // With `norm` (one token, gemvPairNormSupported): x is not read but computed from the residual
 // stream in the launch (residual_norm.h).
 Status linearFewPair(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, int64_t n_tokens, int64_t n_in,
                      const __nv_bfloat16* w1, __nv_bfloat16* out1, int64_t n_out1, const __nv_bfloat16* w2,
-                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm = nullptr);
+                     __nv_bfloat16* out2, int64_t n_out2, cudaStream_t stream, const ResidualNorm* norm = nullptr,
+                     bool launch_next_early = false);
 
 // Whether linearFewPair can fold a residual norm for these weights (k = n_in).
 bool gemvPairNormSupported(int k, const void* w1, const void* w2);
 
 Status linearFew(cublasHandle_t blas, const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, void* out,
                  GemmType out_type, int64_t ldo, int64_t n_tokens, int64_t n_out, int64_t n_in, cudaStream_t stream,
-                 float beta = 0.0f);
+                 float beta = 0.0f, bool launch_next_early = false);
 
 }  // namespace dsv2::cuda

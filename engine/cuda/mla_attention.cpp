@@ -302,6 +302,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     // it. Not after cuBLAS, whose kernels are not ours to vouch for.
     p.tiles_before_wait = call.decode_tiles_early && gemv;  // our GEMV follows pdl.cuh rule 3
     p.new_entries_one_back = prologueFused;
+    p.launch_next_early = call.decode_launches_next_early && gemv;
     const bool mayDefer = gemv && call.n_q == 1 && call.q_pos0_device && call.merge_in_v_max_splits > 0 &&
                           g.d_v % 8 == 0 && g.kv_lora <= kMlaVUpMergeMaxLatent;
     p.defer_merge_max_splits = mayDefer ? std::min(call.merge_in_v_max_splits, kMlaDecodeMaxDeferredSplits) : 0;

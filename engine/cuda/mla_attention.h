@@ -116,6 +116,10 @@ struct MlaCall {
     // Absorbed form, v GEMV: the kernel after this call reads only weights before its PDL wait
     // (o_proj's GEMV), so the v GEMV may let it launch early (MlaAbsorbGemvParams).
     bool next_reads_weights_only = false;
+    // Absorbed form, tensor-core decode kernels: let the v GEMV launch before the decode kernel's
+    // wait (MlaDecodeParams::launch_next_early; only with the GEMV path, whose v kernel reads
+    // only weights first).
+    bool decode_launches_next_early = false;
     MlaPrefillForm prefill_form = MlaPrefillForm::Auto;  // expanded form: flash or GEMMs
 };
 

@@ -97,8 +97,8 @@ struct MlaDecodeParams {
     float* partial_o = nullptr;   // workspace [n_q, H, n_splits, d_latent]
     float* partial_ml = nullptr;  // workspace [n_q, H, n_splits, 2] (max of scale·s, Σ exp(scale·s − max))
     // A query whose context fits one split (tensor cores: one cluster of 8 splits) has its output
-    // written by the decode kernel directly (not with defer_merge_max_splits, below); the partials of the splits a query does not reach are
-    // neither written nor read. The tensor-core kernel writes cluster partials into partial_o
+    // written by the decode kernel directly (not with defer_merge_max_splits, below); the partials of the splits a
+    // query does not reach are neither written nor read. The tensor-core kernel writes cluster partials into partial_o
     // only (O of cluster c at split slot c, the (m, l) pairs after slot ceil(n_splits / 8); see
     // mla_decode_mma.cu) and leaves partial_ml alone.
     // The sliced kernel writes partials as the CUDA-core kernel does (partial_o of every used split,
@@ -131,6 +131,10 @@ struct MlaDecodeParams {
     // arrival counter, and no single block reads every split. 0: the kernel merges. The other
     // kernels always merge: launchMlaDecode says whether it deferred.
     int defer_merge_max_splits = 0;
+    // PDL, tensor-core kernels: let the next kernel launch before this one waits (pdl.cuh, the
+    // exception to rule 3): only when it reads nothing but weights before its own wait (the v
+    // GEMV). The CUDA-core kernel ignores it (its split merge follows).
+    bool launch_next_early = false;
     // Sliced kernel: which compiled shape, 0 .. kMlaDecodeSlicedVariants − 1; -1 = the default.
     int sliced_variant = -1;
 };

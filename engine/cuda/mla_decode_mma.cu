@@ -181,10 +181,11 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     // Everything below reads what earlier kernels wrote (pdl.cuh rule 1); with tiles_before_wait
     // the cache tiles, the block table and the position were written two or more kernels back and
     // are complete already (mla_decode.h), so the first tiles load before the wait for q_lat.
+    if (p.launch_next_early) pdlLaunchNext();  // the exception to pdl.cuh rule 3 (mla_decode.h)
     bool early = p.tiles_before_wait;
     if (!early) {
         pdlWaitForPrevious();
-        pdlLaunchNext();
+        if (!p.launch_next_early) pdlLaunchNext();
     }
 
     const int split = blockIdx.x;
@@ -207,7 +208,7 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     // (per block: no cluster barrier comes before the wait).
     if (early && hasWork && !earlyTilesWrittenBefore(p, begin, end, 2 * kTilePos)) {
         pdlWaitForPrevious();
-        pdlLaunchNext();
+        if (!p.launch_next_early) pdlLaunchNext();
         early = false;
     }
 
@@ -224,7 +225,7 @@ __global__ void __launch_bounds__(kThreads, 1) mlaDecodeMmaKernel(MlaDecodeParam
     cpAsyncCommit();
     if (early) {
         pdlWaitForPrevious();  // q_lat (the kernel just before) from here on
-        pdlLaunchNext();
+        if (!p.launch_next_early) pdlLaunchNext();
     }
 
     // Q as A fragments of this warp's K chunk, straight from global memory while the tiles load.

@@ -300,10 +300,11 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
 
     // Position, block table and cache may come before the wait only with tiles_before_wait (they
     // were written two or more kernels back, mla_decode.h); q_lat always after it.
+    if (p.launch_next_early) pdlLaunchNext();  // the exception to pdl.cuh rule 3 (mla_decode.h)
     bool early = p.tiles_before_wait;
     if (!early) {
         pdlWaitForPrevious();
-        pdlLaunchNext();
+        if (!p.launch_next_early) pdlLaunchNext();
     }
 
     const int rank = static_cast<int>(clusterRank());
@@ -323,7 +324,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     // (cluster-uniform: every rank has this split).
     if (early && !earlyTilesWrittenBefore(p, begin, end, static_cast<int64_t>(C::S - 2) * C::T)) {
         pdlWaitForPrevious();
-        pdlLaunchNext();
+        if (!p.launch_next_early) pdlLaunchNext();
         early = false;
     }
 
@@ -406,7 +407,7 @@ __global__ void __launch_bounds__(C::kThreads) mlaDecodeSlicedKernel(MlaDecodePa
     TileRows<C> rows = first[C::S - 2];
     if (early) {
         pdlWaitForPrevious();  // q_lat (the kernel just before) from here on
-        pdlLaunchNext();
+        if (!p.launch_next_early) pdlLaunchNext();
         loadQ();
     }
     uint32_t qHi[C::kLatKs][4], qLo[C::kLatKs][4];

@@ -183,10 +183,12 @@ __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams 
     const int lane = threadIdx.x % kWarpSize;
     const int warp = threadIdx.x / kWarpSize;
     const int j0 = blockIdx.x * kRows;
+    // The exception to pdl.cuh rule 3 (moe_decode.h): the next kernel reads only weights first.
+    if (p.down_launches_next_early) pdlLaunchNext();
     const bool early = p.down_early;
     if (!early) {
         pdlWaitForPrevious();
-        pdlLaunchNext();
+        if (!p.down_launches_next_early) pdlLaunchNext();
     }
     // Before the PDL wait (down_early): the routing and this lane's first weight vectors. topk_ids and
     // topk_weights were written before the gate|up kernel just before this one, which follows
@@ -253,7 +255,7 @@ __global__ void __launch_bounds__(kThreads) moeDecodeDownKernel(MoeDecodeParams 
     }
     if (early) {
         pdlWaitForPrevious();
-        pdlLaunchNext();
+        if (!p.down_launches_next_early) pdlLaunchNext();
     }
     if (first < end) {
         const uint4 av = __ldg(act16 + segAct[firstK] + firstWithin);

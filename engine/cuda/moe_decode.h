@@ -47,6 +47,9 @@ struct MoeDecodeParams {
     // down: the routing and the first weights before the PDL wait (see above); false waits first
     // (DSV2_MOE_EARLY_DOWN=0, for A/B).
     bool down_early = true;
+    // down: let the next kernel launch before down waits (pdl.cuh, the exception to rule 3); only
+    // when it reads nothing but weights before its own wait (a norm: the next layer's or the final one).
+    bool down_launches_next_early = false;
 };
 
 // Elements of act scratch the call needs.

@@ -19,15 +19,15 @@
 // has passed its wait, i.e. after the kernel before A has completed and its writes are visible. So
 // what the kernel two back wrote may be read before the wait, and what only kernels two or more
 // back read may be written; only the immediate predecessor's traffic must wait.
-// The one exception to rule 3, per launch and stated by its caller (RmsNormParams and
-// MlaAbsorbGemvParams::launch_next_early): a kernel whose successor reads nothing but weights
-// before its own wait, and does not rely on the consequence above across this kernel, may let it
-// launch before this kernel's own wait (pdlWaitLaunchingNext). The successor's weight loads then
-// overlap the kernel before this one too (a norm or the v GEMV: short kernels before long weight
-// streams); three kernels overlap, but the successor still waits for this one, which waits for
-// its own predecessor, so no data is read early.
-// Kernels launched without the attribute (cuBLAS, memcpy, older GPUs) serialise as usual, and
-// both device calls are no-ops there. DSV2_PDL=0 turns the attribute off (A/B measurement).
+// The one exception to rule 3, per launch and stated by its caller (launch_next_early in
+// RmsNormParams, GemvParams, MlaAbsorbGemvParams, MlaDecodeParams; MoeDecodeParams::
+// down_launches_next_early; the backend's DSV2_PDL_EARLY_TRIGGER sites): a kernel whose successor reads nothing but
+// weights before its own wait, and does not rely on the consequence above across this kernel, may let it launch before
+// this kernel's own wait (pdlWaitLaunchingNext). The successor's weight loads then overlap the kernel before this one
+// too (a norm or the v GEMV: short kernels before long weight streams); three kernels overlap, but the successor still
+// waits for this one, which waits for its own predecessor, so no data is read early. Kernels launched without the
+// attribute (cuBLAS, memcpy, older GPUs) serialise as usual, and both device calls are no-ops there. DSV2_PDL=0 turns
+// the attribute off (A/B measurement).
 
 #include <cuda_runtime.h>
 

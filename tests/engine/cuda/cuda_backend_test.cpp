@@ -649,14 +649,15 @@ TEST_CASE(
     //     kernel runs: the Lite-shaped model) up to 64 splits by default: off, and up to 4 (so
     //     that positions past 256 take the decode kernel's own merge within one session);
     //   - MoE down reading the routing before its PDL wait;
-    //   - the norms and the v GEMV letting the next kernel launch before their wait.
+    //   - the norms and the v GEMV letting the next kernel launch before their wait (the
+    //     default); none of them; and every site that may (also the q/kv_a GEMV, the MLA decode
+    //     kernel, o_proj and MoE down).
     // Positions from 0 (the early tiles reach the new entry at every step) and on from a prompt,
     // with graph replays; 300 steps cross 1 to 8 splits of 64 positions.
-    const std::vector<std::pair<const char*, const char*>> knobs{{"DSV2_FUSE_PROLOGUE", "0"},
-                                                                 {"DSV2_MLA_MERGE_IN_V", "0"},
-                                                                 {"DSV2_MLA_MERGE_IN_V", "4"},
-                                                                 {"DSV2_MOE_EARLY_DOWN", "0"},
-                                                                 {"DSV2_PDL_EARLY_TRIGGER", "0"}};
+    const std::vector<std::pair<const char*, const char*>> knobs{
+        {"DSV2_FUSE_PROLOGUE", "0"},     {"DSV2_MLA_MERGE_IN_V", "0"},
+        {"DSV2_MLA_MERGE_IN_V", "4"},    {"DSV2_MOE_EARLY_DOWN", "0"},
+        {"DSV2_PDL_EARLY_TRIGGER", "0"}, {"DSV2_PDL_EARLY_TRIGGER", "norm,v,qkv,mla,oproj,down"}};
     struct Model {
         std::string name;
         const ModelConfig* config;
@@ -711,7 +712,9 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("DSV2_DECODE_SKIP (a timing diagnostic) leaves stages out of one-token steps; unknown stages are refused") {
+TEST_CASE(
+    "DSV2_DECODE_SKIP (a timing diagnostic) leaves stages out of one-token steps; unknown stages, and "
+    "DSV2_PDL_EARLY_TRIGGER sites, are refused") {
     const fs::path dir = dataDir() / "fixtures" / "v2-like";
     auto folder = ModelFolder::open(dir);
     REQUIRE(folder.isOk());
@@ -724,6 +727,11 @@ TEST_CASE("DSV2_DECODE_SKIP (a timing diagnostic) leaves stages out of one-token
     unsetenv("DSV2_DECODE_SKIP");
     REQUIRE_FALSE(refused.isOk());
     CHECK(refused.status().message().find("'attention'") != std::string::npos);
+    setenv("DSV2_PDL_EARLY_TRIGGER", "norm,router", 1);  // the router's successor relies on its rule 3
+    auto badSite = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
+    unsetenv("DSV2_PDL_EARLY_TRIGGER");
+    REQUIRE_FALSE(badSite.isOk());
+    CHECK(badSite.status().message().find("'router'") != std::string::npos);
     REQUIRE_MESSAGE(skipping.isOk(), skipping.status().toString());
     auto full = createBackend(BackendKind::Cuda, (*folder)->config(), (*folder)->weights(), options);
     REQUIRE_MESSAGE(full.isOk(), full.status().toString());
