@@ -2,11 +2,13 @@
 // attention prologue (kv norm + RoPE + cache write, RoPE of q_pe), q_lat GEMV, the tensor-core
 // decode kernel with its in-kernel split merge, v up-projection GEMV. Then every compiled shape of
 // the sliced tensor-core kernel (mla_decode_sliced.cu) at the default and forced split counts,
+// the engine's chain since session 9 (launchChainNow),
 // each checked against the CUDA-core kernel, and the chain with the best of them. Not part of the
 // CMake build; on a GPU machine, from the repo root:
 //   nvcc -std=c++20 -O3 -arch=sm_90 -I engine -I engine/include -I .carry/include \
 //        tools/bench/mla_decode_bench.cu engine/cuda/{pdl,mla_decode,mla_decode_mma,mla_decode_sliced,\
-//        mla_absorb_gemv,attention_prologue_fused}.cu engine/core/status.cpp -o /tmp/mla_bench && /tmp/mla_bench
+//        mla_absorb_gemv,attention_prologue_fused}.cu engine/cuda/cluster_launch.cpp engine/core/status.cpp \
+//        -o /tmp/mla_bench && /tmp/mla_bench
 // DSV2_PDL=0 in the environment times the kernels without programmatic dependent launch.
 // Times are per layer, from CUDA graphs replaying kLayers distinct layers (own cache, weights,
 // activations), at the GPU's own clocks. A check compares the tensor-core o_lat with the CUDA-core
@@ -224,6 +226,30 @@ void referenceOLat(const Layer& L) {
     CK(cudaDeviceSynchronize());
 }
 
+// The engine's chain since session 9: the prologue inside the q_lat launch, the decode kernel
+// leaving its split merge to the v GEMV (sliced kernel) and the v GEMV letting the next launch
+// through before its wait.
+void launchChainNow(const Layer& L, cudaStream_t s) {
+    MlaAbsorbGemvParams g = L.gemv();
+    const AttentionPrologueParams pro = L.prologue();
+    OK(launchMlaQLatGemv(g, s, &pro));
+    MlaDecodeParams p = L.decode();
+    p.tiles_before_wait = true;
+    p.new_entries_one_back = true;
+    p.defer_merge_max_splits = kMlaDecodeMaxDeferredSplits;
+    MlaDecodeLaunched launched;
+    OK(launchMlaDecode(p, s, &launched));
+    if (launched.merge_deferred) {
+        g.merge_max_splits = p.defer_merge_max_splits;
+        g.partial_o = p.partial_o;
+        g.partial_ml = p.partial_ml;
+        g.n_splits = launched.n_splits;
+        g.q_pos0_device = p.q_pos0_device;
+    }
+    g.launch_next_early = true;
+    OK(launchMlaVUpGemv(g, s));
+}
+
 int failures = 0;
 // Recomputes the reference first: the timed chains re-run the prologue, which rotates q_pe and
 // re-norms kv_a in place.
@@ -233,6 +259,30 @@ void check(const char* what, const Layer& L) {
     const bool ok = e <= 2e-2;  // bf16 outputs of two summation orders: ~4e-3 expected
     if (!ok) ++failures;
     std::printf("    check %-34s max|Δ|/max %.2e %s\n", what, e, ok ? "ok" : "FAIL");
+}
+
+// v of launchChainNow (o_lat merged inside the v GEMV, never stored) against the v GEMV over the
+// CUDA-core kernel's o_lat of the same state.
+void checkChainNow(const Layer& L) {
+    launchChainNow(L, nullptr);
+    CK(cudaDeviceSynchronize());
+    std::vector<uint16_t> got(kH * kV), want(kH * kV);
+    CK(cudaMemcpy(got.data(), L.out, got.size() * 2, cudaMemcpyDeviceToHost));
+    referenceOLat(L);
+    MlaAbsorbGemvParams g = L.gemv();
+    g.o_lat = L.oLatRef;
+    OK(launchMlaVUpGemv(g, nullptr));
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(want.data(), L.out, want.size() * 2, cudaMemcpyDeviceToHost));
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        err = std::max(err, double(std::fabs(bf(got[i]) - bf(want[i]))));
+        mag = std::max(mag, double(std::fabs(bf(want[i]))));
+    }
+    const double e = std::isfinite(err) && mag > 0 ? err / mag : INFINITY;
+    const bool ok = e <= 2e-2;
+    if (!ok) ++failures;
+    std::printf("    check %-34s max|Δ|/max %.2e %s\n", "chain now (v)", e, ok ? "ok" : "FAIL");
 }
 
 }  // namespace mlabench
@@ -320,6 +370,10 @@ int main(int argc, char** argv) {
         g_earlyTiles = false;
         std::printf("  chain with the decode's first tiles before its PDL wait: %6.2f µs (%+.2f)\n", tChainEarly,
                     tChainEarly - tChain);
+        const double tChainNow = timeGraph(layers, [](const Layer& L, cudaStream_t s) { launchChainNow(L, s); });
+        checkChainNow(L0);
+        std::printf("  chain now (prologue in q_lat, merge in v, early trigger): %6.2f µs (%+.2f)\n", tChainNow,
+                    tChainNow - tChain);
         // Launch floors (once): a plain 2-block launch, and the decode kernel's shape without its work.
         if (firstContext) {
             const double tEmpty = timeGraph(layers, [&](const Layer&, cudaStream_t s) {
