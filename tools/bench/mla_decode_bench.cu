@@ -202,11 +202,9 @@ float bf(uint16_t b) {
     return f;
 }
 
-// max |a − b| / max |b| over o_lat of the layer (a: the kernel under test, b: the CUDA cores).
-double compareOLat(const Layer& L) {
-    std::vector<uint16_t> a(kH * kLora), b(kH * kLora);
-    CK(cudaMemcpy(a.data(), L.oLat, a.size() * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(b.data(), L.oLatRef, b.size() * 2, cudaMemcpyDeviceToHost));
+// max |a − b| / max |b| of two bf16 arrays (a: the kernel under test, b: the reference); inf when a
+// has a non-finite value.
+double relMaxError(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
     double err = 0, mag = 0;
     bool finite = true;
     for (size_t i = 0; i < a.size(); ++i) {
@@ -215,6 +213,14 @@ double compareOLat(const Layer& L) {
         mag = std::max(mag, double(std::fabs(bf(b[i]))));
     }
     return finite ? err / mag : INFINITY;
+}
+
+// The same over o_lat of the layer (a: the kernel under test, b: the CUDA cores).
+double compareOLat(const Layer& L) {
+    std::vector<uint16_t> a(kH * kLora), b(kH * kLora);
+    CK(cudaMemcpy(a.data(), L.oLat, a.size() * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(b.data(), L.oLatRef, b.size() * 2, cudaMemcpyDeviceToHost));
+    return relMaxError(a, b);
 }
 
 // o_lat of the CUDA-core kernel (+ combine) into oLatRef.
@@ -274,12 +280,7 @@ void checkChainNow(const Layer& L) {
     OK(launchMlaVUpGemv(g, nullptr));
     CK(cudaDeviceSynchronize());
     CK(cudaMemcpy(want.data(), L.out, want.size() * 2, cudaMemcpyDeviceToHost));
-    double err = 0, mag = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-        err = std::max(err, double(std::fabs(bf(got[i]) - bf(want[i]))));
-        mag = std::max(mag, double(std::fabs(bf(want[i]))));
-    }
-    const double e = std::isfinite(err) && mag > 0 ? err / mag : INFINITY;
+    const double e = relMaxError(got, want);
     const bool ok = e <= 2e-2;
     if (!ok) ++failures;
     std::printf("    check %-34s max|Δ|/max %.2e %s\n", "chain now (v)", e, ok ? "ok" : "FAIL");
