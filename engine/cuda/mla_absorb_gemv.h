@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda/attention_prologue_fused.h"
+#include "cuda/mla_decode.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -58,6 +59,17 @@ struct MlaAbsorbGemvParams {
 
 // kv_lora the v GEMV's merge takes (its shared o_lat row).
 constexpr int kMlaVUpMergeMaxLatent = 512;
+
+// Hands the v GEMV the split merge a decode launch left to it (nothing when it merged itself).
+inline void takeDeferredMerge(MlaAbsorbGemvParams& v, const MlaDecodeParams& decode,
+                              const MlaDecodeLaunched& launched) {
+    if (!launched.merge_deferred) return;
+    v.merge_max_splits = decode.defer_merge_max_splits;
+    v.partial_o = decode.partial_o;
+    v.partial_ml = decode.partial_ml;
+    v.n_splits = launched.n_splits;
+    v.q_pos0_device = decode.q_pos0_device;
+}
 
 // True when the shapes and pointers suit the kernels below (else use the cuBLAS batches).
 bool mlaAbsorbGemvSupported(int n_q, int kv_lora, const void* kv_b);

@@ -308,13 +308,7 @@ Status mlaAttentionAbsorbed(cublasHandle_t blas, const MlaGeometry& g, const Mla
     p.defer_merge_max_splits = mayDefer ? std::min(call.merge_in_v_max_splits, kMlaDecodeMaxDeferredSplits) : 0;
     MlaDecodeLaunched launched;
     DSV2_RETURN_IF_ERROR(launchMlaDecode(p, stream, &launched));
-    if (launched.merge_deferred) {  // the v GEMV merges the splits (same rule for which positions, same bits)
-        few.merge_max_splits = p.defer_merge_max_splits;
-        few.partial_o = p.partial_o;
-        few.partial_ml = p.partial_ml;
-        few.n_splits = launched.n_splits;
-        few.q_pos0_device = p.q_pos0_device;
-    }
+    takeDeferredMerge(few, p, launched);  // the v GEMV merges the splits (same positions, same bits)
 
     // v[t, h, :] = o_lat[t, h, :] · W_UV[h]ᵀ, W_UV[h] = kv_b rows [h·(nope+v) + nope, +v) : [v, kv_lora]
     // (bf16 out either way).

@@ -245,13 +245,7 @@ void launchChainNow(const Layer& L, cudaStream_t s) {
     p.defer_merge_max_splits = kMlaDecodeMaxDeferredSplits;
     MlaDecodeLaunched launched;
     OK(launchMlaDecode(p, s, &launched));
-    if (launched.merge_deferred) {
-        g.merge_max_splits = p.defer_merge_max_splits;
-        g.partial_o = p.partial_o;
-        g.partial_ml = p.partial_ml;
-        g.n_splits = launched.n_splits;
-        g.q_pos0_device = p.q_pos0_device;
-    }
+    takeDeferredMerge(g, p, launched);
     g.launch_next_early = true;
     OK(launchMlaVUpGemv(g, s));
 }
