@@ -204,10 +204,7 @@ Status CudaBackend::init(const ModelWeights& weights, const CudaBackendExtras& e
         std::clamp(2 * m_sms / std::max(headGroups, 1), 1,
                    static_cast<int>(std::min<int64_t>(m_mlaScratch.maxSplits(), m_mlaScratch.partialRows())));
     if (const char* env = std::getenv("DSV2_CUDA_GRAPHS"); env && std::string(env) == "0") m_graphsEnabled = false;
-    if (const char* env = std::getenv("DSV2_FOLD_NORMS")) {
-        m_foldNorms = std::string(env) == "1";
-        m_foldPostIntoMoe = std::string(env) == "moe";
-    }
+    if (const char* env = std::getenv("DSV2_FOLD_NORMS")) m_foldNorms = std::string(env) == "1";
     if (const char* env = std::getenv("DSV2_MOE_EARLY_SHARED")) m_moeEarlyShared = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_MLA_EARLY_TILES")) m_mlaEarlyTiles = std::string(env) != "0";
     if (const char* env = std::getenv("DSV2_FUSE_PROLOGUE")) m_fusePrologue = std::string(env) != "0";
@@ -526,11 +523,7 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     // which costs more than the separate launch, whose start PDL already hides. Folding only one
     // of the two was slower too (session 9: 458 / 471 vs 479 tok/s with only the post-attention
     // norm in the router / only the input norm in the GEMV) and was taken out again.
-    // DSV2_FOLD_NORMS=moe folds only the post-attention norm of MoE layers, into the router and the
-    // shared expert's blocks (MoeDecodeParams::shared_x_norm), so the shared expert still starts
-    // beside the router; not yet measured (added at the end of session 9).
     const bool foldNorms = T == 1 && !m_residualTap && m_foldNorms;
-    const bool foldPost = T == 1 && !m_residualTap && (m_foldNorms || m_foldPostIntoMoe);
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
@@ -541,9 +534,9 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
         DSV2_RETURN_IF_ERROR(attention(l, T, pos0, seq, foldNorms ? inputNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         ResidualNorm postNorm = residualNorm(L.postNorm, m_delta.data(), eps);
-        if (!foldPost && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
+        if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(postNorm, T));
         DSV2_RETURN_IF_ERROR(tap(2 * l + 1, T, pos0));
-        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldPost ? postNorm : ResidualNorm{}));
+        DSV2_RETURN_IF_ERROR(feedForward(l, T, moeIndex, foldNorms ? postNorm : ResidualNorm{}));
         DSV2_RETURN_IF_ERROR(allReduceDelta(T));
         if (L.moe.gate) ++moeIndex;
     }
@@ -635,9 +628,6 @@ Status CudaBackend::feedForward(int layer, int T, size_t moeIndex, const Residua
         // x came from the norm before the router (not from the router itself): the shared expert
         // may start while the router runs (moe_decode.h). DSV2_MOE_EARLY_SHARED=0 for A/B.
         d.x_ready_before_wait = !(foldIntoRouter && rg.norm.active()) && m_moeEarlyShared;
-        // DSV2_FOLD_NORMS=moe: the shared expert's blocks compute that x themselves, before their wait.
-        if (m_foldPostIntoMoe && foldIntoRouter && rg.norm.active() && d.shared_inter > 0 && m_moeEarlyShared)
-            d.shared_x_norm = rg.norm;
         d.down_early = m_moeEarlyDown;
         d.down_launches_next_early = triggersEarly(kEarlyDown, T);  // a norm follows
         if (skipped(kSkipMoe, T)) return Status::ok();

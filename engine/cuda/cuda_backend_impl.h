@@ -135,12 +135,11 @@ private:
     // The residual stream; one-token steps alternate between m_residual and m_residualAlt (a folded
     // norm writes residual + delta to the other buffer while other blocks still read this one).
     float* m_residualNow = nullptr;
-    bool m_foldNorms = false;        // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
-    bool m_foldPostIntoMoe = false;  // DSV2_FOLD_NORMS=moe: the post-attention norm into router + shared expert
-    bool m_moeEarlyShared = true;    // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
-    bool m_mlaEarlyTiles = true;     // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
-    bool m_fusePrologue = true;      // DSV2_FUSE_PROLOGUE=0: the attention prologue as its own launch
-    bool m_moeEarlyDown = true;      // DSV2_MOE_EARLY_DOWN=0: MoE down resolves routing after its wait
+    bool m_foldNorms = false;      // DSV2_FOLD_NORMS=1: norms folded into the next launch (measured slower)
+    bool m_moeEarlyShared = true;  // DSV2_MOE_EARLY_SHARED=0: shared expert waits for the router too
+    bool m_mlaEarlyTiles = true;   // DSV2_MLA_EARLY_TILES=0: MLA decode loads no tile before its wait
+    bool m_fusePrologue = true;    // DSV2_FUSE_PROLOGUE=0: the attention prologue as its own launch
+    bool m_moeEarlyDown = true;    // DSV2_MOE_EARLY_DOWN=0: MoE down resolves routing after its wait
     // DSV2_MLA_MERGE_IN_V=n: the v GEMV merges the MLA decode splits up to n of them (0: off; the
     // default, 64, is all the sliced kernel uses: 16K decode 387 → 406 tok/s on an H200, session 9).
     int m_mergeInVMaxSplits = kMlaDecodeMaxDeferredSplits;

@@ -39,15 +39,13 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/pdl.cuh"
-#include "cuda/residual_norm.cuh"
 
 namespace dsv2::cuda {
 namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * kWarpSize;
-constexpr int kMaxSegments = 33;                 // top_k <= 32 routed experts + the shared expert
-constexpr int kMaxSharedNormHidden = 24 * 1024;  // shared_x_norm's x in 48 KB of shared memory
+constexpr int kMaxSegments = 33;  // top_k <= 32 routed experts + the shared expert
 
 // Launch geometry (see the header comment; measured on an H200, tools/bench/moe_decode_bench.cu).
 constexpr int kGateUpRows = 1;    // activations per warp (must divide 8: a warp never straddles experts)
@@ -76,12 +74,12 @@ __device__ __forceinline__ unsigned opaqueZero(const MoeDecodeParams& p) {
     return static_cast<unsigned>(p.hidden) >> 31;
 }
 
-// The kRows activations of one work item (gate rows at gate, up rows at up; act from actIndex)
-// over x (kXGeneric: x may be in shared memory).
-template <int kRows, int kUnroll, bool kXGeneric = false>
-__device__ __forceinline__ void gateUpItem(const MoeDecodeParams& p, const uint4* x16, const bf16* gate, const bf16* up,
-                                           int64_t actIndex, int lane) {
+// The kRows activations of one work item (gate rows at gate, up rows at up; act from actIndex).
+template <int kRows, int kUnroll>
+__device__ __forceinline__ void gateUpItem(const MoeDecodeParams& p, const bf16* gate, const bf16* up, int64_t actIndex,
+                                           int lane) {
     const int nVec = p.hidden / 8;
+    const auto* x16 = reinterpret_cast<const uint4*>(p.x);
     const auto* g16 = reinterpret_cast<const uint4*>(gate);
     const auto* u16 = reinterpret_cast<const uint4*>(up);
     float g[kRows], u[kRows];
@@ -97,7 +95,7 @@ __device__ __forceinline__ void gateUpItem(const MoeDecodeParams& p, const uint4
                 gw[r][s] = __ldcs(g16 + static_cast<int64_t>(r) * nVec + v + s * kWarpSize);
                 uw[r][s] = __ldcs(u16 + static_cast<int64_t>(r) * nVec + v + s * kWarpSize);
             }
-            xv[s] = loadActivation<kXGeneric>(x16 + v + s * kWarpSize);
+            xv[s] = __ldg(x16 + v + s * kWarpSize);
         }
         unsigned dep = 0;  // see opaqueZero
 #pragma unroll
@@ -129,30 +127,16 @@ __device__ __forceinline__ void gateUpItem(const MoeDecodeParams& p, const uint4
 // stored in bf16, then swiglu.cu). Work order: the shared expert's activations first (they need no
 // routing), then the routed ones; act keeps its layout ([0, top_k·inter) routed in router order,
 // then the shared expert).
-// kSharedNorm (MoeDecodeParams::shared_x_norm): blocks holding shared-expert items first compute
-// x from the residual stream into shared memory, before the PDL wait, and those items read it there.
-template <int kRows, int kUnroll, bool kSharedNorm>
+template <int kRows, int kUnroll>
 __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParams p) {
     static_assert(8 % kRows == 0, "a warp's activations must lie in one expert (inter is a multiple of 8)");
     const int lane = threadIdx.x % kWarpSize;
     const int64_t routedAct = static_cast<int64_t>(p.top_k) * p.inter;
     const int64_t nItems = (routedAct + p.shared_inter) / kRows, sharedItems = p.shared_inter / kRows;
     const int64_t q = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / kWarpSize;  // work item
-    const uint4* sharedX = reinterpret_cast<const uint4*>(p.x);
-    if constexpr (kSharedNorm) {
-        extern __shared__ uint4 normedX[];  // [hidden / 8]
-        __shared__ float scratch[32];
-        // Block-uniform: the block's first item is a shared one. residual and delta were written
-        // before the router, the kernel just before this one (moe_decode.h).
-        if (static_cast<int64_t>(blockIdx.x) * kWarps < sharedItems) {
-            blockResidualNorm(p.shared_x_norm, p.hidden, reinterpret_cast<bf16*>(normedX), scratch, false);
-            sharedX = normedX;
-        }
-    }
-    // A shared-expert item with x_ready_before_wait (or its own x, kSharedNorm) reads only x
-    // (complete: see moe_decode.h) and the weights, so it runs while the router still works and
-    // waits afterwards (pdl.cuh rule 2).
-    const bool early = (kSharedNorm || p.x_ready_before_wait) && q < sharedItems;
+    // A shared-expert item with x_ready_before_wait reads only x (complete: see moe_decode.h) and
+    // the weights, so it runs while the router still works and waits afterwards (pdl.cuh rule 2).
+    const bool early = p.x_ready_before_wait && q < sharedItems;
     if (!early) {
         pdlWaitForPrevious();  // x and topk_ids come from the kernels before
         pdlLaunchNext();
@@ -165,7 +149,7 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
         gate = p.shared_gate_up + first * p.hidden;
         up = p.shared_gate_up + (p.shared_inter + first) * p.hidden;
         actIndex = routedAct + first;
-        gateUpItem<kRows, kUnroll, kSharedNorm>(p, sharedX, gate, up, actIndex, lane);
+        gateUpItem<kRows, kUnroll>(p, gate, up, actIndex, lane);
         if (early) {
             pdlWaitForPrevious();
             pdlLaunchNext();
@@ -180,7 +164,7 @@ __global__ void __launch_bounds__(kThreads) moeDecodeGateUpKernel(MoeDecodeParam
         gate = w + r * p.hidden;
         up = w + (p.inter + r) * p.hidden;
     }
-    gateUpItem<kRows, kUnroll>(p, reinterpret_cast<const uint4*>(p.x), gate, up, actIndex, lane);
+    gateUpItem<kRows, kUnroll>(p, gate, up, actIndex, lane);
 }
 
 // One block per kRows output rows j0 .. j0+kRows-1: out[j] = Σ over the long row (this GPU's
@@ -340,17 +324,10 @@ Status launchMoeDecode(const MoeDecodeParams& p, cudaStream_t stream) {
     if (p.shared_inter > 0 && (!aligned16(p.shared_gate_up) || !aligned16(p.shared_down)))
         return Status(StatusCode::InvalidArgument,
                       "launchMoeDecode: the shared expert's weights must be 16-byte aligned (16-byte loads)");
-    const bool sharedNorm = p.shared_x_norm.active();
-    if (sharedNorm && (p.shared_inter == 0 || !p.shared_x_norm.weight || p.hidden > kMaxSharedNormHidden))
-        return Status(StatusCode::InvalidArgument,
-                      "launchMoeDecode: shared_x_norm needs a shared expert, a norm weight and hidden <= " +
-                          std::to_string(kMaxSharedNormHidden));
     const int64_t nAct = moeDecodeActElements(p.top_k, p.inter, p.shared_inter);
-    const dim3 gateUpGrid(static_cast<unsigned>(ceilDiv(nAct, int64_t{kWarps} * kGateUpRows)));
-    DSV2_CUDA_CHECK(sharedNorm ? launchPdl(moeDecodeGateUpKernel<kGateUpRows, kGateUpUnroll, true>, gateUpGrid,
-                                           dim3(kThreads), sizeof(bf16) * static_cast<size_t>(p.hidden), stream, p)
-                               : launchPdl(moeDecodeGateUpKernel<kGateUpRows, kGateUpUnroll, false>, gateUpGrid,
-                                           dim3(kThreads), 0, stream, p));
+    DSV2_CUDA_CHECK(launchPdl(moeDecodeGateUpKernel<kGateUpRows, kGateUpUnroll>,
+                              dim3(static_cast<unsigned>(ceilDiv(nAct, int64_t{kWarps} * kGateUpRows))), dim3(kThreads),
+                              0, stream, p));
     DSV2_CUDA_CHECK(launchPdl(moeDecodeDownKernel<kDownRows, kDownUnroll>,
                               dim3(static_cast<unsigned>(p.hidden / kDownRows)), dim3(kThreads), 0, stream, p));
     return Status::ok();

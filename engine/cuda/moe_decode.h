@@ -19,7 +19,6 @@
 
 #include <cstdint>
 
-#include "cuda/residual_norm.h"
 #include "dsv2/status.h"
 
 namespace dsv2::cuda {
@@ -51,13 +50,6 @@ struct MoeDecodeParams {
     // down: let the next kernel launch before down waits (pdl.cuh, the exception to rule 3); only
     // when it reads nothing but weights before its own wait (a norm: the next layer's or the final one).
     bool down_launches_next_early = false;
-    // Optional: the post-attention norm folded into the router (which writes x for the routed
-    // rows) and into the blocks holding the shared expert's rows, which compute the same x (the
-    // same bits where the router's blocks are 256 threads too, as on Lite) from the residual stream into their shared
-    // memory before the PDL wait. residual and delta must have been written before the router, the kernel just before
-    // this call (pdl.cuh "two back"); residual_out and x_out are not written here. The shared rows then start beside
-    // the router without a norm launch before it (DSV2_FOLD_NORMS=moe).
-    ResidualNorm shared_x_norm;
 };
 
 // Elements of act scratch the call needs.

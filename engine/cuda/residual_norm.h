@@ -8,10 +8,8 @@
 // It saves a launch per norm (2 per layer) at the cost of each block re-reading 2 × hidden fp32
 // from L2 and reducing them after the PDL wait. Measured on an H200 (Lite decode, PDL on) that
 // cost is larger: 386 tok/s folded vs 398 separate, so CudaBackend folds only with
-// DSV2_FOLD_NORMS=1 (or =moe: the post-attention norm into the router and the shared expert's
-// blocks, MoeDecodeParams::shared_x_norm); the kernels and their tests stay for shapes or GPUs where it pays. Numerics:
-// rmsnorm.cu's, except the order of the fp32 sum of squares (so x may differ from the unfused path in the last bf16 bit
-// of rare elements).
+// DSV2_FOLD_NORMS=1; the kernels and their tests stay for shapes or GPUs where it pays. Numerics: rmsnorm.cu's, except
+// the order of the fp32 sum of squares (so x may differ from the unfused path in the last bf16 bit of rare elements).
 
 #include <cuda_bf16.h>
 
