@@ -73,17 +73,14 @@ __device__ __forceinline__ void mbarrierWaitParity(uint32_t bar, uint32_t parity
     } while (!done);
 }
 
-// One arrival on the mbarrier at `localBar` (a shared::cta address) in block `rank` of the cluster,
-// with the default (CTA-scope release) semantics, as CUTLASS's ClusterBarrier does. It releases a
-// shared-memory stage to another block's TMA: the reads it orders are this block's own, already
-// complete (wgmma.wait_group), and a cluster-scope release made every consumer warp pay for a
-// cluster fence at each k-stage.
-__device__ __forceinline__ void mbarrierArriveRemote(uint32_t localBar, uint32_t rank) {
+// One arrival on the mbarrier at `localBar` (a shared::cta address) in block `rank` of the cluster
+// (this block's own included), release at cluster scope.
+__device__ __forceinline__ void mbarrierArriveCluster(uint32_t localBar, uint32_t rank) {
     asm volatile(
         "{\n"
         ".reg .b32 remote;\n"
         "mapa.shared::cluster.u32 remote, %0, %1;\n"
-        "mbarrier.arrive.shared::cluster.b64 _, [remote];\n"
+        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n"
         "}\n" ::"r"(localBar),
         "r"(rank)
         : "memory");

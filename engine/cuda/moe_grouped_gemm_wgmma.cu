@@ -138,7 +138,6 @@ static_assert(sizeof(WgmmaParams) <= 4000, "kernel parameters must fit the 4 KB 
 constexpr int kTmaMaxExperts = 192;
 struct WgmmaTmaParams : WgmmaParamsT<kTmaMaxExperts> {
     int gateUpOneBox;  // gate|up maps are the 4-D view (one box a stage), else 8-row boxes
-    int shareTokens;   // CTA pairs: 1 multicast the token tiles; 0 each CTA loads its own (A/B only)
     CUtensorMap x64;   // tokens [max_rows][k], box 64 k × 64 rows
     CUtensorMap x16;   // the same, box 64 k × 16 rows
     // gate|up: the 4-D view {k, g 0..7, h gate/up, j / 8} of [2·inter][k], box {64, 8, 2, 8}: one
@@ -183,15 +182,6 @@ __device__ __forceinline__ Tile tileOf(int m, int nb, int nExperts, const int* s
     tl.rows = base + (i < rem ? 1 : 0);
     tl.rowBegin = sOff[lo] + i * base + min(i, rem);
     return tl;
-}
-
-template <typename P>
-__device__ __forceinline__ bool sharesTokens(const P& p) {
-    if constexpr (std::is_same_v<P, WgmmaTmaParams>) {
-        return p.shareTokens != 0;
-    } else {
-        return false;
-    }
 }
 
 // The tiles one CTA works on. kCtas = 1: tile t = m·nTilesN + nb, CTA b takes t = b, b + grid, ...
@@ -341,12 +331,11 @@ __device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, const TileLis
             // Token boxes: 64 rows each, then 16; with pairs, box i is copied by rank i % 2 into
             // both CTAs' stage s (same offsets), completing on each one's own "full" barrier.
             const uint32_t bStage = base + kOffB + s * kBTileBytes;
-            const bool share = kCtas > 1 && p.shareTokens;
-            for (int i = share ? tiles.rank : 0; i < nBoxes; i += share ? kCtas : 1) {
+            for (int i = tiles.rank; i < nBoxes; i += kCtas) {
                 const bool big = i < nBig;
                 const int row = big ? i * kTmaXBoxBig : nBig * kTmaXBoxBig + (i - nBig) * kTmaXBoxSmall;
                 const CUtensorMap* xMap = big ? &p.x64 : &p.x16;
-                if (!share) {
+                if constexpr (kCtas == 1) {
                     tmaLoad2d(bStage + row * 128, xMap, full, k0, tl.rowBegin + row);
                 } else {
                     ptx::tmaLoad2dMulticast(bStage + row * 128, xMap, full, k0, tl.rowBegin + row, (1u << kCtas) - 1);
@@ -359,15 +348,19 @@ __device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, const TileLis
 // A consumer warp is done with stage s: one arrival on its "empty" barrier in every CTA whose
 // producer writes into it (with pairs, both: the partner's token copies land in this CTA too).
 template <int kCtas>
-__device__ __forceinline__ void releaseStage(uint32_t base, uint32_t s, uint32_t rank) {
-    ptx90a::mbarArrive(emptyBar(base, s));
-    if (kCtas == 2 && rank < 2) ptx::mbarrierArriveRemote(emptyBar(base, s), rank ^ 1u);
+__device__ __forceinline__ void releaseStage(uint32_t base, uint32_t s) {
+    if constexpr (kCtas == 1) {
+        ptx90a::mbarArrive(emptyBar(base, s));
+    } else {
+#pragma unroll
+        for (uint32_t r = 0; r < kCtas; ++r) ptx::mbarrierArriveCluster(emptyBar(base, s), r);
+    }
 }
 
 // One tile for one consumer warp (of warpgroup q, warp wq in it): the k loop, then the epilogue.
 template <int N, bool kGateUp, bool kTma, int kCtas, typename P>
 __device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t base, uint32_t& it, int q, int wq,
-                                            int lane, uint8_t* staging, uint32_t rank) {
+                                            int lane, uint8_t* staging) {
     using namespace ptx90a;
     float acc[N / 2];
 #pragma unroll
@@ -387,12 +380,12 @@ __device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t
         if (kt > 0) {  // the previous stage's wgmmas are done: give it back to the producer
             wgmmaWait<1>();
             __syncwarp();
-            if (lane == 0) releaseStage<kCtas>(base, (it - 1) % kStages, rank);
+            if (lane == 0) releaseStage<kCtas>(base, (it - 1) % kStages);
         }
     }
     wgmmaWait<0>();
     __syncwarp();
-    if (lane == 0) releaseStage<kCtas>(base, (it - 1) % kStages, rank);
+    if (lane == 0) releaseStage<kCtas>(base, (it - 1) % kStages);
 
     const int g = lane / 4;
     const int t = lane % 4;
@@ -466,8 +459,6 @@ __device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t
 
 template <bool kGateUp, bool kTma, int kCtas, typename P>
 __device__ void consume(const P& p, uint32_t base, uint8_t* smem, const TileList<kCtas>& tiles) {
-    // Rank 2+ stands for "pairs that do not share": no arrivals in the partner (releaseStage).
-    const auto rank = static_cast<uint32_t>(tiles.rank) + (kCtas > 1 && !sharesTokens(p) ? 2u : 0u);
     const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
     const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
     const int q = warp / 4;
@@ -478,7 +469,7 @@ __device__ void consume(const P& p, uint32_t base, uint8_t* smem, const TileList
         const Tile tl = tiles.at(u);
         switch ((tl.rows + kNStep - 1) / kNStep) {  // uniform over the block: every warp takes the same case
 #define DSV2_WGMMA_CASE(j) \
-    case j: consumeTile<(j)*kNStep, kGateUp, kTma, kCtas>(p, tl, base, it, q, wq, lane, staging, rank); break;
+    case j: consumeTile<(j)*kNStep, kGateUp, kTma, kCtas>(p, tl, base, it, q, wq, lane, staging); break;
             DSV2_WGMMA_CASE(1)
             DSV2_WGMMA_CASE(2)
             DSV2_WGMMA_CASE(3)
@@ -533,7 +524,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (tid == 0) {
         for (uint32_t s = 0; s < kStages; ++s) {
             mbarInit(fullBar(base, s), kTma ? 1 : kProducerThreads);
-            mbarInit(emptyBar(base, s), (kCtas > 1 && sharesTokens(p) ? kCtas : 1) * kConsumerWarps);
+            mbarInit(emptyBar(base, s), kCtas * kConsumerWarps);
         }
         mbarInitFence();
     }
@@ -714,13 +705,12 @@ bool buildTmaMaps(WgmmaTmaParams& kp, const WgmmaGroupedArgs& a) {
 // L2's limit, and pairs halve the token part. DSV2_WGMMA_LOADER=cpasync: cp.async for both;
 // =down: TMA (pairs) for down only; =tma-single: TMA without pairs. Read at every launch (one
 // getenv per GEMM) so that the bench and the tests can switch it.
-enum class Loader { CpAsync, Tma, TmaPairs, TmaPairsUnshared };
+enum class Loader { CpAsync, Tma, TmaPairs };
 Loader loaderFor(bool gateUp) {
     const char* env = std::getenv("DSV2_WGMMA_LOADER");
     if (env && std::strcmp(env, "cpasync") == 0) return Loader::CpAsync;
     if (env && std::strcmp(env, "down") == 0) return gateUp ? Loader::CpAsync : Loader::TmaPairs;
     if (env && std::strcmp(env, "tma-single") == 0) return Loader::Tma;
-    if (env && std::strcmp(env, "tma-pairs-unshared") == 0) return Loader::TmaPairsUnshared;  // A/B only
     return Loader::TmaPairs;
 }
 
@@ -829,9 +819,7 @@ Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream) {
         tp = WgmmaTmaParams{};
         fillCommonParams(tp, a);
         if (buildTmaMaps(tp, a)) {
-            tp.shareTokens = loader == Loader::TmaPairs ? 1 : 0;
-            int resident =
-                loader == Loader::TmaPairs || loader == Loader::TmaPairsUnshared ? residentPairs(a.gate_up) : 0;
+            int resident = loader == Loader::TmaPairs ? residentPairs(a.gate_up) : 0;
             if (const char* cap = std::getenv("DSV2_WGMMA_PAIRS"); cap && resident > 0)  // bench sweeps
                 resident = std::clamp(std::atoi(cap), 1, resident);
             if (resident > 0) {
