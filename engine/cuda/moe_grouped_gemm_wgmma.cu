@@ -775,8 +775,6 @@ Status launchPairs(const WgmmaTmaParams& kp, int pairs, cudaStream_t stream) {
 
 }  // namespace
 
-int wgmmaGroupedResidentPairs(bool gateUp) { return residentPairs(gateUp); }
-
 bool wgmmaGroupedSupportedOnCurrentDevice() {
     static PerDeviceCache<> runs;
     return runs.getForCurrentDevice([](int dev) {
@@ -819,9 +817,7 @@ Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream) {
         tp = WgmmaTmaParams{};
         fillCommonParams(tp, a);
         if (buildTmaMaps(tp, a)) {
-            int resident = loader == Loader::TmaPairs ? residentPairs(a.gate_up) : 0;
-            if (const char* cap = std::getenv("DSV2_WGMMA_PAIRS"); cap && resident > 0)  // bench sweeps
-                resident = std::clamp(std::atoi(cap), 1, resident);
+            const int resident = loader == Loader::TmaPairs ? residentPairs(a.gate_up) : 0;
             if (resident > 0) {
                 // Units of two slices (TileList): more pairs than units would only exit.
                 const int64_t maxUnits = (ceilDiv(a.max_rows, kMaxN) + a.n_experts) * ceilDiv(nTilesN, 2);

@@ -32,11 +32,6 @@ struct WgmmaGroupedArgs {
 // present in this build). Cached per device.
 bool wgmmaGroupedSupportedOnCurrentDevice();
 
-// How many CTA pairs (DSV2_WGMMA_LOADER's default) the gate|up or the down kernel launches at most:
-// the clusters resident at once on the current device, 0 where pairs cannot run. DSV2_WGMMA_PAIRS=n
-// launches at most n (grouped_gemm_bench --pairs sweeps it).
-int wgmmaGroupedResidentPairs(bool gateUp);
-
 Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream);
 
 }  // namespace dsv2::cuda

@@ -23,13 +23,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "bench_check.h"
 #include "bench_util.cuh"
 #include "cuda/moe_grouped_gemm.h"
-#include "cuda/moe_grouped_gemm_wgmma.h"
 
 namespace {
 using bf16 = __nv_bfloat16;
@@ -271,20 +269,6 @@ int main(int argc, char** argv) {
         {"V2 2K", 5120, 1536, 160, 6, 2048},
         {"V2 8K", 5120, 1536, 160, 6, 8192},
     };
-    if (haveWgmma)
-        std::printf("CTA pairs resident at once: gate|up %d, down %d\n", dsv2::cuda::wgmmaGroupedResidentPairs(true),
-                    dsv2::cuda::wgmmaGroupedResidentPairs(false));
-    if (argc > 2 && std::strcmp(argv[1], "--pairs") == 0) {  // --pairs 66,64,60: the default loader at each cap
-        for (const char* cap = argv[2]; *cap; cap = std::strchr(cap, ',') ? std::strchr(cap, ',') + 1 : "") {
-            const int n = std::atoi(cap);
-            setenv("DSV2_WGMMA_PAIRS", std::to_string(n).c_str(), 1);
-            std::printf("== at most %d pairs\n", n);
-            runShape(shapes[0], stream, haveWgmma);
-        }
-        unsetenv("DSV2_WGMMA_PAIRS");
-        CK(cudaStreamDestroy(stream));
-        return 0;
-    }
     gProfile = argc > 1 && std::strcmp(argv[1], "--profile") == 0;
     const bool quick = gProfile || (argc > 1 && std::strcmp(argv[1], "--quick") == 0);  // Lite 2K and 1K only
     for (const auto& s : shapes) {
