@@ -1,9 +1,9 @@
 #pragma once
-// sm_90 PTX for thread-block clusters (mla_decode_sliced.cu, the wgmma grouped GEMM's CTA pairs):
-// the cluster barrier in its arrive/wait halves, a rank's shared::cluster addresses, st.async into
-// another rank's shared memory counted on that rank's mbarrier, mbarriers waited on and arrived on
-// at cluster scope, TMA multicast into several ranks; plus the GPU-scope acquire-release fence. (The wgmma GEMM's
-// CTA-scope mbarriers: wgmma_ptx.cuh.) Device-only (.cu files).
+// sm_90 PTX for thread-block clusters (mla_decode_sliced.cu): the cluster barrier in its
+// arrive/wait halves, a rank's shared::cluster addresses, st.async into another rank's shared
+// memory counted on that rank's mbarrier, and mbarriers waited on at cluster scope; plus the GPU-
+// scope acquire-release fence. (The wgmma GEMM's CTA-scope mbarriers: wgmma_ptx.cuh.)
+// Device-only (.cu files).
 
 #include <cuda_runtime.h>
 
@@ -13,11 +13,6 @@ namespace dsv2::cuda::ptx {
 
 __device__ __forceinline__ void clusterArriveRelaxed() {
     asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
-}
-// The same arrival with release semantics: this thread's earlier memory operations, remote
-// mbarrier arrivals included, are done before the partner passes its wait.
-__device__ __forceinline__ void clusterArriveRelease() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
 }
 __device__ __forceinline__ void clusterWaitAcquire() {
     asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
@@ -71,30 +66,6 @@ __device__ __forceinline__ void mbarrierWaitParity(uint32_t bar, uint32_t parity
             : "r"(bar), "r"(parity)
             : "memory");
     } while (!done);
-}
-
-// One arrival on the mbarrier at `localBar` (a shared::cta address) in block `rank` of the cluster
-// (this block's own included), release at cluster scope.
-__device__ __forceinline__ void mbarrierArriveCluster(uint32_t localBar, uint32_t rank) {
-    asm volatile(
-        "{\n"
-        ".reg .b32 remote;\n"
-        "mapa.shared::cluster.u32 remote, %0, %1;\n"
-        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n"
-        "}\n" ::"r"(localBar),
-        "r"(rank)
-        : "memory");
-}
-// TMA box (c0 innermost, c1) of the 2-D tensor map at generic address `map` (a __grid_constant__
-// parameter) into shared memory at offset `dst` of every block in `ctaMask`, each completing on
-// its own mbarrier at offset `bar` (the same shared::cta offsets in every destination block).
-__device__ __forceinline__ void tmaLoad2dMulticast(uint32_t dst, const void* map, uint32_t bar, int c0, int c1,
-                                                   uint32_t ctaMask) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
-        "{%2, %3}], [%4], %5;\n" ::"r"(dst),
-        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(static_cast<uint16_t>(ctaMask))
-        : "memory");
 }
 
 }  // namespace dsv2::cuda::ptx

@@ -33,14 +33,6 @@
 // consumers walk the same list; the producer runs up to 4 stages ahead, across tile boundaries,
 // so the next tile's loads overlap this tile's epilogue.
 //
-// CTA pairs (the default with TMA): the token rows are re-read once per weight slice (22 gate|up
-// and 16 down slices at Lite), so at ~200 rows an expert the SMs pull ~5.3 TB/s out of L2, weights
-// and token tiles together, near what L2 delivers. Launched as clusters of 2, the two CTAs of a
-// pair take neighbouring slices of the same m-tile, and each copies half of the token boxes into
-// both CTAs' shared memory (TMA multicast), which halves the token traffic. A stage is free only
-// when both CTAs' consumers have released it (each consumer warp arrives on the "empty" barrier of
-// both), and each CTA's "full" barrier expects the whole token tile. TileList has the order.
-//
 // gate|up + SwiGLU: a tile is 64 SwiGLU columns j. Weight-tile row r = 64q + 16w + 8h + g
 // (warpgroup q, warp w, h = 0 gate / 1 up, g = 0..7) holds gate|up row (h ? inter : 0) + j with
 // j = 64·nb + 32q + 8w + g, so a consumer thread's accumulator rows 16w + g and 16w + g + 8
@@ -61,8 +53,6 @@
 #include <type_traits>
 #include <unordered_map>
 
-#include "cuda/cluster_launch.h"
-#include "cuda/cluster_ptx.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/mma_ptx.cuh"
@@ -158,12 +148,11 @@ struct Tile {
     int nb;    // weight slice
 };
 
-// Tile (m-tile m, weight slice nb) of the list (header comment). sPre[e] = m-tiles of experts < e.
-// nb may be nTilesN (the spare slice of a CTA pair when nTilesN is odd): every weight row of it
-// lies past the matrix, so it loads zeros and stores nothing.
-__device__ __forceinline__ Tile tileOf(int m, int nb, int nExperts, const int* sOff, const int* sPre) {
+// Tile t of the list (header comment). sPre[e] = m-tiles of experts < e.
+__device__ __forceinline__ Tile tileAt(int t, int nTilesN, int nExperts, const int* sOff, const int* sPre) {
+    const int m = t / nTilesN;
     Tile tl;
-    tl.nb = nb;
+    tl.nb = t - m * nTilesN;
     int lo = 0, hi = nExperts;  // sPre[lo] <= m < sPre[hi]
     while (hi - lo > 1) {
         const int mid = (lo + hi) / 2;
@@ -183,28 +172,6 @@ __device__ __forceinline__ Tile tileOf(int m, int nb, int nExperts, const int* s
     tl.rowBegin = sOff[lo] + i * base + min(i, rem);
     return tl;
 }
-
-// The tiles one CTA works on. kCtas = 1: tile t = m·nTilesN + nb, CTA b takes t = b, b + grid, ...
-// kCtas = 2 (TMA multicast pairs): unit u = m·ceil(nTilesN / 2) + j is slices 2j and 2j + 1 of
-// m-tile m; cluster c takes units c, c + clusters, ..., its rank r slice 2j + r. Both ranks walk the
-// same units, so their k-stages pair up one to one (the shared token tile is loaded once for both).
-template <int kCtas>
-struct TileList {
-    const int* sOff;
-    const int* sPre;
-    int nExperts;
-    int nTilesN;
-    int units;  // m-tiles × slice groups
-    int rank;   // this CTA's rank in its cluster (0 for kCtas = 1)
-
-    __device__ __forceinline__ int first() const { return static_cast<int>(blockIdx.x) / kCtas; }
-    __device__ __forceinline__ int step() const { return static_cast<int>(gridDim.x) / kCtas; }
-    __device__ __forceinline__ Tile at(int u) const {
-        const int groups = (nTilesN + kCtas - 1) / kCtas;
-        const int m = u / groups;
-        return tileOf(m, kCtas * (u - m * groups) + rank, nExperts, sOff, sPre);
-    }
-};
 
 // The weight row that weight-tile row r (0..127) of slice nb holds, or -1 past the matrix.
 template <bool kGateUp, typename P>
@@ -235,7 +202,7 @@ __device__ __forceinline__ uint32_t emptyBar(uint32_t base, uint32_t s) { return
 // Producer (128 threads): thread pt copies piece pt % 8 of weight rows r0 + 16i and token rows
 // r0 + 16i, r0 = pt / 8; all its rows have r % 8 = r0 % 8, so its swizzled offset in a row is fixed.
 template <bool kGateUp>
-__device__ void produce(const WgmmaParams& p, uint32_t base, const TileList<1>& tiles) {
+__device__ void produce(const WgmmaParams& p, uint32_t base, int total, const int* sOff, const int* sPre) {
     using namespace ptx;
     using namespace ptx90a;
     const int pt = static_cast<int>(threadIdx.x) - kConsumerThreads;
@@ -244,8 +211,8 @@ __device__ void produce(const WgmmaParams& p, uint32_t base, const TileList<1>& 
     const uint32_t swz = static_cast<uint32_t>(r0 * 128 + ((piece ^ (r0 % 8)) << 4));
     const int kTiles = static_cast<int>(ceilDiv(p.k, kBK));
     uint32_t it = 0;
-    for (int u = tiles.first(); u < tiles.units; u += tiles.step()) {
-        const Tile tl = tiles.at(u);
+    for (int t = static_cast<int>(blockIdx.x); t < total; t += static_cast<int>(gridDim.x)) {
+        const Tile tl = tileAt(t, p.nTilesN, p.n_experts, sOff, sPre);
         const bf16* weight = p.w[tl.expert];
         const int nTile = (tl.rows + kNStep - 1) / kNStep * kNStep;
         const bf16* aSrc[kAPieces];
@@ -291,24 +258,22 @@ __device__ void produce(const WgmmaParams& p, uint32_t base, const TileList<1>& 
 // cp.async path does); down one box of 128 rows. Token tile: rows rowBegin .. rowBegin + nTile in
 // boxes of 64 then 16. Rows in [rows, nTile) are the next expert's tokens here, not zeros: they
 // only feed padding columns of D (D[w][t] depends on token row t alone), which are never stored.
-template <bool kGateUp, int kCtas>
-__device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, const TileList<kCtas>& tiles) {
+template <bool kGateUp>
+__device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, int total, const int* sOff, const int* sPre) {
     using namespace ptx90a;
     if (threadIdx.x != kConsumerThreads) return;
     const uint64_t weightPolicy = l2EvictFirstPolicy();  // weights are read once; token tiles are re-read
     const int kTiles = static_cast<int>(ceilDiv(p.k, kBK));
     uint32_t it = 0;
-    for (int u = tiles.first(); u < tiles.units; u += tiles.step()) {
-        const Tile tl = tiles.at(u);
+    for (int t = static_cast<int>(blockIdx.x); t < total; t += static_cast<int>(gridDim.x)) {
+        const Tile tl = tileAt(t, p.nTilesN, p.n_experts, sOff, sPre);
         const CUtensorMap* wMap = &p.wMap[tl.expert];
         const int nTile = (tl.rows + kNStep - 1) / kNStep * kNStep;
         const int nBig = nTile / kTmaXBoxBig;
-        const int nBoxes = nBig + (nTile % kTmaXBoxBig) / kTmaXBoxSmall;
-        // The whole token tile lands here, from this CTA's copies and (pairs) its partner's.
+        const int nSmall = (nTile % kTmaXBoxBig) / kTmaXBoxSmall;
         const uint32_t bytes = static_cast<uint32_t>(kATileBytes + nTile * 128);
         for (int kt = 0; kt < kTiles; ++kt, ++it) {
             const uint32_t s = it % kStages;
-            // Pairs: the stage is free in both CTAs (the empty barrier counts both CTAs' warps).
             mbarWait(emptyBar(base, s), ((it / kStages) & 1u) ^ 1u);  // fresh barrier: returns at once
             const uint32_t full = fullBar(base, s);
             mbarArriveExpectTx(full, bytes);
@@ -328,37 +293,18 @@ __device__ void produceTma(const WgmmaTmaParams& p, uint32_t base, const TileLis
             } else {
                 tmaLoad2dHint(aDst, wMap, full, k0, tl.nb * kBM, weightPolicy);
             }
-            // Token boxes: 64 rows each, then 16; with pairs, box i is copied by rank i % 2 into
-            // both CTAs' stage s (same offsets), completing on each one's own "full" barrier.
-            const uint32_t bStage = base + kOffB + s * kBTileBytes;
-            for (int i = tiles.rank; i < nBoxes; i += kCtas) {
-                const bool big = i < nBig;
-                const int row = big ? i * kTmaXBoxBig : nBig * kTmaXBoxBig + (i - nBig) * kTmaXBoxSmall;
-                const CUtensorMap* xMap = big ? &p.x64 : &p.x16;
-                if constexpr (kCtas == 1) {
-                    tmaLoad2d(bStage + row * 128, xMap, full, k0, tl.rowBegin + row);
-                } else {
-                    ptx::tmaLoad2dMulticast(bStage + row * 128, xMap, full, k0, tl.rowBegin + row, (1u << kCtas) - 1);
-                }
-            }
+            uint32_t bDst = base + kOffB + s * kBTileBytes;
+            int row = tl.rowBegin;
+            for (int i = 0; i < nBig; ++i, row += kTmaXBoxBig, bDst += kTmaXBoxBig * 128)
+                tmaLoad2d(bDst, &p.x64, full, k0, row);
+            for (int i = 0; i < nSmall; ++i, row += kTmaXBoxSmall, bDst += kTmaXBoxSmall * 128)
+                tmaLoad2d(bDst, &p.x16, full, k0, row);
         }
     }
 }
 
-// A consumer warp is done with stage s: one arrival on its "empty" barrier in every CTA whose
-// producer writes into it (with pairs, both: the partner's token copies land in this CTA too).
-template <int kCtas>
-__device__ __forceinline__ void releaseStage(uint32_t base, uint32_t s) {
-    if constexpr (kCtas == 1) {
-        ptx90a::mbarArrive(emptyBar(base, s));
-    } else {
-#pragma unroll
-        for (uint32_t r = 0; r < kCtas; ++r) ptx::mbarrierArriveCluster(emptyBar(base, s), r);
-    }
-}
-
 // One tile for one consumer warp (of warpgroup q, warp wq in it): the k loop, then the epilogue.
-template <int N, bool kGateUp, bool kTma, int kCtas, typename P>
+template <int N, bool kGateUp, bool kTma, typename P>
 __device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t base, uint32_t& it, int q, int wq,
                                             int lane, uint8_t* staging) {
     using namespace ptx90a;
@@ -380,12 +326,12 @@ __device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t
         if (kt > 0) {  // the previous stage's wgmmas are done: give it back to the producer
             wgmmaWait<1>();
             __syncwarp();
-            if (lane == 0) releaseStage<kCtas>(base, (it - 1) % kStages);
+            if (lane == 0) mbarArrive(emptyBar(base, (it - 1) % kStages));
         }
     }
     wgmmaWait<0>();
     __syncwarp();
-    if (lane == 0) releaseStage<kCtas>(base, (it - 1) % kStages);
+    if (lane == 0) mbarArrive(emptyBar(base, (it - 1) % kStages));
 
     const int g = lane / 4;
     const int t = lane % 4;
@@ -457,19 +403,19 @@ __device__ __forceinline__ void consumeTile(const P& p, const Tile& tl, uint32_t
     }
 }
 
-template <bool kGateUp, bool kTma, int kCtas, typename P>
-__device__ void consume(const P& p, uint32_t base, uint8_t* smem, const TileList<kCtas>& tiles) {
+template <bool kGateUp, bool kTma, typename P>
+__device__ void consume(const P& p, uint32_t base, uint8_t* smem, int total, const int* sOff, const int* sPre) {
     const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
     const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
     const int q = warp / 4;
     const int wq = warp % 4;
     uint8_t* staging = smem + kOffStaging + warp * kStagingBytes;
     uint32_t it = 0;
-    for (int u = tiles.first(); u < tiles.units; u += tiles.step()) {
-        const Tile tl = tiles.at(u);
+    for (int t = static_cast<int>(blockIdx.x); t < total; t += static_cast<int>(gridDim.x)) {
+        const Tile tl = tileAt(t, p.nTilesN, p.n_experts, sOff, sPre);
         switch ((tl.rows + kNStep - 1) / kNStep) {  // uniform over the block: every warp takes the same case
 #define DSV2_WGMMA_CASE(j) \
-    case j: consumeTile<(j)*kNStep, kGateUp, kTma, kCtas>(p, tl, base, it, q, wq, lane, staging); break;
+    case j: consumeTile<(j)*kNStep, kGateUp, kTma>(p, tl, base, it, q, wq, lane, staging); break;
             DSV2_WGMMA_CASE(1)
             DSV2_WGMMA_CASE(2)
             DSV2_WGMMA_CASE(3)
@@ -500,11 +446,9 @@ static_assert(kMaxN / kNStep == 16, "DSV2_WGMMA_CASE list covers 1..16");
 template <bool kGateUp, bool kTma>
 using KernelParamsOf = std::conditional_t<kTma, WgmmaTmaParams, WgmmaParams>;
 
-// kCtas = 2 (TMA only): launched in clusters of 2 CTAs that share their token tiles (TileList).
-template <bool kGateUp, bool kTma, int kCtas>
+template <bool kGateUp, bool kTma>
 __global__ void __launch_bounds__(kThreads, 1)
     moeGroupedWgmmaKernel(const __grid_constant__ KernelParamsOf<kGateUp, kTma> p) {
-    static_assert(kCtas == 1 || (kTma && kCtas == 2), "token tiles are shared through TMA multicast only");
 #if DSV2_WGMMA_DEVICE_CODE
     using namespace ptx90a;
     extern __shared__ __align__(1024) uint8_t smemRaw[];
@@ -524,15 +468,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (tid == 0) {
         for (uint32_t s = 0; s < kStages; ++s) {
             mbarInit(fullBar(base, s), kTma ? 1 : kProducerThreads);
-            mbarInit(emptyBar(base, s), kCtas * kConsumerWarps);
+            mbarInit(emptyBar(base, s), kConsumerWarps);
         }
         mbarInitFence();
     }
     __syncthreads();
-    if constexpr (kCtas > 1) {  // the partner's barriers are initialised before any copy or arrival reaches them
-        ptx::clusterArriveRelaxed();
-        ptx::clusterWaitAcquire();
-    }
     // m-tiles per expert (consumer thread e), inclusive scan per warp, then across warps.
     int count = 0, incl = 0;
     if (warp < kConsumerWarps) {
@@ -557,29 +497,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (tid == 0) sPre[0] = 0;
     }
     __syncthreads();
-    TileList<kCtas> tiles;
-    tiles.sOff = sOff;
-    tiles.sPre = sPre;
-    tiles.nExperts = nExperts;
-    tiles.nTilesN = p.nTilesN;
-    tiles.units = sPre[nExperts] * ((p.nTilesN + kCtas - 1) / kCtas);
-    tiles.rank = kCtas > 1 ? static_cast<int>(ptx::clusterRank()) : 0;
+    const int total = sPre[nExperts] * p.nTilesN;
 
     if (warp >= kConsumerWarps) {
         if constexpr (kTma) {
-            produceTma<kGateUp, kCtas>(p, base, tiles);
+            produceTma<kGateUp>(p, base, total, sOff, sPre);
         } else {
-            produce<kGateUp>(p, base, tiles);
+            produce<kGateUp>(p, base, total, sOff, sPre);
         }
     } else {
-        consume<kGateUp, kTma, kCtas>(p, base, smem, tiles);
-    }
-    if constexpr (kCtas > 1) {
-        // No CTA leaves while its partner may still arrive on its barriers (its last stages'
-        // releases): both pass this barrier only after both are done.
-        __syncwarp();
-        ptx::clusterArriveRelease();
-        ptx::clusterWaitAcquire();
+        consume<kGateUp, kTma>(p, base, smem, total, sOff, sPre);
     }
 #else
     (void)p;
@@ -696,22 +623,17 @@ bool buildTmaMaps(WgmmaTmaParams& kp, const WgmmaGroupedArgs& a) {
     return true;
 }
 
-// How a GEMM's tiles are loaded. TMA for both GEMMs by default, measured on the H200
-// (grouped_gemm_bench, cp.async -> TMA, us): Lite 2K gate|up 434 -> 289, down 196 -> 152; Lite 1K
-// 293 -> 223 and 149 -> 124; V2 2K 1679 -> 1354 and 886 -> 745 (gate|up with 16 boxes of 8 rows a
-// stage instead of the 4-D view had lost: Lite 1K 294 -> 349). Then in CTA pairs that multicast
-// their shared token tiles: at these row counts the kernel moves ~5.3 TB/s from L2 into the SMs
-// (weights once, token rows once per weight slice: 22 gate|up and 16 down slices at Lite), near
-// L2's limit, and pairs halve the token part. DSV2_WGMMA_LOADER=cpasync: cp.async for both;
-// =down: TMA (pairs) for down only; =tma-single: TMA without pairs. Read at every launch (one
-// getenv per GEMM) so that the bench and the tests can switch it.
-enum class Loader { CpAsync, Tma, TmaPairs };
-Loader loaderFor(bool gateUp) {
+// Which GEMMs load through TMA: both by default. Measured on the H200 (grouped_gemm_bench,
+// cp.async -> TMA, us): Lite 2K gate|up 434 -> 289, down 196 -> 152; Lite 1K 293 -> 223 and
+// 149 -> 124; V2 2K 1679 -> 1354 and 886 -> 745 (gate|up with 16 boxes of 8 rows a stage instead
+// of the 4-D view had lost: Lite 1K 294 -> 349). DSV2_WGMMA_LOADER=cpasync: cp.async for both (A/B);
+// =down: TMA for down only. Read at every launch (one getenv per GEMM) so that the bench and the
+// tests can switch it.
+bool useTmaLoader(bool gateUp) {
     const char* env = std::getenv("DSV2_WGMMA_LOADER");
-    if (env && std::strcmp(env, "cpasync") == 0) return Loader::CpAsync;
-    if (env && std::strcmp(env, "down") == 0) return gateUp ? Loader::CpAsync : Loader::TmaPairs;
-    if (env && std::strcmp(env, "tma-single") == 0) return Loader::Tma;
-    return Loader::TmaPairs;
+    if (env && std::strcmp(env, "cpasync") == 0) return false;
+    if (env && std::strcmp(env, "down") == 0) return !gateUp;
+    return true;
 }
 
 template <typename P>
@@ -733,42 +655,10 @@ void fillCommonParams(P& kp, const WgmmaGroupedArgs& a) {
 
 template <bool kGateUp, bool kTma>
 Status launchTyped(const KernelParamsOf<kGateUp, kTma>& kp, int grid, cudaStream_t stream) {
-    auto* kernel = moeGroupedWgmmaKernel<kGateUp, kTma, 1>;
+    auto* kernel = moeGroupedWgmmaKernel<kGateUp, kTma>;
     DSV2_CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     kernel<<<grid, kThreads, kSmemBytes, stream>>>(kp);
-    DSV2_CUDA_CHECK_LAUNCH();
-    return Status::ok();
-}
-
-// How many CTA pairs of the gate|up (slot 1) or down (slot 0) kernel are resident at once on the
-// current device: 0 where pairs cannot run (then the single-CTA kernel does), else at least 1.
-int residentPairs(bool gateUp) {
-    static PerDeviceCache<2> fits;
-    return fits.getForCurrentDevice(
-        [gateUp](int dev) {
-            const void* kernel = gateUp ? reinterpret_cast<const void*>(moeGroupedWgmmaKernel<true, true, 2>)
-                                        : reinterpret_cast<const void*>(moeGroupedWgmmaKernel<false, true, 2>);
-            const int fit = clusterKernelFit(kernel, dev, 2, kThreads, kSmemBytes);
-            if (fit == 0) return 0;
-            int sms = 0;
-            (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-            return fit > 1 ? fit - 1 : std::max(sms / 2, 1);  // the query could not tell: one pair per 2 SMs
-        },
-        gateUp ? 1 : 0);
-}
-
-template <bool kGateUp>
-Status launchPairs(const WgmmaTmaParams& kp, int pairs, cudaStream_t stream) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(2 * pairs));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = kSmemBytes;
-    cfg.stream = stream;
-    cudaLaunchAttribute cluster = clusterLaunchAttribute(2);
-    cfg.attrs = &cluster;
-    cfg.numAttrs = 1;
-    DSV2_CUDA_CHECK(cudaLaunchKernelEx(&cfg, moeGroupedWgmmaKernel<kGateUp, true, 2>, kp));
     DSV2_CUDA_CHECK_LAUNCH();
     return Status::ok();
 }
@@ -783,12 +673,10 @@ bool wgmmaGroupedSupportedOnCurrentDevice() {
         // sm_90a code runs on compute capability 9.0 only; the attribute query fails where no image fits.
         return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
                cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-               minor == 0 && cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, false, 1>) == cudaSuccess &&
-               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, false, 1>) == cudaSuccess &&
-               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, true, 1>) == cudaSuccess &&
-               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, true, 1>) == cudaSuccess &&
-               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, true, 2>) == cudaSuccess &&
-               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, true, 2>) == cudaSuccess;
+               minor == 0 && cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, false>) == cudaSuccess &&
+               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, false>) == cudaSuccess &&
+               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<true, true>) == cudaSuccess &&
+               cudaFuncGetAttributes(&attr, moeGroupedWgmmaKernel<false, true>) == cudaSuccess;
     }) != 0;
 }
 
@@ -810,22 +698,13 @@ Status launchMoeGroupedWgmma(const WgmmaGroupedArgs& a, cudaStream_t stream) {
     const int64_t maxTiles = (ceilDiv(a.max_rows, kMaxN) + a.n_experts) * static_cast<int64_t>(nTilesN);
     const int grid = static_cast<int>(std::min<int64_t>(sms, maxTiles));
 
-    const Loader loader = loaderFor(a.gate_up);
-    if (loader != Loader::CpAsync) {
+    if (useTmaLoader(a.gate_up)) {
         // ~26 KB: static per thread rather than on the stack at every launch.
         thread_local WgmmaTmaParams tp;
         tp = WgmmaTmaParams{};
         fillCommonParams(tp, a);
-        if (buildTmaMaps(tp, a)) {
-            const int resident = loader == Loader::TmaPairs ? residentPairs(a.gate_up) : 0;
-            if (resident > 0) {
-                // Units of two slices (TileList): more pairs than units would only exit.
-                const int64_t maxUnits = (ceilDiv(a.max_rows, kMaxN) + a.n_experts) * ceilDiv(nTilesN, 2);
-                const int pairs = static_cast<int>(std::min<int64_t>(resident, maxUnits));
-                return a.gate_up ? launchPairs<true>(tp, pairs, stream) : launchPairs<false>(tp, pairs, stream);
-            }
+        if (buildTmaMaps(tp, a))
             return a.gate_up ? launchTyped<true, true>(tp, grid, stream) : launchTyped<false, true>(tp, grid, stream);
-        }
     }
     WgmmaParams kp{};
     fillCommonParams(kp, a);

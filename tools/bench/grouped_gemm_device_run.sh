@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU-machine step for the grouped MoE GEMM (wgmma) work, from the repo root (e.g. as
 # DSV2_DEVICE_EXTRA="bash tools/bench/grouped_gemm_device_run.sh" of scripts/device_check.sh):
-# builds tools/bench/grouped_gemm_bench.cu (nvcc, 5 files in parallel), runs it on every shape
-# (mma.sync, wgmma with each loader: cp.async, TMA, TMA in CTA pairs; cross-checks), then ncu on Lite 2K
+# builds tools/bench/grouped_gemm_bench.cu (nvcc, 4 files in parallel), runs it on every shape
+# (mma.sync, wgmma with the cp.async loader, wgmma with TMA; cross-checks), then ncu on Lite 2K
 # (both loaders, gate|up and down: SpeedOfLight, MemoryWorkloadAnalysis, WarpStateStats,
 # SourceCounters). Writes $OUT/bench.txt and $OUT/ncu.txt. Knobs: BENCH_LIMIT, NCU_LIMIT (s),
 # NCU=0 (skip ncu), BENCH_ARGS (e.g. --quick).
@@ -14,9 +14,8 @@ nvcc "${flags[@]}" -gencode arch=compute_90a,code=sm_90a -c engine/cuda/moe_grou
 nvcc "${flags[@]}" -arch=sm_90 -c tools/bench/grouped_gemm_bench.cu -o "$dir/b.o" &
 nvcc "${flags[@]}" -arch=sm_90 -c engine/cuda/moe_grouped_gemm.cu -o "$dir/g.o" &
 nvcc "${flags[@]}" -arch=sm_90 -c engine/core/status.cpp -o "$dir/s.o" &
-nvcc "${flags[@]}" -arch=sm_90 -c engine/cuda/cluster_launch.cpp -o "$dir/c.o" &
 wait
-nvcc -arch=sm_90 "$dir"/w.o "$dir"/b.o "$dir"/g.o "$dir"/s.o "$dir"/c.o -o "$dir/bench" || exit 1
+nvcc -arch=sm_90 "$dir"/w.o "$dir"/b.o "$dir"/g.o "$dir"/s.o -o "$dir/bench" || exit 1
 timeout "${BENCH_LIMIT:-80}" "$dir/bench" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
 status=${PIPESTATUS[0]}
 if [ "${NCU:-1}" = 1 ] && command -v ncu >/dev/null 2>&1; then

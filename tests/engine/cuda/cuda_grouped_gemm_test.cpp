@@ -131,10 +131,8 @@ const char* kernelName(cuda::MoeGroupedKernel k) {
 
 // The kernels a GPU must pass: mma.sync at both row tiles everywhere, wgmma too on compute
 // capability 9.0, where this build must be able to run it (else the sm_90a code went missing),
-// with each of its loaders: TMA in CTA pairs that share token tiles (the default; over 192 experts
-// it falls back to cp.async), TMA without pairs (DSV2_WGMMA_LOADER=tma-single), TMA pairs for down
-// only (=down) and cp.async (=cpasync). The cases' odd slice counts (tile-edges: 3 gate|up and 3
-// down slices) give a pair's second CTA a slice past the matrix.
+// with each of its loaders: TMA (the default; over 192 experts it falls back to cp.async), TMA for
+// down only (DSV2_WGMMA_LOADER=down) and cp.async (=cpasync).
 struct KernelChoice {
     cuda::MoeGroupedKernel kernel;
     int tileM;
@@ -162,9 +160,8 @@ std::vector<KernelChoice> kernelsToTest() {
     REQUIRE(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess);
     CHECK(cuda::moeGroupedWgmmaAvailable() == (major == 9 && minor == 0));
     if (cuda::moeGroupedWgmmaAvailable()) {
-        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, nullptr});  // the default: TMA pairs for both GEMMs
-        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "tma-single"});
-        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "down"});  // TMA pairs for down only
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, nullptr});  // the default: TMA for both GEMMs
+        ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "down"});   // TMA for down only
         ks.push_back({cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"});
     }
     return ks;
@@ -412,12 +409,11 @@ TEST_CASE("grouped GEMM: the wgmma kernel gives the same bits on every launch an
     p.in_stride = hidden;
     p.out_stride = inter;
     std::vector<std::vector<float>> outs;
-    // TMA pairs (the default) twice, cp.async, mma.sync, TMA without pairs.
+    // TMA (the default) twice, cp.async, mma.sync.
     const std::vector<KernelChoice> runs{{cuda::MoeGroupedKernel::Wgmma, 0, nullptr},
                                          {cuda::MoeGroupedKernel::Wgmma, 0, nullptr},
                                          {cuda::MoeGroupedKernel::Wgmma, 0, "cpasync"},
-                                         {cuda::MoeGroupedKernel::MmaSync, 0, nullptr},
-                                         {cuda::MoeGroupedKernel::Wgmma, 0, "tma-single"}};
+                                         {cuda::MoeGroupedKernel::MmaSync, 0, nullptr}};
     for (const auto& run : runs) {
         const WgmmaLoaderScope loaderScope(run.wgmmaLoader);
         auto dOut = deviceZeros<bf16>(static_cast<size_t>(rows) * inter);
@@ -431,7 +427,6 @@ TEST_CASE("grouped GEMM: the wgmma kernel gives the same bits on every launch an
     // The loaders fill shared memory with the same values wherever they reach a stored output
     // (padding token rows differ, and feed only padding columns): the same bits.
     CHECK(outs[0] == outs[2]);
-    CHECK(outs[0] == outs[4]);  // pairs load the same tiles, only through one copy for two CTAs
     // Both sum the same bf16 products in fp32 in 16-wide k steps, in different orders inside a
     // step: act differs only where a rounding flips (rare), never by more than a few bf16 ulps.
     int64_t differ = 0, far = 0;
