@@ -18,6 +18,8 @@
 #               DSV2_GPU_TESTS=regex        only the gpu suites matching it (e.g. cuda_multi_gpu_test)
 #               DSV2_SANITIZE_LIMIT=s       at most s seconds of compute-sanitizer (leaves time for the extra step)
 #               DSV2_SANITIZE_SUITES="a b"  only these suites under compute-sanitizer
+#               DSV2_SANITIZE_TOOLS="t"     only these tools (default "memcheck racecheck")
+#               DSV2_SANITIZE_CASES="pat"   only the doctest cases matching pat (e.g. "*decode*")
 #               DSV2_GPU_REPEAT=n           each gpu suite up to n times, fresh seeds (flake hunt)
 #               DSV2_OTHER_TESTS=0          skip the non-gpu suites
 #               DSV2_DEVICE_TESTS=0         build + version + the extra step only (a second call
@@ -177,7 +179,7 @@ if [ "$built" = 1 ]; then
         sanitize() {
             local status=0 tool suite log
             export DSV2_CUDA_TEST_SMALL=1  # the suites skip their 8K-context cases
-            for tool in memcheck racecheck; do
+            for tool in ${DSV2_SANITIZE_TOOLS:-memcheck racecheck}; do
                 local suites="cuda_kernels_test cuda_mla_test cuda_moe_test cuda_cache_test"
                 # memcheck also walks the backend's own paths (paged cache, chunks, both MLA forms).
                 [ "$tool" = memcheck ] && suites="$suites cuda_backend_test"
@@ -186,12 +188,15 @@ if [ "$built" = 1 ]; then
                     local filter=()
                     # The backend suite: the paths the fixtures test does not add much to.
                     [ "$suite" = cuda_backend_test ] && filter=(--test-case="*random tokens*,*rewind*,*bad input*")
+                    [ -n "${DSV2_SANITIZE_CASES:-}" ] && filter=(--test-case="$DSV2_SANITIZE_CASES")
                     echo "=== compute-sanitizer --tool $tool $suite"
                     log=/tmp/dsv2-san-$tool-$suite.log
                     compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 200 \
                         "$BUILD/tests/engine/$suite" --no-intro "${filter[@]}" >"$log" 2>&1
                     local rc=$?
                     grep -vE '^\[seed\]|^sublayer|^(attn|ffn|moe) +L|^logits|^routing:' "$log" | tail -15
+                    # A test that fails under the tool (not only a hazard): its case and check.
+                    grep -E '^TEST CASE:|^[^ ]*: ERROR:|is NOT correct|values: |logged: |^  [A-Z_]+\(' "$log" | head -40
                     if [ "$tool" = racecheck ] && [ "$rc" = 99 ]; then
                         local ours cublas
                         cublas=$(grep -E "Race reported between" "$log" | grep -cE "nvjet|gemm|cutlass|xmma|cublas")
