@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -471,11 +472,22 @@ Status CudaBackend::forwardChunk(LatentSequence& seq, const int32_t* tokens, int
         m_hostIds[static_cast<size_t>(T + t)] = static_cast<int32_t>(pos0 + t);
     }
     const bool oneRow = T - firstLogitRow == 1;
-    if (T == 1 && oneRow && decodeGraphUsable())
+    if (T == 1 && oneRow && decodeGraphUsable()) {
         DSV2_RETURN_IF_ERROR(runDecodeGraph(seq));
-    else
-        DSV2_RETURN_IF_ERROR(enqueueForward(seq, T, firstLogitRow, logits));
+    } else {
+        const bool timed = T > 1 && PrefillTimer::requested();
+        if (timed) DSV2_RETURN_IF_ERROR(m_prefillTimer.begin(m_stream));
+        Status enqueued = enqueueForward(seq, T, firstLogitRow, logits);
+        if (timed && enqueued.isOk()) enqueued = m_prefillTimer.enqueued(m_stream);
+        if (!enqueued.isOk()) m_prefillTimer.cancel();
+        DSV2_RETURN_IF_ERROR(enqueued);
+    }
     DSV2_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    if (m_prefillTimer.active()) {
+        // stderr whatever the log sink: an opt-in diagnostic for benchmark runs (no sink there).
+        const std::string line = m_prefillTimer.report(T);
+        if (!line.empty()) std::fprintf(stderr, "dsv2: cuda backend: %s (DSV2_PREFILL_TIMING)\n", line.c_str());
+    }
     if (oneRow)
         std::memcpy(logits + m_slice.vocabBegin, m_hostLogits.data(),
                     sizeof(float) * static_cast<size_t>(m_slice.vocabCount));
@@ -527,6 +539,7 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
+        if (m_prefillTimer.active()) DSV2_RETURN_IF_ERROR(m_prefillTimer.mark(m_stream));
         // The input norm adds the previous layer's FFN output.
         ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
         if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));

@@ -21,6 +21,7 @@
 #include "cuda/mla_attention.h"
 #include "cuda/moe_layer.h"
 #include "cuda/paged_latent_cache.h"
+#include "cuda/prefill_timer.h"
 #include "cuda/residual_norm.h"
 
 namespace dsv2::cuda {
@@ -197,6 +198,7 @@ private:
     // DSV2_STEP_TIMING=1: CUDA events around each decode-graph replay; the GPU's time per replay
     // against the host's time per step (the gap is host work: sync wake-up, logits copy, sampling)
     // is logged when the graph is dropped. A diagnostic for benchmarks (cuda_decode_graph.cpp).
+    PrefillTimer m_prefillTimer;  // DSV2_PREFILL_TIMING=1: multi-token chunks (prefill_timer.h)
     cudaEvent_t m_stepEvents[2] = {nullptr, nullptr};
     double m_stepGpuMs = 0.0;
     int64_t m_stepReplays = 0;

@@ -47,6 +47,7 @@ target_sources(dsv2_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/device_weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cuda_decode_graph.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/prefill_timer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cpp
   ${CMAKE_CURRENT_LIST_DIR}/multi_gpu_backend.cpp
 )
