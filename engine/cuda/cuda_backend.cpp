@@ -534,12 +534,14 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     // (386 vs 398 tok/s): every one of the GEMV's ~450 blocks redoes the norm after the PDL wait,
     // which costs more than the separate launch, whose start PDL already hides. Folding only one
     // of the two was slower too (session 9: 458 / 471 vs 479 tok/s with only the post-attention
-    // norm in the router / only the input norm in the GEMV) and was taken out again.
+    // norm in the router / only the input norm in the GEMV) and was taken out again, as was the
+    // post-attention norm in the router and the shared expert's blocks (session 10: 490 vs 496).
     const bool foldNorms = T == 1 && !m_residualTap && m_foldNorms;
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
-        if (m_prefillTimer.active()) DSV2_RETURN_IF_ERROR(m_prefillTimer.mark(m_stream));
+        if (T > 1 && m_prefillTimer.active())
+            DSV2_RETURN_IF_ERROR(m_prefillTimer.mark(m_stream));  // never in a capture
         // The input norm adds the previous layer's FFN output.
         ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
         if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
