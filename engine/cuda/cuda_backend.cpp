@@ -540,8 +540,7 @@ Status CudaBackend::enqueueForward(LatentSequence& seq, int T, int64_t firstLogi
     size_t moeIndex = 0;
     for (int l = 0; l < static_cast<int>(c.numHiddenLayers); ++l) {
         const DeviceLayerWeights& L = m_weights.layers[static_cast<size_t>(l)];
-        if (T > 1 && m_prefillTimer.active())
-            DSV2_RETURN_IF_ERROR(m_prefillTimer.mark(m_stream));  // never in a capture
+        if (T > 1) DSV2_RETURN_IF_ERROR(m_prefillTimer.mark(m_stream));  // no-op unless timing; never in a capture
         // The input norm adds the previous layer's FFN output.
         ResidualNorm inputNorm = residualNorm(L.inputNorm, l == 0 ? nullptr : m_delta.data(), eps);
         if (!foldNorms && !skipped(kSkipNorm, T)) DSV2_RETURN_IF_ERROR(normNow(inputNorm, T));
